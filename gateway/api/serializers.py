@@ -1,0 +1,125 @@
+from django.db import transaction
+from rest_framework import serializers
+
+from gateway import passwords, services
+from gateway.api.base import ModelCleanSerializer
+from gateway.models import Alias, Domain, Mailbox
+from gateway.validators import validate_local_part
+
+
+class DomainSerializer(ModelCleanSerializer):
+    aliases_to = serializers.PrimaryKeyRelatedField(
+        queryset=Mailbox.objects.all(),
+        write_only=True,
+        required=False,
+        help_text="On creation: the mailbox that receives abuse@, postmaster@ and the other "
+        "standard aliases.",
+    )
+    first_mailbox = serializers.CharField(
+        write_only=True,
+        required=False,
+        validators=[validate_local_part],
+        help_text="On creation: a mailbox to create in the new domain for the standard aliases.",
+    )
+    first_mailbox_password = serializers.CharField(
+        write_only=True, required=False, style={"input_type": "password"}
+    )
+
+    class Meta:
+        model = Domain
+        fields = [
+            "id",
+            "name",
+            "mail_hostname",
+            "enabled",
+            "managers",
+            "created_at",
+            "aliases_to",
+            "first_mailbox",
+            "first_mailbox_password",
+        ]
+
+    def validate(self, attrs):
+        creation = {
+            key: attrs.pop(key, None)
+            for key in ("aliases_to", "first_mailbox", "first_mailbox_password")
+        }
+        attrs = super().validate(attrs)
+        if self.instance is None:
+            if bool(creation["aliases_to"]) == bool(creation["first_mailbox"]):
+                raise serializers.ValidationError(
+                    "Give aliases_to (an existing mailbox) or first_mailbox (a new one), "
+                    "one of the two, for the standard aliases."
+                )
+            if creation["first_mailbox"]:
+                passwords.validate_mailbox_password(creation["first_mailbox_password"] or "")
+        self.creation = creation
+        return attrs
+
+    @transaction.atomic
+    def create(self, validated_data):
+        managers = validated_data.pop("managers", [])
+        domain = services.domain_create(
+            aliases_to=self.creation["aliases_to"],
+            first_mailbox=self.creation["first_mailbox"] or "",
+            first_mailbox_password=self.creation["first_mailbox_password"] or "",
+            **validated_data,
+        )
+        domain.managers.set(managers)
+        return domain
+
+
+class MailboxSerializer(ModelCleanSerializer):
+    address = serializers.CharField(read_only=True)
+    password = serializers.CharField(
+        write_only=True,
+        required=False,
+        validators=[passwords.validate_mailbox_password],
+        style={"input_type": "password"},
+        help_text="Required on creation; stored only as a {BLF-CRYPT} hash.",
+    )
+
+    class Meta:
+        model = Mailbox
+        fields = [
+            "id",
+            "domain",
+            "local_part",
+            "address",
+            "display_name",
+            "quota_mb",
+            "enabled",
+            "owner",
+            "created_at",
+            "password",
+        ]
+
+    def validate(self, attrs):
+        password = attrs.pop("password", None)
+        if self.instance is None and not password:
+            raise serializers.ValidationError({"password": "A new mailbox needs a password."})
+        request = self.context["request"]
+        if "owner" in attrs and not request.user.is_superuser:
+            raise serializers.ValidationError({"owner": "Only the owner assigns panel accounts."})
+        attrs = super().validate(attrs)
+        if password:
+            attrs["password_hash"] = passwords.hash_password(password)
+        return attrs
+
+
+class AliasSerializer(ModelCleanSerializer):
+    address = serializers.CharField(read_only=True)
+    destinations = serializers.ListField(child=serializers.CharField(), allow_empty=False)
+
+    class Meta:
+        model = Alias
+        fields = [
+            "id",
+            "domain",
+            "local_part",
+            "address",
+            "destinations",
+            "allowed_as_sender",
+            "enabled",
+            "created_at",
+        ]

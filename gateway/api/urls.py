@@ -1,0 +1,17 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from gateway.api import views
+
+router = DefaultRouter()
+router.register("domains", views.DomainViewSet)
+router.register("mailboxes", views.MailboxViewSet)
+router.register("aliases", views.AliasViewSet)
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("hosts.api.urls")),
+    *router.urls,
+]

@@ -1,0 +1,44 @@
+"""The change log: django-auditlog records every create, update and delete with its actor.
+
+django-auditlog was chosen over django-simple-history because it keeps one table of JSON
+before/after diffs for every model (simple-history adds a full copy of every table, which would
+duplicate each encrypted secret) and it can censor fields through one masking hook.
+"""
+
+from auditlog.registry import auditlog
+from django.db import models
+
+from gateway.fields import EncryptedTextField
+
+# Fields that are secrets without being encrypted: hashes and digests of credentials.
+CENSORED_FIELDS = {"password_hash", "digest"}
+
+
+def censor(value: str) -> str:
+    """auditlog's mask hook: say whether a secret was set, never what it was."""
+    return "(set)" if value not in ("", "None") else "(empty)"
+
+
+def secret_fields(model: type[models.Model]) -> list[str]:
+    return [
+        field.name
+        for field in model._meta.concrete_fields
+        if isinstance(field, EncryptedTextField) or field.name in CENSORED_FIELDS
+    ]
+
+
+def register(*models_: type[models.Model]) -> None:
+    for model in models_:
+        if not auditlog.contains(model):
+            auditlog.register(model, mask_fields=secret_fields(model), m2m_fields=m2m_of(model))
+
+
+def m2m_of(model: type[models.Model]) -> set[str]:
+    return {field.name for field in model._meta.many_to_many}
+
+
+def register_models() -> None:
+    from gateway import models as gateway_models
+
+    register(gateway_models.Domain, gateway_models.Mailbox, gateway_models.Alias)
+    register(gateway_models.ApiToken)

@@ -1,0 +1,158 @@
+"""List, create, edit and delete pages for a model, scoped by ``gateway.scoping``.
+
+Each app declares its pages as ``Crud(...)`` objects; the views and templates are shared so that
+every list looks and behaves alike (and asks the same scoped querysets as the API).
+"""
+
+from dataclasses import dataclass, field
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.db.models import ProtectedError
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.views import generic
+
+
+@dataclass(frozen=True)
+class Crud:
+    """The pages of one model: ``<name>-list``, ``-create``, ``-update`` and ``-delete``."""
+
+    model: type
+    form_class: type
+    columns: tuple[str, ...]
+    create_form_class: type | None = None
+    owner_only: bool = True
+    select_related: tuple[str, ...] = ()
+    prefetch_related: tuple[str, ...] = ()
+    empty_hint: str = ""
+    extra_context: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.model._meta.model_name
+
+    def urls(self, prefix: str) -> list:
+        options = {"crud": self}
+        return [
+            path(f"{prefix}/", CrudList.as_view(**options), name=f"{self.name}-list"),
+            path(f"{prefix}/new/", CrudCreate.as_view(**options), name=f"{self.name}-create"),
+            path(f"{prefix}/<int:pk>/", CrudUpdate.as_view(**options), name=f"{self.name}-update"),
+            path(
+                f"{prefix}/<int:pk>/delete/",
+                CrudDelete.as_view(**options),
+                name=f"{self.name}-delete",
+            ),
+        ]
+
+    def can_create(self, user) -> bool:
+        return user.is_superuser or not self.owner_only
+
+
+class CrudMixin(LoginRequiredMixin):
+    crud: Crud = None
+
+    def get_queryset(self):
+        queryset = self.crud.model.objects.manageable_by(self.request.user)
+        return queryset.select_related(*self.crud.select_related)
+
+    def get_success_url(self):
+        return reverse(f"{self.crud.name}-list")
+
+    def get_context_data(self, **kwargs):
+        meta = self.crud.model._meta
+        return super().get_context_data(
+            crud=self.crud,
+            verbose_name=meta.verbose_name,
+            verbose_name_plural=meta.verbose_name_plural,
+            list_url=reverse(f"{self.crud.name}-list"),
+            **kwargs,
+        )
+
+
+class CrudList(CrudMixin, generic.ListView):
+    template_name = "crud/list.html"
+    paginate_by = 50
+
+    def get_queryset(self):
+        queryset = self.crud.model.objects.visible_to(self.request.user)
+        return queryset.select_related(*self.crud.select_related).prefetch_related(
+            *self.crud.prefetch_related
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        user = self.request.user
+        manageable = set(
+            self.crud.model.objects.manageable_by(user)
+            .filter(pk__in=[row.pk for row in context["object_list"]])
+            .values_list("pk", flat=True)
+        )
+        context["rows"] = [
+            (row, [_cell(row, column) for column in self.crud.columns], row.pk in manageable)
+            for row in context["object_list"]
+        ]
+        context["headers"] = [_header(self.crud.model, column) for column in self.crud.columns]
+        context["can_create"] = self.crud.can_create(user)
+        context["create_url"] = reverse(f"{self.crud.name}-create")
+        return context
+
+
+class CrudFormMixin(CrudMixin):
+    template_name = "crud/form.html"
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "user": self.request.user}
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, f"Saved {self.object}.")
+        return response
+
+
+class CrudCreate(CrudFormMixin, generic.CreateView):
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not self.crud.can_create(request.user):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form_class(self):
+        return self.crud.create_form_class or self.crud.form_class
+
+
+class CrudUpdate(CrudFormMixin, generic.UpdateView):
+    def get_form_class(self):
+        return self.crud.form_class
+
+
+class CrudDelete(CrudMixin, generic.DeleteView):
+    template_name = "crud/confirm_delete.html"
+
+    def form_valid(self, form):
+        name = str(self.object)
+        try:
+            self.object.delete()
+        except ProtectedError as exc:
+            used_by = ", ".join(sorted({str(obj) for obj in exc.protected_objects})[:5])
+            messages.error(self.request, f"{name} is still in use by {used_by}.")
+            return redirect(reverse(f"{self.crud.name}-update", args=[self.object.pk]))
+        messages.success(self.request, f"Deleted {name}.")
+        return redirect(self.get_success_url())
+
+
+def _header(model, column: str) -> str:
+    try:
+        return str(model._meta.get_field(column).verbose_name)
+    except FieldDoesNotExist:
+        return column.replace("_", " ")
+
+
+def _cell(row, column: str):
+    display = getattr(row, f"get_{column}_display", None)
+    value = display() if display else getattr(row, column)
+    if hasattr(value, "all"):
+        return ", ".join(str(item) for item in value.all())
+    if isinstance(value, list):
+        return ", ".join(value)
+    return value

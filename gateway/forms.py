@@ -1,0 +1,187 @@
+"""Form building blocks shared by every app: secrets that are never shown again, choices
+limited to what the user may manage, and the mail-directory forms."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from gateway import passwords, services
+from gateway.models import Alias, Domain, Mailbox
+from gateway.validators import validate_local_part
+
+SECRET_SET = "Set. Leave empty to keep it, or enter a new value to replace it."  # noqa: S105 (help text, not a password)
+SECRET_UNSET = "Not set."  # noqa: S105
+
+
+class SecretField(forms.CharField):
+    """A secret input that never renders the stored (or just typed) value back."""
+
+    widget = forms.PasswordInput(render_value=False)
+
+    def __init__(self, *, max_length=None, **kwargs):
+        kwargs["required"] = False
+        kwargs.pop("empty_value", None)
+        super().__init__(strip=False, **kwargs)
+
+    def prepare_value(self, value):
+        return ""
+
+
+class MultilineSecretField(SecretField):
+    widget = forms.Textarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"})
+
+
+class PanelForm(forms.ModelForm):
+    """A model form for the panel: secrets say "set, replace" and keep their value when left
+    empty; choices of related rows are limited to those the user may manage."""
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        for name, field in self.fields.items():
+            if isinstance(field, SecretField):
+                stored = getattr(self.instance, name, "")
+                status = SECRET_SET if stored and self.instance.pk else SECRET_UNSET
+                field.help_text = f"{status} {field.help_text}".strip()
+            queryset = getattr(field, "queryset", None)
+            if queryset is not None and hasattr(queryset, "manageable_by"):
+                field.queryset = queryset.manageable_by(user)
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, field in self.fields.items():
+            if isinstance(field, SecretField) and not cleaned.get(name):
+                cleaned[name] = getattr(self.instance, name, "")
+        return cleaned
+
+
+class PasswordPairMixin(forms.Form):
+    password = forms.CharField(
+        widget=forms.PasswordInput,
+        required=False,
+        strip=False,
+        help_text=f"At least {passwords.MIN_LENGTH} characters and at most "
+        f"{passwords.MAX_BYTES} bytes (bcrypt's limit).",
+    )
+    password_again = forms.CharField(widget=forms.PasswordInput, required=False, strip=False)
+
+    def clean_password(self):
+        password = self.cleaned_data["password"]
+        if password:
+            passwords.validate_mailbox_password(password)
+        return password
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("password") != cleaned.get("password_again"):
+            self.add_error("password_again", "The two passwords differ.")
+        return cleaned
+
+
+class DomainCreateForm(PanelForm):
+    aliases_to = forms.ModelChoiceField(
+        Mailbox.objects.all(),
+        required=False,
+        label="Standard aliases go to",
+        help_text="abuse@, hostmaster@, noc@, postmaster@, security@ and webmaster@ (RFC 2142) "
+        "deliver to this mailbox.",
+    )
+    first_mailbox = forms.CharField(
+        required=False,
+        max_length=64,
+        help_text="…or create this mailbox in the new domain and deliver them there.",
+    )
+    first_mailbox_password = forms.CharField(
+        widget=forms.PasswordInput, required=False, strip=False
+    )
+
+    class Meta:
+        model = Domain
+        fields = ["name", "mail_hostname", "enabled"]
+
+    def clean_first_mailbox(self):
+        local_part = self.cleaned_data["first_mailbox"].strip().lower()
+        if local_part:
+            validate_local_part(local_part)
+        return local_part
+
+    def clean(self):
+        cleaned = super().clean()
+        if bool(cleaned.get("aliases_to")) == bool(cleaned.get("first_mailbox")):
+            raise ValidationError(
+                "Choose the mailbox for the standard aliases or name a first mailbox "
+                "(one of the two)."
+            )
+        if cleaned.get("first_mailbox"):
+            try:
+                passwords.validate_mailbox_password(cleaned.get("first_mailbox_password", ""))
+            except ValidationError as exc:
+                self.add_error("first_mailbox_password", exc)
+        return cleaned
+
+    def save(self, commit=True):
+        return services.domain_create(
+            name=self.instance.name,
+            mail_hostname=self.instance.mail_hostname,
+            enabled=self.instance.enabled,
+            aliases_to=self.cleaned_data["aliases_to"],
+            first_mailbox=self.cleaned_data["first_mailbox"],
+            first_mailbox_password=self.cleaned_data["first_mailbox_password"],
+        )
+
+
+class DomainForm(PanelForm):
+    class Meta:
+        model = Domain
+        fields = ["name", "mail_hostname", "enabled", "managers"]
+
+
+class MailboxForm(PasswordPairMixin, PanelForm):
+    class Meta:
+        model = Mailbox
+        fields = ["domain", "local_part", "display_name", "quota_mb", "enabled", "owner"]
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, user=user, **kwargs)
+        if not user.is_superuser:
+            del self.fields["owner"]  # only the owner sees the list of panel accounts
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.pk and not cleaned.get("password"):
+            self.add_error("password", "A new mailbox needs a password.")
+        return cleaned
+
+    def _post_clean(self):
+        super()._post_clean()
+        if self.cleaned_data.get("password"):
+            self.instance.set_password(self.cleaned_data["password"])
+
+
+class MailboxPasswordForm(PasswordPairMixin, forms.Form):
+    """A mailbox owner changes their own mailbox password."""
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("password"):
+            self.add_error("password", "Enter the new password.")
+        return cleaned
+
+
+class DestinationsField(forms.CharField):
+    """One address per line in the browser, a list in the model."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value):
+        return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+
+class AliasForm(PanelForm):
+    destinations = DestinationsField(help_text=Alias._meta.get_field("destinations").help_text)
+
+    class Meta:
+        model = Alias
+        fields = ["domain", "local_part", "destinations", "allowed_as_sender", "enabled"]

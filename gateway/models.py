@@ -1,0 +1,268 @@
+"""The mail directory: domains, their mailboxes and aliases, and API tokens."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from gateway import passwords
+from gateway.scoping import DomainScopedQuerySet, ScopedQuerySet, managed_domain_ids
+from gateway.validators import (
+    reject_control_characters,
+    to_ascii_domain,
+    validate_address,
+    validate_domain_name,
+    validate_local_part,
+)
+
+STANDARD_ALIASES = ("abuse", "hostmaster", "noc", "postmaster", "security", "webmaster")
+
+
+class DomainQuerySet(ScopedQuerySet):
+    def read_scope(self, user) -> models.Q:
+        return models.Q(pk__in=managed_domain_ids(user))
+
+
+class Domain(models.Model):
+    """A mail domain hosted by this gateway."""
+
+    name = models.CharField(
+        max_length=253,
+        unique=True,
+        validators=[validate_domain_name],
+        help_text="The domain people write after the @, e.g. family.example. "
+        "Internationalized names are stored in their ASCII (xn--) form.",
+    )
+    mail_hostname = models.CharField(
+        max_length=253,
+        validators=[validate_domain_name],
+        help_text="The public name of the mail server (MX, SMTP banner, TLS certificate), "
+        "e.g. mail.family.example.",
+    )
+    enabled = models.BooleanField(default=True)
+    managers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="managed_domains",
+        help_text="Family members who manage this domain's mailboxes, aliases and keys.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DomainQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.unicode_name
+
+    def clean(self):
+        for field in ("name", "mail_hostname"):
+            value = getattr(self, field)
+            if value:
+                try:
+                    setattr(self, field, to_ascii_domain(value))
+                except ValidationError as exc:
+                    raise ValidationError({field: exc}) from None
+
+    @property
+    def unicode_name(self) -> str:
+        import idna
+
+        try:
+            return idna.decode(self.name)
+        except idna.IDNAError:
+            return self.name
+
+
+class MailboxQuerySet(DomainScopedQuerySet):
+    def read_scope(self, user) -> models.Q:
+        return self.write_scope(user) | models.Q(owner=user)
+
+
+class Mailbox(models.Model):
+    """A mailbox (a user account that receives and sends mail)."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="mailboxes")
+    local_part = models.CharField(
+        max_length=64,
+        validators=[validate_local_part],
+        help_text="The part before the @, e.g. alice.",
+    )
+    display_name = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[reject_control_characters],
+        help_text="The name shown to correspondents, e.g. Alice Example.",
+    )
+    quota_mb = models.PositiveIntegerField(
+        default=0, help_text="Storage quota in megabytes; 0 means unlimited."
+    )
+    enabled = models.BooleanField(default=True)
+    password_hash = models.CharField(max_length=128, editable=False, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="mailboxes",
+        help_text="The panel account that may change this mailbox's password.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MailboxQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["domain__name", "local_part"]
+        verbose_name_plural = "mailboxes"
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "local_part"], name="mailbox_unique_address")
+        ]
+
+    def __str__(self):
+        return self.address
+
+    @property
+    def address(self) -> str:
+        return f"{self.local_part}@{self.domain.name}"
+
+    def clean(self):
+        self.local_part = (self.local_part or "").lower()
+        if (
+            self.domain_id
+            and Alias.objects.filter(domain_id=self.domain_id, local_part=self.local_part).exists()
+        ):
+            raise ValidationError(
+                {"local_part": "An alias with this address already exists in the domain."}
+            )
+
+    def set_password(self, raw_password: str) -> None:
+        self.password_hash = passwords.hash_password(raw_password)
+
+    def check_password(self, raw_password: str) -> bool:
+        return passwords.check_password(raw_password, self.password_hash)
+
+
+class AliasQuerySet(DomainScopedQuerySet):
+    pass
+
+
+def validate_destinations(value) -> None:
+    if not isinstance(value, list) or not value:
+        raise ValidationError("Give at least one destination address.", code="no_destination")
+    for address in value:
+        if not isinstance(address, str):
+            raise ValidationError("Each destination must be an address.", code="invalid_address")
+        validate_address(address)
+    if len(set(value)) != len(value):
+        raise ValidationError("A destination is listed twice.", code="duplicate_destination")
+
+
+class Alias(models.Model):
+    """An address that forwards to one or more destinations; an empty local part catches all."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="aliases")
+    local_part = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The part before the @; leave empty for a catch-all of the whole domain.",
+    )
+    destinations = models.JSONField(
+        validators=[validate_destinations],
+        help_text="Where mail to this alias goes: one address per line.",
+    )
+    allowed_as_sender = models.BooleanField(
+        default=False,
+        help_text="Let the destination mailboxes send mail with this alias as the From address "
+        "(smtpd_sender_login_maps).",
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AliasQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["domain__name", "local_part"]
+        verbose_name_plural = "aliases"
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "local_part"], name="alias_unique_address")
+        ]
+
+    def __str__(self):
+        return self.address
+
+    @property
+    def address(self) -> str:
+        return (
+            f"{self.local_part}@{self.domain.name}" if self.local_part else f"@{self.domain.name}"
+        )
+
+    @property
+    def is_catch_all(self) -> bool:
+        return not self.local_part
+
+    def clean(self):
+        self.local_part = (self.local_part or "").lower()
+        if self.local_part:
+            try:
+                validate_local_part(self.local_part)
+            except ValidationError as exc:
+                raise ValidationError({"local_part": exc}) from None
+        if isinstance(self.destinations, list):
+            self.destinations = [str(d).strip().lower() for d in self.destinations]
+        if (
+            self.domain_id
+            and self.local_part
+            and Mailbox.objects.filter(
+                domain_id=self.domain_id, local_part=self.local_part
+            ).exists()
+        ):
+            raise ValidationError(
+                {"local_part": "A mailbox with this address already exists in the domain."}
+            )
+        if self.domain_id and self.address in (self.destinations or []):
+            raise ValidationError({"destinations": "An alias cannot forward to itself."})
+
+
+class ApiTokenQuerySet(ScopedQuerySet):
+    def write_scope(self, user) -> models.Q:
+        return models.Q(user=user)
+
+
+class ApiToken(models.Model):
+    """A token for scripts. Only its SHA-256 digest is stored: a token is never needed again,
+    only compared, so a digest (which no key can reverse) is safer than encryption."""
+
+    PREFIX = "mg_"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, validators=[reject_control_characters])
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(max_length=12, editable=False, help_text="The token's first letters.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.hint}…)"
+
+    @staticmethod
+    def digest_of(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, *, user, name: str) -> tuple["ApiToken", str]:
+        """Create a token; the plaintext is returned this once and never stored."""
+        token = cls.PREFIX + secrets.token_urlsafe(32)
+        row = cls(user=user, name=name, digest=cls.digest_of(token), hint=token[:8])
+        row.full_clean()
+        row.save()
+        return row, token

@@ -1,0 +1,41 @@
+"""Mailbox password hashes that Dovecot verifies and Mailu imports: ``{BLF-CRYPT}`` (bcrypt)."""
+
+import bcrypt
+from django.core.exceptions import ValidationError
+
+SCHEME = "{BLF-CRYPT}"
+# bcrypt silently ignores everything past 72 bytes: refuse such passwords instead of weakening them.
+MAX_BYTES = 72
+MIN_LENGTH = 10
+ROUNDS = 12
+
+
+def validate_mailbox_password(password: str) -> None:
+    if len(password) < MIN_LENGTH:
+        raise ValidationError(
+            "A mailbox password needs at least %(min)d characters.",
+            code="password_too_short",
+            params={"min": MIN_LENGTH},
+        )
+    if len(password.encode()) > MAX_BYTES:
+        raise ValidationError(
+            "A mailbox password can be at most %(max)d bytes long (bcrypt ignores the rest); "
+            "non-ASCII characters count as two to four bytes.",
+            code="password_too_long",
+            params={"max": MAX_BYTES},
+        )
+    if "\x00" in password:
+        raise ValidationError("A mailbox password cannot contain a NUL byte.", code="password_nul")
+
+
+def hash_password(password: str) -> str:
+    validate_mailbox_password(password)
+    digest = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=ROUNDS))
+    return SCHEME + digest.decode("ascii")
+
+
+def check_password(password: str, hashed: str) -> bool:
+    if not hashed.startswith(SCHEME):
+        return False
+    digest = hashed.removeprefix(SCHEME).encode("ascii")
+    return bcrypt.checkpw(password.encode()[:MAX_BYTES], digest)

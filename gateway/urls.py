@@ -1,0 +1,46 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django_otp.views import LoginView
+
+from gateway import forms, views
+from gateway.crud import Crud
+from gateway.models import Alias, Domain, Mailbox
+
+DOMAINS = Crud(
+    Domain,
+    forms.DomainForm,
+    create_form_class=forms.DomainCreateForm,
+    columns=("name", "mail_hostname", "enabled", "managers"),
+    prefetch_related=("managers",),
+    empty_hint="Add your first domain; its standard aliases (postmaster@, abuse@ …) come with it.",
+)
+MAILBOXES = Crud(
+    Mailbox,
+    forms.MailboxForm,
+    columns=("address", "display_name", "quota_mb", "enabled"),
+    owner_only=False,
+    select_related=("domain",),
+    empty_hint="Create a mailbox for each person who receives mail.",
+)
+ALIASES = Crud(
+    Alias,
+    forms.AliasForm,
+    columns=("address", "destinations", "allowed_as_sender", "enabled"),
+    owner_only=False,
+    select_related=("domain",),
+    empty_hint="Aliases forward an address to one or more mailboxes.",
+)
+
+urlpatterns = [
+    path("login/", LoginView.as_view(template_name="registration/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/security/", views.security, name="security"),
+    path("mailboxes/<int:pk>/password/", views.mailbox_password, name="mailbox-password"),
+    *DOMAINS.urls("domains"),
+    *MAILBOXES.urls("mailboxes"),
+    *ALIASES.urls("aliases"),
+    path("api/", include("gateway.api.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("hosts.urls")),
+]

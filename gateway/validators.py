@@ -1,0 +1,123 @@
+"""Validators for every value that can reach a configuration file.
+
+A configuration file is a line format: one newline or control character in a value would add a
+line (an extra Postfix parameter, a second ``AllowedIPs``). Every text field that is rendered
+therefore carries ``reject_control_characters``; the stricter validators below imply it.
+"""
+
+import ipaddress
+import re
+import unicodedata
+
+import idna
+from django.core.exceptions import ValidationError
+
+_LOCAL_PART = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_WIREGUARD_KEY = re.compile(r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$")
+
+
+def reject_control_characters(value: str) -> None:
+    for char in str(value):
+        if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"}:
+            raise ValidationError(
+                "This value must be on one line, without control characters (found %(char)s).",
+                code="control_character",
+                params={"char": repr(char)},
+            )
+
+
+def to_ascii_domain(value: str) -> str:
+    """Return the lowercase IDNA (A-label) form of a domain name, or raise ValidationError."""
+    reject_control_characters(value)
+    name = value.strip().rstrip(".")
+    if not name or "." not in name:
+        raise ValidationError(
+            "Enter a fully qualified domain name such as example.org.", code="invalid_domain"
+        )
+    try:
+        ascii_name = idna.encode(name, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValidationError(
+            "%(value)s is not a valid domain name: %(reason)s.",
+            code="invalid_domain",
+            params={"value": value, "reason": exc},
+        ) from None
+    labels = ascii_name.split(".")
+    if len(ascii_name) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise ValidationError(
+            "%(value)s is not a valid domain name.", code="invalid_domain", params={"value": value}
+        )
+    if labels[-1].isdigit():
+        raise ValidationError(
+            "%(value)s is an address, not a domain name.",
+            code="invalid_domain",
+            params={"value": value},
+        )
+    return ascii_name
+
+
+def validate_domain_name(value: str) -> None:
+    to_ascii_domain(value)
+
+
+def validate_local_part(value: str) -> None:
+    reject_control_characters(value)
+    if len(value) > 64 or not _LOCAL_PART.match(value):
+        raise ValidationError(
+            "%(value)s is not a valid local part: use lowercase letters, digits and . _ - + "
+            "(no leading, trailing or double dot, at most 64 characters).",
+            code="invalid_local_part",
+            params={"value": value},
+        )
+
+
+def validate_address(value: str) -> None:
+    local, at, domain = value.rpartition("@")
+    if not at or not local:
+        raise ValidationError(
+            "%(value)s is not a mail address (local@domain).",
+            code="invalid_address",
+            params={"value": value},
+        )
+    validate_local_part(local)
+    validate_domain_name(domain)
+
+
+def validate_host(value: str) -> None:
+    """A host is a domain name or an IP address (an SSH target, a smarthost)."""
+    reject_control_characters(value)
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        to_ascii_domain(value)
+
+
+def validate_cidr(value: str) -> None:
+    reject_control_characters(value)
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValidationError(
+            "%(value)s is not a network in CIDR form such as 10.8.0.0/24 (%(reason)s).",
+            code="invalid_cidr",
+            params={"value": value, "reason": exc},
+        ) from None
+
+
+def validate_wireguard_key(value: str) -> None:
+    if not _WIREGUARD_KEY.match(value):
+        raise ValidationError(
+            "This is not a WireGuard key (44 characters of base64 ending in '=', "
+            "as printed by wg genkey / wg pubkey).",
+            code="invalid_wireguard_key",
+        )
+
+
+def validate_port(value: int) -> None:
+    if not 1 <= value <= 65535:
+        raise ValidationError(
+            "%(value)s is not a TCP/UDP port (1-65535).",
+            code="invalid_port",
+            params={"value": value},
+        )

@@ -1,0 +1,49 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from gateway import services
+from gateway.forms import MailboxPasswordForm
+from gateway.models import Mailbox
+from gateway.totp import base32_secret, qr_svg, verify_new_device
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def mailbox_password(request, pk):
+    mailbox = get_object_or_404(Mailbox.objects.visible_to(request.user), pk=pk)
+    form = MailboxPasswordForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.mailbox_set_password(mailbox=mailbox, password=form.cleaned_data["password"])
+        messages.success(request, f"The password of {mailbox} was changed.")
+        return redirect("dashboard")
+    return render(request, "gateway/mailbox_password.html", {"form": form, "mailbox": mailbox})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def security(request):
+    """Set up (or remove) a TOTP authenticator for the signed-in account."""
+    devices = TOTPDevice.objects.devices_for_user(request.user, confirmed=None)
+    confirmed = [device for device in devices if device.confirmed]
+    if request.method == "POST" and request.POST.get("action") == "remove":
+        TOTPDevice.objects.filter(user=request.user).delete()
+        messages.success(request, "Two-factor authentication is off.")
+        return redirect("security")
+    pending = next((d for d in devices if not d.confirmed), None)
+    if not confirmed and pending is None:
+        pending = TOTPDevice.objects.create(
+            user=request.user, name="authenticator", confirmed=False
+        )
+    if request.method == "POST" and pending is not None:
+        if verify_new_device(pending, request.POST.get("token", "")):
+            messages.success(request, "Two-factor authentication is on.")
+            return redirect("security")
+        messages.error(request, "That code does not match; check the clock of your phone.")
+    context = {"enabled": bool(confirmed), "pending": pending}
+    if pending is not None:
+        context["qr_svg"] = qr_svg(pending.config_url)
+        context["secret"] = base32_secret(pending)
+    return render(request, "gateway/security.html", context)

@@ -1,0 +1,11 @@
+from rest_framework.routers import SimpleRouter
+
+from hosts.api import views
+
+router = SimpleRouter()
+router.register("hosts", views.HostViewSet)
+router.register("relays", views.RelayViewSet)
+router.register("tunnels", views.TunnelViewSet)
+router.register("tunnel-peers", views.TunnelPeerViewSet)
+
+urlpatterns = router.urls

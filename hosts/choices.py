@@ -1,0 +1,40 @@
+from django.db import models
+
+
+class MailBackend(models.TextChoices):
+    MAILU = "mailu", "Mailu (Docker)"
+    POSTFIX_DOVECOT = "postfix-dovecot", "Postfix + Dovecot"
+
+
+class GatewayProxy(models.TextChoices):
+    TRAEFIK_HAPROXY = "traefik-haproxy", "Traefik for 443/465/993/995/4190, HAProxy for 25"
+    HAPROXY = "haproxy", "HAProxy for every port"
+
+
+class RelayKind(models.TextChoices):
+    PROTON_BRIDGE = "proton-bridge", "Proton Mail Bridge"
+    GENERIC = "generic", "Other smarthost"
+
+
+class TlsLevel(models.TextChoices):
+    """Postfix ``smtp_tls_security_level`` values that make sense toward a smarthost."""
+
+    MAY = "may", "may: TLS when offered"
+    ENCRYPT = "encrypt", "encrypt: TLS required, certificate not checked"
+    VERIFY = "verify", "verify: TLS required, certificate name checked"
+    SECURE = "secure", "secure: TLS required, certificate checked against the trusted CAs"
+
+
+class DeploymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ROLLED_BACK = "rolled-back", "Rolled back"
+
+
+class FileChange(models.TextChoices):
+    UNCHANGED = "unchanged", "Unchanged"
+    CREATED = "created", "Created"
+    CHANGED = "changed", "Changed"
+    DELETED = "deleted", "Deleted"

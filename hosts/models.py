@@ -1,0 +1,406 @@
+"""Hosts of the gateway, the smarthosts they relay through, the WireGuard tunnel between them,
+and the history of deployments to them."""
+
+import ipaddress
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from gateway.fields import EncryptedTextField
+from gateway.scoping import ScopedQuerySet
+from gateway.validators import (
+    reject_control_characters,
+    validate_cidr,
+    validate_host,
+    validate_port,
+    validate_wireguard_key,
+)
+from hosts import wireguard
+from hosts.choices import (
+    DeploymentStatus,
+    FileChange,
+    GatewayProxy,
+    MailBackend,
+    RelayKind,
+    TlsLevel,
+)
+from hosts.validators import (
+    validate_host_key,
+    validate_host_name,
+    validate_interface,
+    validate_pem_certificate,
+    validate_ssh_private_key,
+    validate_unix_user,
+)
+
+
+class Relay(models.Model):
+    """A smarthost that outgoing mail is handed to (the Proton Mail Bridge or a provider)."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[validate_host_name])
+    kind = models.CharField(max_length=20, choices=RelayKind, default=RelayKind.PROTON_BRIDGE)
+    host = models.CharField(
+        max_length=253,
+        default="127.0.0.1",
+        validators=[validate_host],
+        help_text="Where the smarthost listens. The Proton Mail Bridge listens on 127.0.0.1 "
+        "of the machine it runs on.",
+    )
+    port = models.PositiveIntegerField(
+        default=1025,
+        validators=[validate_port],
+        help_text="The Bridge's SMTP port is 1025; providers use 587 (STARTTLS) or 465.",
+    )
+    username = models.CharField(
+        max_length=254,
+        validators=[reject_control_characters],
+        help_text="The SMTP user name (for the Bridge: the address shown by its 'info' command).",
+    )
+    password = EncryptedTextField(
+        blank=True,
+        validators=[reject_control_characters],
+        help_text="The SMTP password (for the Bridge: the one it generated, not your Proton "
+        "password). Stored encrypted and never shown again.",
+    )
+    tls_level = models.CharField(
+        max_length=10,
+        choices=TlsLevel,
+        default=TlsLevel.ENCRYPT,
+        help_text="Postfix smtp_tls_security_level toward the smarthost. The Bridge uses a "
+        "self-signed certificate: 'encrypt', or 'secure' once its certificate is trusted below.",
+    )
+    tls_certificate = models.TextField(
+        blank=True,
+        validators=[validate_pem_certificate],
+        help_text="The smarthost's self-signed certificate in PEM form, to trust it explicitly "
+        "(the Bridge exports it from its settings).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def next_hop(self) -> str:
+        """The relayhost as Postfix writes it and as its SASL password map is keyed."""
+        return f"[{self.host}]:{self.port}"
+
+
+class Host(models.Model):
+    """A machine Mailgate configures over SSH: the VPS gateway, the home mail server, a relay."""
+
+    name = models.CharField(
+        max_length=63,
+        unique=True,
+        validators=[validate_host_name],
+        help_text="A short name for this machine, e.g. vps or home.",
+    )
+    is_gateway = models.BooleanField(
+        "gateway",
+        default=False,
+        help_text="The public face: receives mail on port 25 and passes it through the tunnel.",
+    )
+    is_mailserver = models.BooleanField(
+        "mail server", default=False, help_text="Holds the mailboxes (Mailu or Postfix+Dovecot)."
+    )
+    is_relay = models.BooleanField(
+        "relay", default=False, help_text="Runs Postfix that relays through a smarthost."
+    )
+    ssh_address = models.CharField(
+        "SSH address",
+        max_length=253,
+        validators=[validate_host],
+        help_text="Name or IP address Mailgate connects to over SSH.",
+    )
+    ssh_port = models.PositiveIntegerField("SSH port", default=22, validators=[validate_port])
+    ssh_user = models.CharField(
+        "SSH user", max_length=32, default="root", validators=[validate_unix_user]
+    )
+    ssh_private_key = EncryptedTextField(
+        "SSH private key",
+        blank=True,
+        validators=[validate_ssh_private_key],
+        help_text="An unencrypted key whose public half is in the user's authorized_keys. "
+        "Stored encrypted and never shown again.",
+    )
+    ssh_host_key = models.CharField(
+        "pinned host key",
+        max_length=1024,
+        blank=True,
+        validators=[validate_host_key],
+        help_text="The host's SSH key as confirmed by you on first contact; a different key is "
+        "refused.",
+    )
+    public_ipv4 = models.GenericIPAddressField(
+        "public IPv4", protocol="IPv4", null=True, blank=True
+    )
+    public_ipv6 = models.GenericIPAddressField(
+        "public IPv6", protocol="IPv6", null=True, blank=True
+    )
+    tunnel_address = models.GenericIPAddressField(
+        null=True,
+        blank=True,
+        help_text="This host's address inside the WireGuard tunnel, e.g. 10.8.0.1 on the hub.",
+    )
+    mail_backend = models.CharField(max_length=20, choices=MailBackend, blank=True)
+    gateway_proxy = models.CharField(max_length=20, choices=GatewayProxy, blank=True)
+    relay = models.ForeignKey(
+        Relay,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="hosts",
+        help_text="Send outgoing mail through this smarthost instead of delivering it directly.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        errors = {}
+        if not (self.is_gateway or self.is_mailserver or self.is_relay):
+            errors["is_gateway"] = "Give the host at least one role: gateway, mail server or relay."
+        if self.is_mailserver and not self.mail_backend:
+            errors["mail_backend"] = "A mail server needs a backend: Mailu or Postfix + Dovecot."
+        if not self.is_mailserver and self.mail_backend:
+            errors["mail_backend"] = "Only a mail server has a mail backend."
+        if self.is_gateway and not self.gateway_proxy:
+            errors["gateway_proxy"] = "A gateway needs a proxy: Traefik+HAProxy or HAProxy."
+        if not self.is_gateway and self.gateway_proxy:
+            errors["gateway_proxy"] = "Only a gateway has a gateway proxy."
+        if self.is_gateway and not (self.public_ipv4 or self.public_ipv6):
+            errors["public_ipv4"] = "A gateway needs its public address (the MX and egress IP)."
+        if self.relay_id and not (self.is_mailserver or self.is_relay):
+            errors["relay"] = "Only a mail server or relay host sends through a smarthost."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Tunnel(models.Model):
+    """A WireGuard hub (the gateway) and its spokes (home servers)."""
+
+    interface = models.CharField(
+        max_length=15,
+        unique=True,
+        default="wg0",
+        validators=[validate_interface],
+        help_text="The WireGuard interface name on every host, e.g. wg0.",
+    )
+    hub = models.ForeignKey(
+        Host,
+        on_delete=models.PROTECT,
+        related_name="hub_of",
+        limit_choices_to={"is_gateway": True},
+        help_text="The gateway every spoke connects to.",
+    )
+    listen_port = models.PositiveIntegerField(default=51820, validators=[validate_port])
+    subnet = models.CharField(
+        max_length=43,
+        default="10.8.0.0/24",
+        validators=[validate_cidr],
+        help_text="The tunnel's own network; every member's tunnel address lies in it.",
+    )
+    mtu = models.PositiveIntegerField(
+        "MTU",
+        default=1420,
+        validators=[MinValueValidator(1280), MaxValueValidator(9000)],
+        help_text="1420 suits most links; lower it (e.g. 1380) behind PPPoE or another tunnel.",
+    )
+    hub_private_key = EncryptedTextField(
+        default=wireguard.generate_private_key,
+        validators=[validate_wireguard_key],
+        help_text="Generated by Mailgate; paste one only to keep an existing tunnel's key.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["interface"]
+
+    def __str__(self):
+        return f"{self.interface} on {self.hub}"
+
+    @property
+    def hub_public_key(self) -> str:
+        return wireguard.public_key(self.hub_private_key)
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network(self.subnet)
+
+    def clean(self):
+        if not self.subnet or not self.hub_id:
+            return
+        if self.hub.tunnel_address is None:
+            raise ValidationError({"hub": "Give the hub a tunnel address first."})
+        if ipaddress.ip_address(self.hub.tunnel_address) not in self.network:
+            raise ValidationError(
+                {
+                    "subnet": f"The hub's tunnel address {self.hub.tunnel_address} is outside "
+                    f"{self.subnet}."
+                }
+            )
+
+
+class TunnelPeer(models.Model):
+    """A spoke of a tunnel: a home server that reaches the gateway through WireGuard."""
+
+    tunnel = models.ForeignKey(Tunnel, on_delete=models.CASCADE, related_name="peers")
+    host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="tunnel_peers")
+    private_key = EncryptedTextField(
+        default=wireguard.generate_private_key,
+        validators=[validate_wireguard_key],
+        help_text="Generated by Mailgate; paste one only to keep an existing peer's key.",
+    )
+    routed_subnet = models.CharField(
+        max_length=43,
+        blank=True,
+        validators=[validate_cidr],
+        help_text="A network behind this peer that the hub routes to it, e.g. Mailu's "
+        "container subnet 192.168.203.0/24.",
+    )
+    keepalive = models.PositiveIntegerField(
+        default=25,
+        validators=[MaxValueValidator(65535)],
+        help_text="PersistentKeepalive in seconds, so the home router keeps the path open; "
+        "0 turns it off.",
+    )
+    egress_via_hub = models.BooleanField(
+        "SMTP egress through the hub",
+        default=True,
+        help_text="Send outgoing SMTP (tcp/25) through the gateway, so mail leaves from its "
+        "public address (policy routing + SNAT).",
+    )
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["tunnel", "host__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tunnel", "host"], name="tunnel_peer_unique_host")
+        ]
+
+    def __str__(self):
+        return f"{self.host} in {self.tunnel.interface}"
+
+    @property
+    def public_key(self) -> str:
+        return wireguard.public_key(self.private_key)
+
+    def clean(self):
+        if not (self.tunnel_id and self.host_id):
+            return
+        errors = {}
+        if self.host_id == self.tunnel.hub_id:
+            errors["host"] = "The hub cannot also be a spoke of its own tunnel."
+        elif self.host.tunnel_address is None:
+            errors["host"] = "Give this host a tunnel address first."
+        elif ipaddress.ip_address(self.host.tunnel_address) not in self.tunnel.network:
+            errors["host"] = (
+                f"The host's tunnel address {self.host.tunnel_address} is outside "
+                f"{self.tunnel.subnet}."
+            )
+        if self.routed_subnet and not errors.get("routed_subnet"):
+            routed = ipaddress.ip_network(self.routed_subnet)
+            if routed.version == self.tunnel.network.version and routed.overlaps(
+                self.tunnel.network
+            ):
+                errors["routed_subnet"] = "The routed subnet overlaps the tunnel subnet."
+        if errors:
+            raise ValidationError(errors)
+
+
+class DeploymentQuerySet(ScopedQuerySet):
+    pass
+
+
+class Deployment(models.Model):
+    """One push of a host's rendered files, with its log and outcome."""
+
+    TRANSITIONS = {
+        DeploymentStatus.PENDING: {DeploymentStatus.RUNNING, DeploymentStatus.FAILED},
+        DeploymentStatus.RUNNING: {
+            DeploymentStatus.SUCCEEDED,
+            DeploymentStatus.FAILED,
+            DeploymentStatus.ROLLED_BACK,
+        },
+        DeploymentStatus.FAILED: {DeploymentStatus.ROLLED_BACK},
+    }
+
+    host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="deployments")
+    status = models.CharField(
+        max_length=12, choices=DeploymentStatus, default=DeploymentStatus.PENDING
+    )
+    trigger = models.CharField(
+        max_length=20, help_text="What started it: ui, api, cli, schedule or rollback."
+    )
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    rollback_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rollbacks"
+    )
+    log = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeploymentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"deployment #{self.pk} to {self.host}"
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    def transition(self, to: DeploymentStatus, **fields) -> bool:
+        """Move to a new status if the current one allows it; a concurrent change wins."""
+        sources = [src for src, targets in self.TRANSITIONS.items() if to in targets]
+        updated = Deployment.objects.filter(pk=self.pk, status__in=sources).update(
+            status=to, **fields
+        )
+        if updated:
+            self.refresh_from_db(fields=["status", *fields])
+        return bool(updated)
+
+
+class DeploymentFile(models.Model):
+    """One file of a deployment: where it went and its checksums before and after."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=1024, validators=[reject_control_characters])
+    mode = models.PositiveIntegerField(default=0o644)
+    owner = models.CharField(max_length=65, default="root:root")
+    before_sha256 = models.CharField(max_length=64, blank=True)
+    after_sha256 = models.CharField(max_length=64, blank=True)
+    change = models.CharField(max_length=10, choices=FileChange, default=FileChange.UNCHANGED)
+    diff = models.TextField(blank=True, help_text="Unified diff with secrets masked.")
+
+    class Meta:
+        ordering = ["deployment", "path"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "path"], name="deployment_file_unique")
+        ]
+
+    def __str__(self):
+        return self.path

@@ -1,0 +1,41 @@
+from django.urls import path
+
+from gateway.crud import Crud
+from hosts import forms, views
+from hosts.models import Host, Relay, Tunnel, TunnelPeer
+
+HOSTS = Crud(
+    Host,
+    forms.HostForm,
+    columns=("name", "ssh_address", "public_ipv4", "tunnel_address", "mail_backend", "relay"),
+    select_related=("relay",),
+    empty_hint="Add the VPS (gateway) and the home server (mail server) Mailgate configures.",
+)
+RELAYS = Crud(
+    Relay,
+    forms.RelayForm,
+    columns=("name", "kind", "host", "port", "username", "tls_level"),
+    empty_hint="Add a smarthost, such as the Proton Mail Bridge on 127.0.0.1:1025.",
+)
+TUNNELS = Crud(
+    Tunnel,
+    forms.TunnelForm,
+    columns=("interface", "hub", "listen_port", "subnet", "mtu"),
+    select_related=("hub",),
+    empty_hint="Create the WireGuard tunnel with the gateway as its hub.",
+)
+PEERS = Crud(
+    TunnelPeer,
+    forms.TunnelPeerForm,
+    columns=("host", "tunnel", "routed_subnet", "keepalive", "egress_via_hub"),
+    select_related=("host", "tunnel"),
+    empty_hint="Add the home server as a spoke of the tunnel.",
+)
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    *HOSTS.urls("hosts"),
+    *RELAYS.urls("relays"),
+    *TUNNELS.urls("tunnels"),
+    *PEERS.urls("tunnel-peers"),
+]

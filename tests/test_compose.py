@@ -1,0 +1,30 @@
+"""docker-compose.yml has the production shape and passes the Compose specification's schema."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.schema.json"
+
+
+def test_it_validates_against_the_compose_schema():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    jsonschema.validate(compose, json.loads(SCHEMA.read_text()))
+
+
+def test_it_runs_postgres_redis_web_worker_and_beat():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert set(services) == {"db", "redis", "web", "worker", "beat"}
+    assert "gunicorn" in services["web"]["command"]
+    assert services["worker"]["environment"]["CELERY_BROKER_URL"].startswith("redis://")
+
+
+def test_it_has_a_broken_compose_file_fail_the_schema():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    compose["services"]["web"]["ports"] = "8000"  # must be a list
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(compose, json.loads(SCHEMA.read_text()))

@@ -1,0 +1,5 @@
+from django.contrib import admin
+
+from zones.models import DkimKey
+
+admin.site.register(DkimKey)

@@ -1,13 +1,15 @@
 """Mailbox password hashes that Dovecot verifies and Mailu imports: ``{BLF-CRYPT}`` (bcrypt)."""
 
 import bcrypt
+from django.conf import settings
 from django.core.exceptions import ValidationError
+
+from gateway.validators import reject_control_characters
 
 SCHEME = "{BLF-CRYPT}"
 # bcrypt silently ignores everything past 72 bytes: refuse such passwords instead of weakening them.
 MAX_BYTES = 72
 MIN_LENGTH = 10
-ROUNDS = 12
 
 
 def validate_mailbox_password(password: str) -> None:
@@ -24,13 +26,15 @@ def validate_mailbox_password(password: str) -> None:
             code="password_too_long",
             params={"max": MAX_BYTES},
         )
-    if "\x00" in password:
-        raise ValidationError("A mailbox password cannot contain a NUL byte.", code="password_nul")
+    # IMAP and SMTP AUTH cannot carry CR, LF or NUL in a password; refuse what no client can send.
+    reject_control_characters(password)
 
 
 def hash_password(password: str) -> str:
     validate_mailbox_password(password)
-    digest = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=ROUNDS))
+    digest = bcrypt.hashpw(
+        password.encode(), bcrypt.gensalt(rounds=settings.MAILGATE_BCRYPT_ROUNDS)
+    )
     return SCHEME + digest.decode("ascii")
 
 

@@ -21,6 +21,8 @@ CSRF_TRUSTED_ORIGINS = env.strings("CSRF_TRUSTED_ORIGINS", [])
 
 # Secrets at rest: a comma-separated list of Fernet keys, the first encrypts, all decrypt.
 MAILGATE_ENCRYPTION_KEYS = env.strings("MAILGATE_ENCRYPTION_KEYS", [])
+# bcrypt cost of mailbox password hashes (Dovecot's and Mailu's default is 12).
+MAILGATE_BCRYPT_ROUNDS = env.integer("MAILGATE_BCRYPT_ROUNDS", 12)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -165,6 +167,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.string("LOG_LEVEL", "INFO")},
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
 if not DEBUG:

@@ -42,5 +42,6 @@ urlpatterns = [
     *ALIASES.urls("aliases"),
     path("api/", include("gateway.api.urls")),
     path("admin/", admin.site.urls),
+    path("", include("keys.urls")),
     path("", include("hosts.urls")),
 ]

@@ -37,5 +37,6 @@ urlpatterns = [
     *HOSTS.urls("hosts"),
     *RELAYS.urls("relays"),
     *TUNNELS.urls("tunnels"),
+    path("tunnels/<int:pk>/rotate-keys/", views.tunnel_rotate_keys, name="tunnel-rotate-keys"),
     *PEERS.urls("tunnel-peers"),
 ]

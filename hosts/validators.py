@@ -12,6 +12,8 @@ _PRIVATE_KEY = re.compile(
     r"^-----BEGIN (OPENSSH|RSA|EC) PRIVATE KEY-----\n[A-Za-z0-9+/=\n:,-]+?\n"
     r"-----END \1 PRIVATE KEY-----\n?$"
 )
+_CERT_BEGIN = "-----BEGIN CERTIFICATE-----"
+_CERT_END = "-----END CERTIFICATE-----"
 _HOSTNAME_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -58,8 +60,11 @@ def validate_ssh_private_key(value: str) -> None:
 
 
 def validate_pem_certificate(value: str) -> None:
+    text = value.replace("\r\n", "\n").strip()
     try:
-        x509.load_pem_x509_certificate(value.encode())
+        if not (text.startswith(_CERT_BEGIN) and text.endswith(_CERT_END)):
+            raise ValueError("text around the certificate")
+        x509.load_pem_x509_certificate(text.encode())
     except ValueError:
         raise ValidationError(
             "Paste a certificate in PEM form ('-----BEGIN CERTIFICATE-----' …).",

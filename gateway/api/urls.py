@@ -13,5 +13,6 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("hosts.api.urls")),
+    path("", include("keys.api.urls")),
     *router.urls,
 ]

@@ -1,4 +1,11 @@
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
 from gateway.api.base import ScopedViewSet
+from hosts import tasks
 from hosts.api import serializers
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
 
@@ -21,6 +28,14 @@ class TunnelViewSet(ScopedViewSet):
 
     def get_queryset(self):
         return super().get_queryset().prefetch_related("peers")
+
+    @extend_schema(request=None, responses={202: None})
+    @action(detail=True, methods=["post"], url_path="rotate-keys")
+    def rotate_keys(self, request, pk=None):
+        """Queue new WireGuard keys for the hub and every spoke (used on the next deploy)."""
+        tunnel = self.get_object()
+        transaction.on_commit(lambda: tasks.tunnel_rotate_keys.delay(tunnel.pk, request.user.pk))
+        return Response(status=status.HTTP_202_ACCEPTED)
 
 
 class TunnelPeerViewSet(ScopedViewSet):

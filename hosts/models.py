@@ -239,11 +239,12 @@ class Tunnel(models.Model):
         return wireguard.public_key(self.hub_private_key)
 
     @property
-    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-        return ipaddress.ip_network(self.subnet)
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+        """The tunnel subnet, or None while it is invalid (its validator says why)."""
+        return _network_or_none(self.subnet)
 
     def clean(self):
-        if not self.subnet or not self.hub_id:
+        if self.network is None or not self.hub_id:
             return
         if self.hub.tunnel_address is None:
             raise ValidationError({"hub": "Give the hub a tunnel address first."})
@@ -302,7 +303,7 @@ class TunnelPeer(models.Model):
         return wireguard.public_key(self.private_key)
 
     def clean(self):
-        if not (self.tunnel_id and self.host_id):
+        if not (self.tunnel_id and self.host_id) or self.tunnel.network is None:
             return
         errors = {}
         if self.host_id == self.tunnel.hub_id:
@@ -314,14 +315,19 @@ class TunnelPeer(models.Model):
                 f"The host's tunnel address {self.host.tunnel_address} is outside "
                 f"{self.tunnel.subnet}."
             )
-        if self.routed_subnet and not errors.get("routed_subnet"):
-            routed = ipaddress.ip_network(self.routed_subnet)
-            if routed.version == self.tunnel.network.version and routed.overlaps(
-                self.tunnel.network
-            ):
-                errors["routed_subnet"] = "The routed subnet overlaps the tunnel subnet."
+        routed = _network_or_none(self.routed_subnet)
+        tunnel_network = self.tunnel.network
+        if routed and routed.version == tunnel_network.version and routed.overlaps(tunnel_network):
+            errors["routed_subnet"] = "The routed subnet overlaps the tunnel subnet."
         if errors:
             raise ValidationError(errors)
+
+
+def _network_or_none(value: str):
+    try:
+        return ipaddress.ip_network(value) if value else None
+    except ValueError:
+        return None
 
 
 class DeploymentQuerySet(ScopedQuerySet):

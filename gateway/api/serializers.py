@@ -22,7 +22,10 @@ class DomainSerializer(ModelCleanSerializer):
         help_text="On creation: a mailbox to create in the new domain for the standard aliases.",
     )
     first_mailbox_password = serializers.CharField(
-        write_only=True, required=False, style={"input_type": "password"}
+        write_only=True,
+        required=False,
+        validators=[passwords.validate_mailbox_password],
+        style={"input_type": "password"},
     )
 
     class Meta:
@@ -51,8 +54,10 @@ class DomainSerializer(ModelCleanSerializer):
                     "Give aliases_to (an existing mailbox) or first_mailbox (a new one), "
                     "one of the two, for the standard aliases."
                 )
-            if creation["first_mailbox"]:
-                passwords.validate_mailbox_password(creation["first_mailbox_password"] or "")
+            if creation["first_mailbox"] and not creation["first_mailbox_password"]:
+                raise serializers.ValidationError(
+                    {"first_mailbox_password": "The first mailbox needs a password."}
+                )
         self.creation = creation
         return attrs
 

@@ -1,0 +1,13 @@
+"""Production settings, with static files served from the source tree (no collectstatic)."""
+
+from gateway.settings import *  # noqa: F403
+from gateway.settings import STORAGES
+
+STORAGES = {
+    **STORAGES,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+# Panel accounts only: a fast hasher keeps fixtures quick (mailbox hashes stay real bcrypt).
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,292 @@
+"""Bad input is refused with a clear message and nothing is saved: through the forms and the
+API, for invalid names, addresses, networks and ports, and for a newline or control character in
+every text field whose value can reach a configuration file."""
+
+import pytest
+from django.urls import reverse
+
+from gateway.models import Alias, Domain, Mailbox
+from hosts.models import Host, Relay, Tunnel, TunnelPeer
+from tests.conftest import PASSWORD
+from tests.world import build_infrastructure, ssh_host_key, ssh_private_key
+
+CONTROL_CHARACTERS = ["\n", "\r", "\x00", "\x1b", "\u2028"]
+
+
+def domain_payload(world):
+    return (
+        Domain,
+        "domain-create",
+        "/api/domains/",
+        {
+            "name": "new.example",
+            "mail_hostname": "mail.new.example",
+            "enabled": True,
+            "first_mailbox": "joe",
+            "first_mailbox_password": PASSWORD,
+        },
+    )
+
+
+def mailbox_payload(world):
+    return (
+        Mailbox,
+        "mailbox-create",
+        "/api/mailboxes/",
+        {
+            "domain": world["family"].pk,
+            "local_part": "dave",
+            "display_name": "Dave Example",
+            "quota_mb": 100,
+            "enabled": True,
+            "password": PASSWORD,
+        },
+    )
+
+
+def alias_payload(world):
+    return (
+        Alias,
+        "alias-create",
+        "/api/aliases/",
+        {
+            "domain": world["family"].pk,
+            "local_part": "team",
+            "destinations": ["alice@family.example", "carol@family.example"],
+            "allowed_as_sender": True,
+            "enabled": True,
+        },
+    )
+
+
+def host_payload(world):
+    return (
+        Host,
+        "host-create",
+        "/api/hosts/",
+        {
+            "name": "vps2",
+            "is_gateway": True,
+            "ssh_address": "vps2.family.example",
+            "ssh_port": 2222,
+            "ssh_user": "deploy",
+            "ssh_private_key": ssh_private_key(),
+            "ssh_host_key": ssh_host_key(),
+            "public_ipv4": "203.0.113.7",
+            "public_ipv6": "2001:db8::7",
+            "tunnel_address": "10.8.0.9",
+            "gateway_proxy": "traefik-haproxy",
+        },
+    )
+
+
+def relay_payload(world):
+    return (
+        Relay,
+        "relay-create",
+        "/api/relays/",
+        {
+            "name": "provider",
+            "kind": "generic",
+            "host": "smtp.provider.example",
+            "port": 587,
+            "username": "family@provider.example",
+            "password": "s3cret-relay-pass",
+            "tls_level": "secure",
+        },
+    )
+
+
+def tunnel_payload(world):
+    return (
+        Tunnel,
+        "tunnel-create",
+        "/api/tunnels/",
+        {
+            "interface": "wg1",
+            "hub": world["vps"].pk,
+            "listen_port": 51821,
+            "subnet": "10.8.0.0/24",
+            "mtu": 1380,
+            "hub_private_key": world["wireguard_key"],
+        },
+    )
+
+
+def peer_payload(world):
+    return (
+        TunnelPeer,
+        "tunnelpeer-create",
+        "/api/tunnel-peers/",
+        {
+            "tunnel": world["tunnel"].pk,
+            "host": world["spare"].pk,
+            "private_key": world["wireguard_key"],
+            "routed_subnet": "172.20.0.0/16",
+            "keepalive": 25,
+            "egress_via_hub": True,
+        },
+    )
+
+
+PAYLOADS = [
+    domain_payload,
+    mailbox_payload,
+    alias_payload,
+    host_payload,
+    relay_payload,
+    tunnel_payload,
+    peer_payload,
+]
+
+
+def text_fields(payload_fn) -> list[tuple]:
+    _, _, _, payload = payload_fn(_FAKE_WORLD)
+    names = [name for name, value in payload.items() if isinstance(value, (str, list))]
+    return [(payload_fn, name) for name in names]
+
+
+class _Anything(dict):
+    def __missing__(self, key):
+        return type("Row", (), {"pk": 1})()
+
+
+_FAKE_WORLD = _Anything(wireguard_key="x")
+
+
+def as_form_data(payload: dict, model) -> dict:
+    data = {}
+    for name, value in payload.items():
+        if value is True:
+            data[name] = "on"
+        elif value is False:
+            continue
+        elif isinstance(value, list):
+            data[name] = "\n".join(value)
+        else:
+            data[name] = value
+    if model is Mailbox:
+        data["password_again"] = data["password"]
+    return data
+
+
+def poisoned(value, char):
+    if isinstance(value, list):
+        return [value[0] + char + "x = y", *value[1:]]
+    return value + char + "x = y"
+
+
+@pytest.fixture
+def world(owner, family):
+    return {"family": family, **build_infrastructure()}
+
+
+@pytest.mark.parametrize("payload_fn", PAYLOADS, ids=lambda fn: fn.__name__)
+def test_it_accepts_the_valid_payload_in_a_form(client, owner, world, payload_fn):
+    model, url_name, _, payload = payload_fn(world)
+    client.force_login(owner)
+    before = model.objects.count()
+    response = client.post(reverse(url_name), as_form_data(payload, model))
+    assert response.status_code == 302, response.context["form"].errors
+    assert model.objects.count() == before + 1
+
+
+@pytest.mark.parametrize("payload_fn", PAYLOADS, ids=lambda fn: fn.__name__)
+def test_it_accepts_the_valid_payload_in_the_api(api, owner, world, payload_fn):
+    model, _, url, payload = payload_fn(world)
+    before = model.objects.count()
+    response = api(owner).post(url, payload, format="json")
+    assert response.status_code == 201, response.json()
+    assert model.objects.count() == before + 1
+
+
+FIELD_CASES = [case for fn in PAYLOADS for case in text_fields(fn)]
+FIELD_IDS = [f"{fn.__name__.removesuffix('_payload')}.{name}" for fn, name in FIELD_CASES]
+
+
+@pytest.mark.parametrize("char", CONTROL_CHARACTERS, ids=repr)
+@pytest.mark.parametrize(("payload_fn", "field"), FIELD_CASES, ids=FIELD_IDS)
+def test_it_refuses_a_control_character_in_a_form(client, owner, world, payload_fn, field, char):
+    model, url_name, _, payload = payload_fn(world)
+    payload[field] = poisoned(payload[field], char)
+    client.force_login(owner)
+    before = model.objects.count()
+    response = client.post(reverse(url_name), as_form_data(payload, model))
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert model.objects.count() == before
+
+
+@pytest.mark.parametrize("char", CONTROL_CHARACTERS, ids=repr)
+@pytest.mark.parametrize(("payload_fn", "field"), FIELD_CASES, ids=FIELD_IDS)
+def test_it_refuses_a_control_character_in_the_api(api, owner, world, payload_fn, field, char):
+    model, _, url, payload = payload_fn(world)
+    payload[field] = poisoned(payload[field], char)
+    before = model.objects.count()
+    response = api(owner).post(url, payload, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+    assert model.objects.count() == before
+
+
+BAD_VALUES = [
+    (domain_payload, "name", "no_dot", "fully qualified"),
+    (domain_payload, "name", "-bad-.example", "not a valid domain"),
+    (domain_payload, "name", "a..example", "not a valid domain"),
+    (domain_payload, "name", "192.0.2.1", "an address"),
+    (domain_payload, "mail_hostname", "under_score.example", "not a valid domain"),
+    (domain_payload, "first_mailbox", "two words", "not a valid local part"),
+    (mailbox_payload, "local_part", "dave..x", "not a valid local part"),
+    (mailbox_payload, "local_part", ".dave", "not a valid local part"),
+    (mailbox_payload, "local_part", "d@ve", "not a valid local part"),
+    (mailbox_payload, "local_part", "x" * 65, "at most 64"),
+    (mailbox_payload, "local_part", "postmaster", "alias with this address"),
+    (mailbox_payload, "password", "ü" * 37, "at most 72 bytes"),
+    (alias_payload, "destinations", ["not-an-address"], "not a mail address"),
+    (alias_payload, "destinations", ["x@nodot"], "fully qualified"),
+    (alias_payload, "local_part", "alice", "mailbox with this address"),
+    (host_payload, "ssh_port", 70000, "65535"),
+    (host_payload, "ssh_port", 0, "65535"),
+    (host_payload, "public_ipv4", "203.0.113.300", "IPv4"),
+    (host_payload, "ssh_host_key", "ssh-ed25519 AAAA host comment", "one line"),
+    (host_payload, "ssh_private_key", "not a key", "private key"),
+    (relay_payload, "port", 99999, "65535"),
+    (relay_payload, "tls_certificate", "-----BEGIN CERTIFICATE-----\nxx", "certificate"),
+    (tunnel_payload, "subnet", "10.8.0.1/24", "host bits set"),
+    (tunnel_payload, "subnet", "10.8.0.0/33", "CIDR"),
+    (tunnel_payload, "subnet", "10.9.0.0/24", "outside"),
+    (tunnel_payload, "listen_port", 65536, "65535"),
+    (tunnel_payload, "hub_private_key", "too-short=", "WireGuard key"),
+    (peer_payload, "routed_subnet", "10.8.0.0/16", "overlaps"),
+    (peer_payload, "routed_subnet", "192.168.203.0/33", "CIDR"),
+]
+BAD_IDS = [
+    f"{fn.__name__.removesuffix('_payload')}.{field}={value!r}"[:60]
+    for fn, field, value, _ in BAD_VALUES
+]
+
+
+@pytest.mark.parametrize(("payload_fn", "field", "value", "message"), BAD_VALUES, ids=BAD_IDS)
+def test_it_explains_what_is_wrong_in_a_form(
+    client, owner, world, payload_fn, field, value, message
+):
+    model, url_name, _, payload = payload_fn(world)
+    payload[field] = value
+    client.force_login(owner)
+    before = model.objects.count()
+    response = client.post(reverse(url_name), as_form_data(payload, model))
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert message in " ".join(errors.get(field, []) + errors.get("__all__", []))
+    assert model.objects.count() == before
+
+
+@pytest.mark.parametrize(("payload_fn", "field", "value", "message"), BAD_VALUES, ids=BAD_IDS)
+def test_it_explains_what_is_wrong_in_the_api(api, owner, world, payload_fn, field, value, message):
+    model, _, url, payload = payload_fn(world)
+    payload[field] = value
+    before = model.objects.count()
+    response = api(owner).post(url, payload, format="json")
+    assert response.status_code == 400
+    assert message in str(response.json())
+    assert model.objects.count() == before

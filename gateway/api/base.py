@@ -88,7 +88,7 @@ class ScopedViewSet(viewsets.ModelViewSet):
             raise exceptions.PermissionDenied("You may read this object but not change it.")
         return obj
 
-    def perform_create(self, serializer):
-        if self.owner_only and not self.request.user.is_superuser:
+    def create(self, request, *args, **kwargs):
+        if self.owner_only and not request.user.is_superuser:
             raise exceptions.PermissionDenied("Only the owner can create this.")
-        serializer.save()
+        return super().create(request, *args, **kwargs)

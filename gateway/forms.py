@@ -32,7 +32,7 @@ class MultilineSecretField(SecretField):
 
 class PanelForm(forms.ModelForm):
     """A model form for the panel: secrets say "set, replace" and keep their value when left
-    empty; choices of related rows are limited to those the user may manage."""
+    empty; choices of related rows are limited to those the user may see."""
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -43,8 +43,8 @@ class PanelForm(forms.ModelForm):
                 status = SECRET_SET if stored and self.instance.pk else SECRET_UNSET
                 field.help_text = f"{status} {field.help_text}".strip()
             queryset = getattr(field, "queryset", None)
-            if queryset is not None and hasattr(queryset, "manageable_by"):
-                field.queryset = queryset.manageable_by(user)
+            if queryset is not None and hasattr(queryset, "visible_to"):
+                field.queryset = queryset.visible_to(user)
 
     def clean(self):
         cleaned = super().clean()

@@ -19,8 +19,8 @@ class ModelCleanSerializer(serializers.ModelSerializer):
         for name, field in list(fields.items()):
             if isinstance(field, serializers.PrimaryKeyRelatedField) and request is not None:
                 queryset = field.queryset
-                if queryset is not None and hasattr(queryset, "manageable_by"):
-                    field.queryset = queryset.manageable_by(request.user)
+                if queryset is not None and hasattr(queryset, "visible_to"):
+                    field.queryset = queryset.visible_to(request.user)
             model_field = _model_field(self.Meta.model, name)
             if isinstance(model_field, EncryptedTextField):
                 field.write_only = True

@@ -2,7 +2,10 @@
 limited to what the user may manage, and the mail-directory forms."""
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django_otp import devices_for_user
+from django_otp.forms import OTPAuthenticationFormMixin
 
 from gateway import passwords, services
 from gateway.models import Alias, Domain, Mailbox
@@ -185,3 +188,30 @@ class AliasForm(PanelForm):
     class Meta:
         model = Alias
         fields = ["domain", "local_part", "destinations", "allowed_as_sender", "enabled"]
+
+
+class LoginForm(OTPAuthenticationFormMixin, AuthenticationForm):
+    """User name and password, plus the authenticator code for accounts with TOTP turned on."""
+
+    otp_device = forms.CharField(required=False, widget=forms.HiddenInput)
+    otp_challenge = forms.CharField(required=False, widget=forms.HiddenInput)
+    otp_token = forms.CharField(
+        required=False,
+        label="Authenticator code",
+        help_text="Only if you turned on two-factor authentication.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+    def clean(self):
+        self.cleaned_data = super().clean()
+        user = self.get_user()
+        if user is not None and self._chosen_device(user) is not None:
+            self.clean_otp(user)
+        return self.cleaned_data
+
+    def _chosen_device(self, user):
+        """An account has at most one authenticator (see gateway.views.security)."""
+        return next(devices_for_user(user, confirmed=True), None)
+
+    def _update_form(self, user):
+        """django-otp would render the password back into the page; never do that."""

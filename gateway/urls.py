@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django_otp.views import LoginView
 
 from gateway import forms, views
 from gateway.crud import Crud
@@ -33,14 +32,14 @@ ALIASES = Crud(
 )
 
 urlpatterns = [
-    path("login/", LoginView.as_view(template_name="registration/login.html"), name="login"),
+    path("login/", auth_views.LoginView.as_view(form_class=forms.LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/security/", views.security, name="security"),
     path("mailboxes/<int:pk>/password/", views.mailbox_password, name="mailbox-password"),
     *DOMAINS.urls("domains"),
     *MAILBOXES.urls("mailboxes"),
     *ALIASES.urls("aliases"),
-    path("api/", include("gateway.api.urls")),
+    path("api/", include(("gateway.api.urls", "api"))),
     path("admin/", admin.site.urls),
     path("", include("keys.urls")),
     path("", include("hosts.urls")),

@@ -10,8 +10,8 @@ router.register("mailboxes", views.MailboxViewSet)
 router.register("aliases", views.AliasViewSet)
 
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include("hosts.api.urls")),
     path("", include("keys.api.urls")),
     *router.urls,

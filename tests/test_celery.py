@@ -1,0 +1,104 @@
+"""A real Celery worker runs Mailgate's tasks: on Redis (production) and on kombu's filesystem
+transport (the embedded default, which needs no server)."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from django.db import connection
+
+from hosts.models import Tunnel
+from tests.world import build_infrastructure
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def start_worker(tmp_path, monkeypatch):
+    """Start ``celery worker`` against the test database; stop it (and its children) after."""
+    workers = []
+
+    def start(**variables):
+        # Celery prefers CELERY_BROKER_URL from the environment over a client's own argument.
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        database = connection.settings_dict
+        environment = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:"
+            f"{database['PORT']}/{database['NAME']}",
+            "MAILGATE_DATA_DIR": str(tmp_path),
+            **variables,
+        }
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "gateway",
+                "worker",
+                "--pool",
+                "solo",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        os.killpg(worker.pid, signal.SIGTERM)
+        output, _ = worker.communicate(timeout=30)
+        print(output)  # shown by pytest when the test fails
+
+
+def rotate_through(app: Celery, tunnel: Tunnel, actor_id: int) -> None:
+    before = tunnel.hub_public_key
+    app.control.purge()  # nothing left over from an earlier, interrupted run
+    result = app.send_task("hosts.tasks.tunnel_rotate_keys", args=[tunnel.pk, actor_id])
+    result.get(timeout=60)
+    tunnel.refresh_from_db()
+    assert tunnel.hub_public_key != before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_runs_a_task_on_a_worker_over_redis(start_worker, owner):
+    world = build_infrastructure()
+    broker = "redis://127.0.0.1:6379/14"
+    start_worker(CELERY_BROKER_URL=broker, CELERY_RESULT_BACKEND=broker)
+    app = Celery(broker=broker, backend=broker)
+    rotate_through(app, world["tunnel"], owner.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_runs_a_task_on_the_filesystem_broker(start_worker, owner, tmp_path):
+    world = build_infrastructure()
+    queue = tmp_path / "celery" / "queue"
+    for folder in ("queue", "processed", "results"):
+        (tmp_path / "celery" / folder).mkdir(parents=True)
+    start_worker(CELERY_BROKER_URL="filesystem://")
+    app = Celery(
+        broker="filesystem://",
+        backend=f"file://{tmp_path / 'celery' / 'results'}",
+        broker_transport_options={
+            "data_folder_in": str(queue),
+            "data_folder_out": str(queue),
+            "processed_folder": str(tmp_path / "celery" / "processed"),
+        },
+    )
+    rotate_through(app, world["tunnel"], owner.pk)

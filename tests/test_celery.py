@@ -83,13 +83,14 @@ def test_it_runs_a_task_on_a_worker_over_redis(start_worker, owner):
     start_worker(CELERY_BROKER_URL=broker, CELERY_RESULT_BACKEND=broker)
     app = Celery(broker=broker, backend=broker)
     rotate_through(app, world["tunnel"], owner.pk)
+    assert not (ROOT / "control").exists(), "the broker must keep its files in the data folder"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_it_runs_a_task_on_the_filesystem_broker(start_worker, owner, tmp_path):
     world = build_infrastructure()
     queue = tmp_path / "celery" / "queue"
-    for folder in ("queue", "processed", "results"):
+    for folder in ("queue", "processed", "results", "control"):
         (tmp_path / "celery" / folder).mkdir(parents=True)
     start_worker(CELERY_BROKER_URL="filesystem://")
     app = Celery(
@@ -99,6 +100,7 @@ def test_it_runs_a_task_on_the_filesystem_broker(start_worker, owner, tmp_path):
             "data_folder_in": str(queue),
             "data_folder_out": str(queue),
             "processed_folder": str(tmp_path / "celery" / "processed"),
+            "control_folder": str(tmp_path / "celery" / "control"),
         },
     )
     rotate_through(app, world["tunnel"], owner.pk)

@@ -1,0 +1,70 @@
+"""Every page renders for the people who may use it, and list pages cost a fixed number of
+queries however many rows they show."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from gateway import services
+from tests.conftest import PASSWORD
+from tests.world import build_infrastructure
+
+KINDS = ["domain", "mailbox", "alias", "openpgpkey", "host", "relay", "tunnel", "tunnelpeer"]
+
+
+@pytest.fixture
+def world(owner, family):
+    return build_infrastructure()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_it_renders_the_list_and_create_pages_for_the_owner(client, owner, world, kind):
+    client.force_login(owner)
+    assert client.get(reverse(f"{kind}-list")).status_code == 200
+    assert client.get(reverse(f"{kind}-create")).status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["host", "relay", "tunnel", "tunnelpeer"])
+def test_it_renders_the_edit_page_for_the_owner(client, owner, world, kind):
+    client.force_login(owner)
+    obj = world[{"host": "vps", "relay": "relay", "tunnel": "tunnel", "tunnelpeer": "peer"}[kind]]
+    assert client.get(reverse(f"{kind}-update", args=[obj.pk])).status_code == 200
+
+
+def test_it_renders_the_dashboard_for_everyone(client, owner, alice, carol, world):
+    for user in (owner, alice, carol):
+        client.force_login(user)
+        assert client.get(reverse("dashboard")).status_code == 200
+
+
+def test_it_keeps_the_infrastructure_pages_from_managers(client, alice, world):
+    client.force_login(alice)
+    assert client.get(reverse("host-create")).status_code == 403
+    assert client.get(reverse("host-update", args=[world["vps"].pk])).status_code == 404
+
+
+def test_it_says_what_to_do_on_an_empty_list(client, owner):
+    client.force_login(owner)
+    page = client.get(reverse("host-list")).content.decode()
+    assert "No hosts yet" in page and "Add the VPS" in page
+
+
+@pytest.mark.parametrize("kind", ["domain", "mailbox", "alias"])
+def test_it_lists_with_a_fixed_number_of_queries(client, owner, family, kind):
+    client.force_login(owner)
+    url = reverse(f"{kind}-list")
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    for n in range(5):
+        domain = services.domain_create(
+            name=f"more{n}.example",
+            mail_hostname="mail.family.example",
+            aliases_to=None,
+            first_mailbox=f"user{n}",
+            first_mailbox_password=PASSWORD,
+        )
+        domain.managers.add(owner)
+    with CaptureQueriesContext(connection) as many:
+        client.get(url)
+    assert len(many) == len(few)

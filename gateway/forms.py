@@ -170,8 +170,8 @@ class MailboxPasswordForm(PasswordPairMixin, forms.Form):
         return cleaned
 
 
-class DestinationsField(forms.CharField):
-    """One address per line in the browser, a list in the model."""
+class LinesField(forms.CharField):
+    """One item per line in the browser (addresses, networks), a list in the model."""
 
     widget = forms.Textarea(attrs={"rows": 3})
 
@@ -183,7 +183,7 @@ class DestinationsField(forms.CharField):
 
 
 class AliasForm(PanelForm):
-    destinations = DestinationsField(help_text=Alias._meta.get_field("destinations").help_text)
+    destinations = LinesField(help_text=Alias._meta.get_field("destinations").help_text)
 
     class Meta:
         model = Alias

@@ -17,14 +17,23 @@ _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _WIREGUARD_KEY = re.compile(r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$")
 
 
-def reject_control_characters(value: str) -> None:
-    for char in str(value):
+def first_control_character(value: str) -> str | None:
+    """The first character that would break a line format (newline, NUL, escape, bidi...)."""
+    if value.isprintable():  # the common case, in C: printable excludes every such character
+        return None
+    for char in value:
         if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"}:
-            raise ValidationError(
-                "This value must be on one line, without control characters (found %(char)s).",
-                code="control_character",
-                params={"char": repr(char)},
-            )
+            return char
+    return None
+
+
+def reject_control_characters(value: str) -> None:
+    if (char := first_control_character(str(value))) is not None:
+        raise ValidationError(
+            "This value must be on one line, without control characters (found %(char)s).",
+            code="control_character",
+            params={"char": repr(char)},
+        )
 
 
 def to_ascii_domain(value: str) -> str:
@@ -103,6 +112,13 @@ def validate_cidr(value: str) -> None:
             code="invalid_cidr",
             params={"value": value, "reason": exc},
         ) from None
+
+
+def validate_cidr_list(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError("Give a list of networks.", code="invalid_cidr")
+    for network in value:
+        validate_cidr(network)
 
 
 def validate_wireguard_key(value: str) -> None:

@@ -1,10 +1,23 @@
-from gateway.forms import MultilineSecretField, PanelForm
+from gateway.forms import LinesField, MultilineSecretField, PanelForm, SecretField
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
+
+
+def _help(model, name: str) -> str:
+    return model._meta.get_field(name).help_text
 
 
 class HostForm(PanelForm):
     ssh_private_key = MultilineSecretField(
-        label="SSH private key", help_text=Host._meta.get_field("ssh_private_key").help_text
+        label="SSH private key", help_text=_help(Host, "ssh_private_key")
+    )
+    lan_networks = LinesField(
+        label="LAN networks", required=False, help_text=_help(Host, "lan_networks")
+    )
+    cloudflare_api_token = SecretField(
+        label="Cloudflare API token", help_text=_help(Host, "cloudflare_api_token")
+    )
+    mailu_secret_key = SecretField(
+        label="Mailu secret key", help_text=_help(Host, "mailu_secret_key")
     )
 
     class Meta:
@@ -22,6 +35,14 @@ class HostForm(PanelForm):
             "public_ipv4",
             "public_ipv6",
             "tunnel_address",
+            "fqdn",
+            "tls_certificate_path",
+            "tls_key_path",
+            "lan_networks",
+            "wan_interface",
+            "acme_email",
+            "cloudflare_api_token",
+            "mailu_secret_key",
             "mail_backend",
             "gateway_proxy",
             "relay",
@@ -40,6 +61,7 @@ class RelayForm(PanelForm):
             "password",
             "tls_level",
             "tls_certificate",
+            "rewrite_sender_to",
         ]
 
 

@@ -3,6 +3,9 @@ import re
 from cryptography import x509
 from django.core.exceptions import ValidationError
 
+from gateway.validators import reject_control_characters
+
+_ABSOLUTE_PATH = re.compile(r"^/[A-Za-z0-9._@+/-]*[A-Za-z0-9._@+-]$")
 _UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _INTERFACE = re.compile(r"^[A-Za-z0-9_=+.-]{1,15}$")
 _HOST_KEY = re.compile(
@@ -15,6 +18,17 @@ _PRIVATE_KEY = re.compile(
 _CERT_BEGIN = "-----BEGIN CERTIFICATE-----"
 _CERT_END = "-----END CERTIFICATE-----"
 _HOSTNAME_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def validate_absolute_path(value: str) -> None:
+    reject_control_characters(value)
+    if not _ABSOLUTE_PATH.match(value) or "/../" in f"{value}/":
+        raise ValidationError(
+            "%(value)s is not an absolute file path such as /etc/ssl/mail.pem (letters, digits "
+            "and ._-@+/ only).",
+            code="invalid_path",
+            params={"value": value},
+        )
 
 
 def validate_unix_user(value: str) -> None:

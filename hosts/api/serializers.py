@@ -21,6 +21,14 @@ class HostSerializer(ModelCleanSerializer):
             "public_ipv4",
             "public_ipv6",
             "tunnel_address",
+            "fqdn",
+            "tls_certificate_path",
+            "tls_key_path",
+            "lan_networks",
+            "wan_interface",
+            "acme_email",
+            "cloudflare_api_token",
+            "mailu_secret_key",
             "mail_backend",
             "gateway_proxy",
             "relay",
@@ -44,6 +52,7 @@ class RelaySerializer(ModelCleanSerializer):
             "password",
             "tls_level",
             "tls_certificate",
+            "rewrite_sender_to",
             "created_at",
         ]
 

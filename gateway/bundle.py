@@ -1,0 +1,115 @@
+"""What every renderer returns: a host's **bundle** of files, grouped in units that say how to
+check the files on the host before anything is activated, and how to activate them.
+
+Checks and activation steps are shell snippets run on the target host. Checks run while the new
+files sit in a staging tree: ``$STAGE`` is its root, and a file whose path is ``/etc/x`` is staged
+at ``$STAGE/etc/x``. Activation runs after every file is in its place.
+
+Apps other than ``hosts`` add files to a host's bundle through the contributor registry at the
+bottom (the WKD tree of ``keys``, for instance), so the deploy engine never imports them.
+"""
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from gateway.validators import first_control_character
+
+
+class RenderError(ValueError):
+    """The data cannot be turned into a valid file; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class File:
+    """One rendered file: where it goes on the host, its bytes, mode and owner."""
+
+    path: str
+    content: bytes
+    mode: int = 0o644
+    owner: str = "root:root"
+    secret: bool = False  # holds a password or key: never shown in a diff
+
+    def __post_init__(self):
+        path = PurePosixPath(self.path)
+        if not path.is_absolute() or ".." in path.parts or first_control_character(self.path):
+            raise RenderError(f"{self.path!r} is not a clean absolute path.")
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Files that are checked and activated together, usually one service's configuration."""
+
+    name: str
+    files: tuple[File, ...]
+    checks: tuple[str, ...] = ()
+    activate: tuple[str, ...] = ()
+    instructions: str = ""  # steps only a person can do (e.g. the Proton Bridge's first login)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Everything one host receives."""
+
+    host: str
+    units: tuple[Unit, ...] = field(default=())
+
+    def __post_init__(self):
+        paths = [file.path for unit in self.units for file in unit.files]
+        duplicates = sorted({path for path in paths if paths.count(path) > 1})
+        if duplicates:
+            raise RenderError(f"Two units of {self.host} render {', '.join(duplicates)}.")
+
+    @property
+    def files(self) -> list[File]:
+        return sorted((file for unit in self.units for file in unit.files), key=_by_path)
+
+    def file(self, path: str) -> File:
+        for unit in self.units:
+            for candidate in unit.files:
+                if candidate.path == path:
+                    return candidate
+        raise KeyError(path)
+
+    def unit(self, name: str) -> Unit:
+        for unit in self.units:
+            if unit.name == name:
+                return unit
+        raise KeyError(name)
+
+    def write_to(self, root: Path) -> list[Path]:
+        """Write every file under ``root`` at its absolute path, as a staging tree."""
+        written = []
+        for file in self.files:
+            target = root / file.path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(file.content)
+            os.chmod(target, file.mode)
+            written.append(target)
+        return written
+
+
+def _by_path(file: File) -> str:
+    return file.path
+
+
+Contributor = Callable[[object], Iterable[Unit]]
+_contributors: list[Contributor] = []
+
+
+def contributor(function: Contributor) -> Contributor:
+    """Register a function that adds units to a host's bundle; it receives the render context
+    of ``hosts.render`` and returns the units that host should get (often none)."""
+    if function not in _contributors:
+        _contributors.append(function)
+    return function
+
+
+def contributions(context) -> list[Unit]:
+    return [unit for function in _contributors for unit in function(context)]

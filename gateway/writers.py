@@ -1,0 +1,82 @@
+"""Small writers for the line formats Mailgate renders (Postfix ``main.cf`` and maps, env files,
+``wg0.conf``, Dovecot, HAProxy) and for YAML.
+
+Each refuses a value that holds a newline or another control character, so that no field, even
+one that slipped past the model's validators, can add a line to a configuration file. Every file
+starts by saying it is managed by Mailgate.
+"""
+
+import shlex
+from collections.abc import Iterable
+
+import yaml
+
+from gateway.bundle import RenderError
+from gateway.validators import first_control_character
+
+MANAGED = "Managed by Mailgate. Do not edit: the next deployment replaces this file."
+
+
+def one_line(value) -> str:
+    """``value`` as text, refused if it holds a character that would start a new line."""
+    text = str(value)
+    if (char := first_control_character(text)) is not None:
+        raise RenderError(
+            f"Refusing to render {text!r}: it contains the control character {char!r}."
+        )
+    return text
+
+
+def header(comment: str = "#") -> list[str]:
+    return [f"{comment} {MANAGED}"]
+
+
+def lines(body: Iterable[str], *, comment: str = "#") -> bytes:
+    """A file of lines, each checked, after the managed-by header."""
+    return _join([*header(comment), *(one_line(line) for line in body)])
+
+
+def key_values(pairs: Iterable[tuple[str, object]], *, separator: str = " = ") -> bytes:
+    """``key = value`` lines (Postfix main.cf, Dovecot settings, env files with ``=``)."""
+    return _join(
+        [*header(), *(f"{one_line(key)}{separator}{one_line(value)}" for key, value in pairs)]
+    )
+
+
+def table(rows: Iterable[tuple[str, str]]) -> bytes:
+    """A Postfix lookup table source: ``key value`` per line (``postmap`` turns it into a map)."""
+    return _join([*header(), *(f"{_map_key(key)} {one_line(value)}" for key, value in rows)])
+
+
+def shell_quote(value) -> str:
+    return shlex.quote(one_line(value))
+
+
+def yaml_document(data) -> bytes:
+    """YAML built from data (never from text), every string in it checked."""
+    _check_strings(data)
+    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return _join(header()) + body.encode()
+
+
+def _map_key(key: str) -> str:
+    key = one_line(key)
+    if not key or any(char.isspace() for char in key):
+        raise RenderError(f"Refusing to render the map key {key!r}: it is empty or has a space.")
+    return key
+
+
+def _check_strings(data) -> None:
+    if isinstance(data, str):
+        one_line(data)
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            _check_strings(key)
+            _check_strings(value)
+    elif isinstance(data, list | tuple):
+        for item in data:
+            _check_strings(item)
+
+
+def _join(all_lines: list[str]) -> bytes:
+    return ("\n".join(all_lines) + "\n").encode()

@@ -4,9 +4,26 @@ hosts it talks to, and a snapshot of the mail directory. Renderers are pure func
 from dataclasses import dataclass
 
 from gateway.selectors import MailDirectory, mail_directory
+from hosts.choices import GatewayProxy
 from hosts.models import Host, Tunnel, TunnelPeer
 
 CERTBOT_LIVE = "/etc/letsencrypt/live"
+
+# The gateway forwards these ports to the mail server through the tunnel, each connection
+# preceded by a PROXY v2 header; the mail server must expect the header on exactly these ports.
+MAIL_PORTS = {25: "smtp", 465: "submissions", 587: "submission", 993: "imaps", 995: "pop3s"}
+SIEVE_PORT = 4190
+HTTPS_PORT = 443
+PROXY_PROTOCOL_PORTS = (25, 443, 465, 587, 993, 995, 4190)
+
+# Where the gateway's nginx serves the Web Key Directory: on the all-HAProxy gateway, nginx on
+# the host behind HAProxy's SNI routing; on the Traefik gateway, an nginx container beside
+# Traefik (as in the reference guide) whose document root is this folder.
+WKD_ROOTS = {
+    GatewayProxy.HAPROXY: "/var/lib/mailgate/wkd",
+    GatewayProxy.TRAEFIK_HAPROXY: "/opt/traefik/wkd/public",
+}
+WKD_BACKEND = ("127.0.0.1", 8443)  # nginx (TLS + PROXY v2) behind HAProxy
 
 
 @dataclass(frozen=True)
@@ -29,6 +46,11 @@ class RenderContext:
     @property
     def certificate_key(self) -> str:
         return self.host.tls_key_path or f"{CERTBOT_LIVE}/{self.hostname}/privkey.pem"
+
+    @property
+    def wkd_root(self) -> str | None:
+        """The gateway's WKD document root (``.well-known/openpgpkey/...`` lies below it)."""
+        return WKD_ROOTS.get(self.host.gateway_proxy) if self.host.is_gateway else None
 
     @property
     def gateway(self) -> Host | None:

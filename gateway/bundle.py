@@ -41,6 +41,14 @@ class File:
     def sha256(self) -> str:
         return hashlib.sha256(self.content).hexdigest()
 
+    @property
+    def text(self) -> str | None:
+        """The content as text, or None for a binary file (an OpenPGP key)."""
+        try:
+            return self.content.decode()
+        except UnicodeDecodeError:
+            return None
+
 
 @dataclass(frozen=True)
 class Unit:

@@ -27,6 +27,7 @@ class Crud:
     select_related: tuple[str, ...] = ()
     prefetch_related: tuple[str, ...] = ()
     empty_hint: str = ""
+    row_links: tuple[tuple[str, str], ...] = ()  # (label, URL name taking the row's pk)
     extra_context: dict = field(default_factory=dict)
 
     @property

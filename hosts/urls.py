@@ -9,6 +9,7 @@ HOSTS = Crud(
     forms.HostForm,
     columns=("name", "ssh_address", "public_ipv4", "tunnel_address", "mail_backend", "relay"),
     select_related=("relay",),
+    row_links=(("Files", "host-files"),),
     empty_hint="Add the VPS (gateway) and the home server (mail server) Mailgate configures.",
 )
 RELAYS = Crud(
@@ -35,6 +36,7 @@ PEERS = Crud(
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     *HOSTS.urls("hosts"),
+    path("hosts/<int:pk>/files/", views.host_files, name="host-files"),
     *RELAYS.urls("relays"),
     *TUNNELS.urls("tunnels"),
     path("tunnels/<int:pk>/rotate-keys/", views.tunnel_rotate_keys, name="tunnel-rotate-keys"),

@@ -1,0 +1,24 @@
+"""Turn the models into each host's bundle of configuration files.
+
+Every module here is a pure function ``units(ctx) -> list[Unit]`` of a ``RenderContext``: it
+returns the units its host gets, none when the host has no such role. ``render_host`` loads the
+context once and asks every renderer, then the other apps' contributors (``gateway.bundle``).
+Order matters only for activation: Dovecot's sockets exist before Postfix reloads, the tunnel is
+up before the egress rules and the proxies that use it.
+"""
+
+from gateway.bundle import Bundle, contributions
+from hosts.models import Host
+from hosts.render import bridge, dovecot, postfix
+from hosts.render.context import RenderContext, load_context
+
+RENDERERS = (dovecot, postfix, bridge)
+
+
+def render(ctx: RenderContext) -> Bundle:
+    units = [unit for renderer in RENDERERS for unit in renderer.units(ctx)]
+    return Bundle(host=ctx.host.name, units=(*units, *contributions(ctx)))
+
+
+def render_host(host: Host) -> Bundle:
+    return render(load_context(host))

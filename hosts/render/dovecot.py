@@ -1,0 +1,144 @@
+"""Dovecot on a Postfix + Dovecot mail server: IMAP over TLS behind the gateway's PROXY v2
+header, LMTP delivery from Postfix, SASL for Postfix's submission ports, and the mailboxes in a
+passwd-file whose hashes Dovecot verifies (``{BLF-CRYPT}``).
+
+The rendered ``dovecot.conf`` is complete on its own (it includes nothing from ``conf.d``), so
+what ``doveconf -n`` shows is exactly what Mailgate decided.
+"""
+
+from gateway.bundle import File, RenderError, Unit
+from gateway.writers import lines, one_line, shell_quote
+from hosts.choices import MailBackend
+from hosts.render import systemd
+from hosts.render.context import RenderContext
+
+CONFIG = "/etc/dovecot/dovecot.conf"
+USERS = "/etc/dovecot/mailgate-users"
+VMAIL = "/var/vmail"
+LOCKED = "*"  # never a valid hash: a mailbox without a password cannot log in
+
+
+def units(ctx: RenderContext) -> list[Unit]:
+    host = ctx.host
+    if not (host.is_mailserver and host.mail_backend == MailBackend.POSTFIX_DOVECOT):
+        return []
+    return [
+        Unit(
+            name="dovecot",
+            files=(
+                File(CONFIG, lines(dovecot_conf(ctx))),
+                File(USERS, lines(users(ctx)), mode=0o640, owner="root:dovecot", secret=True),
+            ),
+            checks=(f'doveconf -n -c "$STAGE"{shell_quote(CONFIG)} >/dev/null',),
+            activate=(
+                f"id -u vmail >/dev/null 2>&1 || useradd --system --home-dir {VMAIL} "
+                "--create-home --shell /usr/sbin/nologin vmail",
+                systemd.reload("dovecot"),
+            ),
+        )
+    ]
+
+
+def users(ctx: RenderContext) -> list[str]:
+    """passwd-file lines: ``user:password:uid:gid:gecos:home:shell:extra fields``; uid, gid and
+    home come from the userdb's defaults."""
+    entries = []
+    for mailbox in ctx.directory.mailboxes:
+        password = mailbox.password_hash or LOCKED
+        if ":" in mailbox.address or ":" in password:
+            raise RenderError(f"The mailbox {mailbox.address} cannot be written: ':' in a field.")
+        quota = f"userdb_quota_rule=*:storage={mailbox.quota_mb}M" if mailbox.quota_mb else ""
+        entries.append(f"{mailbox.address}:{password}::::::{quota}")
+    return entries
+
+
+def dovecot_conf(ctx: RenderContext) -> list[str]:
+    gateway = ctx.gateway
+    trusted = one_line(gateway.tunnel_address) if gateway and gateway.tunnel_address else ""
+    if not trusted:
+        raise RenderError(
+            f"{ctx.host} receives IMAP through the gateway's PROXY header, so it must be a spoke "
+            "of a tunnel whose hub has a tunnel address."
+        )
+    postmaster = f"postmaster@{ctx.directory.domains[0].name}" if ctx.directory.domains else ""
+    return [
+        "protocols = imap lmtp",
+        "listen = *, ::",
+        f"mail_home = {VMAIL}/%d/%n",
+        "mail_location = maildir:~/Maildir",
+        "mail_uid = vmail",
+        "mail_gid = vmail",
+        "first_valid_uid = 100",
+        "mail_plugins = $mail_plugins quota",
+        "",
+        "ssl = required",
+        f"ssl_cert = <{one_line(ctx.certificate)}",
+        f"ssl_key = <{one_line(ctx.certificate_key)}",
+        "ssl_min_protocol = TLSv1.2",
+        "auth_mechanisms = plain login",
+        "disable_plaintext_auth = yes",
+        "",
+        "# The gateway passes connections on with a PROXY v2 header carrying the client's address.",
+        f"haproxy_trusted_networks = {trusted}",
+        "",
+        "passdb {",
+        "  driver = passwd-file",
+        f"  args = scheme=BLF-CRYPT username_format=%u {USERS}",
+        "}",
+        "userdb {",
+        "  driver = passwd-file",
+        f"  args = username_format=%u {USERS}",
+        f"  default_fields = uid=vmail gid=vmail home={VMAIL}/%d/%n",
+        "}",
+        "",
+        "service imap-login {",
+        "  inet_listener imap {",
+        "    port = 0",
+        "  }",
+        "  inet_listener imaps {",
+        "    port = 993",
+        "    ssl = yes",
+        "    haproxy = yes",
+        "  }",
+        "}",
+        "service lmtp {",
+        "  unix_listener /var/spool/postfix/private/dovecot-lmtp {",
+        "    mode = 0600",
+        "    user = postfix",
+        "    group = postfix",
+        "  }",
+        "}",
+        "service auth {",
+        "  unix_listener /var/spool/postfix/private/auth {",
+        "    mode = 0660",
+        "    user = postfix",
+        "    group = postfix",
+        "  }",
+        "}",
+        "",
+        "protocol lmtp {",
+        f"  postmaster_address = {one_line(postmaster)}",
+        "}",
+        "plugin {",
+        "  quota = maildir:User quota",
+        "}",
+        "",
+        "namespace inbox {",
+        "  inbox = yes",
+        *_special_mailboxes(),
+        "}",
+    ]
+
+
+def _special_mailboxes() -> list[str]:
+    folders = {"Drafts": "\\Drafts", "Sent": "\\Sent", "Junk": "\\Junk", "Trash": "\\Trash"}
+    return [
+        line
+        for name, use in folders.items()
+        for line in (
+            f"  mailbox {name} {{",
+            "    auto = subscribe",
+            f"    special_use = {use}",
+            "  }",
+        )
+    ]

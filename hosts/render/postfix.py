@@ -1,0 +1,314 @@
+"""Postfix: the mail server of a Postfix + Dovecot home server, and the relay host that hands
+outgoing mail to a smarthost such as the Proton Mail Bridge.
+
+Follows ``reference/postfix-submission-relaying.txt`` (submission on 587 with STARTTLS enforced,
+submissions on 465 in wrapper mode, Dovecot SASL, ``reject_sender_login_mismatch`` with aliases
+allowed as senders) and ``reference/proton-bridge-relay.txt`` (relayhost, SASL password map keyed
+as Postfix looks it up, canonical sender rewriting, mynetworks for LAN clients). Mail arrives from
+the gateway with a PROXY v2 header, so every public smtpd service expects one.
+"""
+
+import ipaddress
+from collections.abc import Iterable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from gateway.bundle import File, RenderError, Unit
+from gateway.selectors import MailDirectory
+from gateway.writers import key_values, lines, one_line, shell_quote, table
+from hosts.choices import MailBackend, TlsLevel
+from hosts.models import Relay
+from hosts.render import systemd
+from hosts.render.context import RenderContext
+
+CONFIG_DIR = "/etc/postfix"
+MAPS_DIR = "/etc/postfix/mailgate"
+MAPS = ("virtual_domains", "virtual_mailboxes", "virtual_aliases", "sender_logins")
+LOOPBACK = ("127.0.0.0/8", "[::1]/128")
+
+
+def units(ctx: RenderContext) -> list[Unit]:
+    host = ctx.host
+    if host.is_mailserver and host.mail_backend == MailBackend.POSTFIX_DOVECOT:
+        return [_unit(ctx, mailserver=True)]
+    if host.is_relay:
+        if host.relay is None:
+            raise RenderError(f"The relay host {host} has no smarthost: choose one under Relay.")
+        return [_unit(ctx, mailserver=False)]
+    return []
+
+
+def _unit(ctx: RenderContext, *, mailserver: bool) -> Unit:
+    relay = ctx.host.relay
+    files = [
+        File(f"{CONFIG_DIR}/main.cf", key_values(main_cf(ctx, mailserver=mailserver))),
+        File(f"{CONFIG_DIR}/master.cf", lines(master_cf(mailserver=mailserver))),
+    ]
+    if mailserver:
+        files += [File(f"{MAPS_DIR}/{name}", table(rows)) for name, rows in maps(ctx).items()]
+    if relay:
+        files += _relay_files(relay)
+    postmapped = [file.path for file in files if _is_hash_map(file.path)]
+    return Unit(
+        name="postfix",
+        files=tuple(files),
+        checks=(_check_script(postmapped),),
+        activate=(*(f"postmap hash:{shell_quote(path)}" for path in postmapped), _reload()),
+    )
+
+
+def main_cf(ctx: RenderContext, *, mailserver: bool) -> list[tuple[str, str]]:
+    host = ctx.host
+    settings = [
+        ("compatibility_level", "3.6"),
+        ("myhostname", ctx.hostname),
+        ("myorigin", "$myhostname"),
+        ("mydestination", "localhost"),
+        ("inet_interfaces", "all"),
+        (
+            "mynetworks",
+            " ".join([*LOOPBACK, *(_postfix_network(net) for net in host.lan_networks)]),
+        ),
+        ("smtpd_banner", "$myhostname ESMTP"),
+        ("biff", "no"),
+        ("append_dot_mydomain", "no"),
+        ("alias_maps", "hash:/etc/aliases"),
+        ("alias_database", "hash:/etc/aliases"),
+        ("disable_vrfy_command", "yes"),
+        ("smtpd_helo_required", "yes"),
+        # Only mynetworks and logged-in users may relay: never an open relay.
+        (
+            "smtpd_relay_restrictions",
+            "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
+        ),
+        ("smtp_tls_security_level", "may"),
+        ("smtp_tls_CApath", "/etc/ssl/certs"),
+    ]
+    if mailserver:
+        settings += _mailserver_settings(ctx)
+    if host.relay:
+        settings += _relay_settings(host.relay)
+    return _override(settings)
+
+
+def _mailserver_settings(ctx: RenderContext) -> list[tuple[str, str]]:
+    def hashed(name: str) -> str:
+        return f"hash:{MAPS_DIR}/{name}"
+
+    return [
+        ("smtpd_tls_cert_file", ctx.certificate),
+        ("smtpd_tls_key_file", ctx.certificate_key),
+        ("smtpd_tls_security_level", "may"),
+        ("smtpd_tls_auth_only", "yes"),
+        ("smtpd_tls_mandatory_protocols", ">=TLSv1.2"),
+        ("smtpd_sasl_type", "dovecot"),
+        ("smtpd_sasl_path", "private/auth"),
+        # AUTH belongs to the submission ports; port 25 is for other mail servers.
+        ("smtpd_sasl_auth_enable", "no"),
+        ("virtual_mailbox_domains", hashed("virtual_domains")),
+        ("virtual_mailbox_maps", hashed("virtual_mailboxes")),
+        ("virtual_alias_maps", hashed("virtual_aliases")),
+        ("virtual_transport", "lmtp:unix:private/dovecot-lmtp"),
+        ("smtpd_sender_login_maps", hashed("sender_logins")),
+    ]
+
+
+def _relay_settings(relay: Relay) -> list[tuple[str, str]]:
+    settings = [
+        ("relayhost", relay.next_hop),
+        ("smtp_sasl_auth_enable", "yes"),
+        ("smtp_sasl_password_maps", f"hash:{MAPS_DIR}/sasl_passwd"),
+        ("smtp_sasl_security_options", "noanonymous"),
+        ("smtp_sasl_tls_security_options", "noanonymous"),
+        ("smtp_tls_security_level", relay.tls_level),
+    ]
+    if relay.tls_certificate and relay.tls_level in (TlsLevel.VERIFY, TlsLevel.SECURE):
+        # The Bridge's certificate is self-signed and names 127.0.0.1 at best: pinning its
+        # fingerprint trusts exactly that certificate, with no CA and no name to match.
+        settings += [
+            ("smtp_tls_security_level", "fingerprint"),
+            ("smtp_tls_fingerprint_digest", "sha256"),
+            ("smtp_tls_fingerprint_cert_match", _fingerprint(relay.tls_certificate)),
+        ]
+    if relay.rewrite_sender_to:
+        settings.append(("sender_canonical_maps", f"regexp:{MAPS_DIR}/sender_canonical"))
+    return settings
+
+
+def _relay_files(relay: Relay) -> list[File]:
+    user, password = relay.username, relay.password
+    if ":" in user:
+        raise RenderError(f"The relay user name {user!r} contains ':', which SASL cannot carry.")
+    files = [
+        # Keyed exactly as the SMTP client looks the next hop up: "[host]:port".
+        File(
+            f"{MAPS_DIR}/sasl_passwd",
+            table([(relay.next_hop, f"{user}:{password}")]),
+            mode=0o600,
+            secret=True,
+        )
+    ]
+    if relay.rewrite_sender_to:
+        files.append(
+            File(
+                f"{MAPS_DIR}/sender_canonical",
+                lines([f"/.*/ {one_line(relay.rewrite_sender_to)}"]),
+            )
+        )
+    return files
+
+
+def maps(ctx: RenderContext) -> dict[str, list[tuple[str, str]]]:
+    directory = ctx.directory
+    return {
+        "virtual_domains": [(domain.name, "OK") for domain in directory.domains],
+        "virtual_mailboxes": [(mailbox.address, "OK") for mailbox in directory.mailboxes],
+        "virtual_aliases": _virtual_aliases(directory),
+        "sender_logins": _sender_logins(directory),
+    }
+
+
+def _virtual_aliases(directory: MailDirectory) -> list[tuple[str, str]]:
+    rows = [(alias.address, ",".join(alias.destinations)) for alias in directory.aliases]
+    # A catch-all (@domain) would also swallow the domain's mailboxes, because
+    # virtual_alias_maps is consulted before delivery: map each mailbox to itself first.
+    catch_all = {alias.domain for alias in directory.aliases if not alias.local_part}
+    rows += [(box.address, box.address) for box in directory.mailboxes if box.domain in catch_all]
+    return sorted(rows)
+
+
+def _sender_logins(directory: MailDirectory) -> list[tuple[str, str]]:
+    """Who may send as which address: every mailbox as itself, and the mailboxes behind an
+    alias marked as a sender as that alias (the login is the mailbox address)."""
+    mailboxes = {box.address for box in directory.mailboxes}
+    rows = [(address, address) for address in mailboxes]
+    for alias in directory.aliases:
+        owners = [target for target in alias.destinations if target in mailboxes]
+        if alias.allowed_as_sender and owners:
+            rows.append((alias.address, ",".join(owners)))
+    return sorted(rows)
+
+
+# master.cf: Debian's services, then the public listeners. Columns: service, type, private,
+# unpriv, chroot, wakeup, maxproc, command.
+_INTERNAL_SERVICES = (
+    "pickup unix n - y 60 1 pickup",
+    "cleanup unix n - y - 0 cleanup",
+    "qmgr unix n - n 300 1 qmgr",
+    "tlsmgr unix - - y 1000? 1 tlsmgr",
+    "rewrite unix - - y - - trivial-rewrite",
+    "bounce unix - - y - 0 bounce",
+    "defer unix - - y - 0 bounce",
+    "trace unix - - y - 0 bounce",
+    "verify unix - - y - 1 verify",
+    "flush unix n - y 1000? 0 flush",
+    "proxymap unix - - n - - proxymap",
+    "proxywrite unix - - n - 1 proxymap",
+    "smtp unix - - y - - smtp",
+    "relay unix - - y - - smtp",
+    "showq unix n - y - - showq",
+    "error unix - - y - - error",
+    "retry unix - - y - - error",
+    "discard unix - - y - - discard",
+    "local unix - n n - - local",
+    "virtual unix - n n - - virtual",
+    "lmtp unix - - y - - lmtp",
+    "anvil unix - - y - 1 anvil",
+    "scache unix - - y - 1 scache",
+    "postlog unix-dgram n - n - 1 postlogd",
+)
+
+_SUBMISSION = (
+    "smtpd_sasl_auth_enable=yes",
+    "smtpd_tls_auth_only=yes",
+    "smtpd_reject_unlisted_recipient=no",
+    "smtpd_client_restrictions=",
+    "smtpd_helo_restrictions=",
+    "smtpd_sender_restrictions=reject_sender_login_mismatch,permit_sasl_authenticated,reject",
+    "smtpd_relay_restrictions=permit_sasl_authenticated,reject",
+    "smtpd_recipient_restrictions=permit_sasl_authenticated,reject",
+    "milter_macro_daemon_name=ORIGINATING",
+)
+
+
+def master_cf(*, mailserver: bool) -> list[str]:
+    internal = [*_INTERNAL_SERVICES]
+    if not mailserver:
+        return ["smtp inet n - y - - smtpd", *internal]
+    proxied = "smtpd_upstream_proxy_protocol=haproxy"
+    return [
+        *_service("smtp inet n - y - - smtpd", proxied),
+        *_service(
+            "submission inet n - y - - smtpd",
+            "syslog_name=postfix/submission",
+            proxied,
+            "smtpd_tls_security_level=encrypt",
+            *_SUBMISSION,
+        ),
+        *_service(
+            "submissions inet n - y - - smtpd",
+            "syslog_name=postfix/submissions",
+            proxied,
+            "smtpd_tls_wrappermode=yes",
+            *_SUBMISSION,
+        ),
+        *internal,
+    ]
+
+
+def _service(columns: str, *options: str) -> list[str]:
+    return [columns, *(f"  -o {option}" for option in options)]
+
+
+def _check_script(postmapped: Iterable[str]) -> str:
+    """Check the staged configuration with Postfix itself, in a scratch copy whose queue and
+    data directories are throwaway (``postfix check`` creates them) and whose log goes to
+    stdout (there may be no syslog). A misspelled parameter is only a warning for Postfix;
+    here it fails the check."""
+    copies = " ".join(f'"$STAGE"{shell_quote(path)}' for path in postmapped)
+    return "\n".join(
+        [
+            "set -eu",
+            'scratch="$(mktemp -d)"',
+            "trap 'rm -rf \"$scratch\"' EXIT",
+            f'cp "$STAGE"{CONFIG_DIR}/main.cf "$STAGE"{CONFIG_DIR}/master.cf "$scratch/"',
+            'mkdir -p "$scratch/queue" "$scratch/data" "$scratch/maps"',
+            'postconf -c "$scratch" -e "queue_directory=$scratch/queue" '
+            '"data_directory=$scratch/data" "maillog_file=/dev/stdout"',
+            'warnings="$(postconf -c "$scratch" -n 2>&1 >/dev/null)"',
+            'if [ -n "$warnings" ]; then echo "$warnings" >&2; exit 1; fi',
+            'postfix -c "$scratch" check',
+            f"for map in {copies}; do",
+            '  cp "$map" "$scratch/maps/"',
+            '  postmap -c "$scratch" "hash:$scratch/maps/$(basename "$map")"',
+            "done",
+        ]
+    )
+
+
+def _reload() -> str:
+    return f"postfix check && {systemd.reload('postfix')}"
+
+
+def _is_hash_map(path: str) -> bool:
+    return path.startswith(MAPS_DIR) and not path.endswith("sender_canonical")
+
+
+def _override(settings: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Later settings replace earlier ones in place, so every parameter appears once."""
+    merged: dict[str, str] = {}
+    for key, value in settings:
+        merged[key] = value
+    return list(merged.items())
+
+
+def _postfix_network(network: str) -> str:
+    parsed = ipaddress.ip_network(network)
+    return f"[{parsed.network_address}]/{parsed.prefixlen}" if parsed.version == 6 else network
+
+
+def _fingerprint(pem: str) -> str:
+    certificate = x509.load_pem_x509_certificate(pem.encode())
+    digest = certificate.fingerprint(hashes.SHA256())
+    return ":".join(f"{byte:02X}" for byte in digest)

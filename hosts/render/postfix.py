@@ -276,8 +276,11 @@ def _check_script(postmapped: Iterable[str]) -> str:
             'mkdir -p "$scratch/queue" "$scratch/data" "$scratch/maps"',
             'postconf -c "$scratch" -e "queue_directory=$scratch/queue" '
             '"data_directory=$scratch/data" "maillog_file=/dev/stdout"',
-            'warnings="$(postconf -c "$scratch" -n 2>&1 >/dev/null)"',
-            'if [ -n "$warnings" ]; then echo "$warnings" >&2; exit 1; fi',
+            'warnings="$(postconf -c "$scratch" -n 2>&1 >/dev/null)" || status=$?',
+            'if [ -n "$warnings" ] || [ "${status:-0}" != 0 ]; then',
+            '  echo "$warnings" >&2',
+            "  exit 1",
+            "fi",
             'postfix -c "$scratch" check',
             f"for map in {copies}; do",
             '  cp "$map" "$scratch/maps/"',

@@ -1,0 +1,235 @@
+"""Postfix + Dovecot on the home server and Postfix relaying through the Proton Bridge: the
+files match the reference guides, pass the real tools, and the tools really catch mistakes."""
+
+import datetime
+import subprocess
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gateway.bundle import Bundle, RenderError
+from hosts.render import bridge, dovecot, postfix, render
+from hosts.render.local import run_check, run_checks
+from tests.render_world import assert_golden, context, hosts, with_directory
+
+
+@pytest.fixture
+def world():
+    return hosts()
+
+
+def staged(tmp_path, ctx):
+    bundle = render(ctx)
+    bundle.write_to(tmp_path)
+    return bundle
+
+
+def postmap_query(tmp_path, path: str, key: str) -> str:
+    copy = tmp_path / "query" / path.rsplit("/", 1)[1]
+    copy.parent.mkdir(exist_ok=True)
+    copy.write_bytes((tmp_path / path.lstrip("/")).read_bytes())
+    subprocess.run(["postmap", f"hash:{copy}"], check=True)
+    result = subprocess.run(["postmap", "-q", key, f"hash:{copy}"], capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/postfix/main.cf",
+        "/etc/postfix/master.cf",
+        "/etc/postfix/mailgate/virtual_domains",
+        "/etc/postfix/mailgate/virtual_mailboxes",
+        "/etc/postfix/mailgate/virtual_aliases",
+        "/etc/postfix/mailgate/sender_logins",
+        "/etc/dovecot/dovecot.conf",
+        "/etc/dovecot/mailgate-users",
+    ],
+)
+def test_it_renders_the_mail_server_as_reviewed(world, path):
+    bundle = render(context(world, "home"))
+    assert_golden(bundle.file(path).content, f"mailserver{path}")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/postfix/main.cf",
+        "/etc/postfix/master.cf",
+        "/etc/postfix/mailgate/sasl_passwd",
+        "/etc/postfix/mailgate/sender_canonical",
+        "/etc/systemd/system/protonmail-bridge.service",
+    ],
+)
+def test_it_renders_the_proton_relay_as_reviewed(world, path):
+    bundle = render(context(world, "relay"))
+    assert_golden(bundle.file(path).content, f"relay{path}")
+
+
+def test_it_renders_the_same_bytes_every_time(world):
+    for name in ("home", "relay"):
+        first, second = render(context(world, name)), render(context(world, name))
+        assert [(f.path, f.content) for f in first.files] == [
+            (f.path, f.content) for f in second.files
+        ]
+
+
+def test_it_says_every_text_file_is_managed_by_mailgate(world):
+    for name in ("home", "relay"):
+        for file in render(context(world, name)).files:
+            assert file.content.startswith(b"# Managed by Mailgate."), file.path
+
+
+@pytest.mark.parametrize("name", ["home", "relay"])
+def test_it_passes_postfix_check_postconf_postmap_and_doveconf(world, tmp_path, name):
+    results = run_checks(staged(tmp_path, context(world, name)), tmp_path)
+    assert results, "the bundle has checks"
+    for result in results:
+        assert result.ok, result.output
+
+
+def test_it_fails_the_check_on_a_misspelled_parameter(world, tmp_path):
+    bundle = staged(tmp_path, context(world, "home"))
+    main_cf = tmp_path / "etc/postfix/main.cf"
+    main_cf.write_text(main_cf.read_text() + "smtpd_tls_auth_onyl = yes\n")
+    result = run_check("postfix", bundle.unit("postfix").checks[0], tmp_path)
+    assert not result.ok
+    assert "smtpd_tls_auth_onyl" in result.output
+
+
+def test_it_fails_the_check_on_a_malformed_master_cf(world, tmp_path):
+    bundle = staged(tmp_path, context(world, "home"))
+    master_cf = tmp_path / "etc/postfix/master.cf"
+    master_cf.write_text(master_cf.read_text() + "broken inet n -\n")
+    result = run_check("postfix", bundle.unit("postfix").checks[0], tmp_path)
+    assert not result.ok
+    assert "bad field count" in result.output
+
+
+def test_it_fails_the_check_on_a_broken_dovecot_conf(world, tmp_path):
+    bundle = staged(tmp_path, context(world, "home"))
+    conf = tmp_path / "etc/dovecot/dovecot.conf"
+    conf.write_text(conf.read_text() + "service imap-login {\n")
+    result = run_check("dovecot", bundle.unit("dovecot").checks[0], tmp_path)
+    assert not result.ok
+
+
+def test_it_keys_the_relay_password_as_postfix_looks_it_up(world, tmp_path):
+    staged(tmp_path, context(world, "relay"))
+    sasl = "/etc/postfix/mailgate/sasl_passwd"
+    assert postmap_query(tmp_path, sasl, "[127.0.0.1]:1025") == (
+        "joe@proton.me:wzRrv5R6xOREfmcQ12837ASUDFiudfhsai"
+    )
+    assert postmap_query(tmp_path, sasl, "127.0.0.1:1025") == ""
+    secret = render(context(world, "relay")).file(sasl)
+    assert secret.mode == 0o600 and secret.secret
+
+
+def test_it_lets_mailboxes_send_as_themselves_and_as_aliases_marked_as_senders(world, tmp_path):
+    staged(tmp_path, context(world, "home"))
+    logins = "/etc/postfix/mailgate/sender_logins"
+    assert postmap_query(tmp_path, logins, "alice@family.example") == "alice@family.example"
+    assert postmap_query(tmp_path, logins, "team@family.example") == (
+        "alice@family.example,carol@family.example"
+    )
+    assert postmap_query(tmp_path, logins, "postmaster@example.com") == ""  # not a sender
+    assert postmap_query(tmp_path, logins, "uncle@family.example") == ""
+
+
+def test_it_keeps_mailboxes_reachable_beside_a_catch_all(world, tmp_path):
+    staged(tmp_path, context(world, "home"))
+    aliases = "/etc/postfix/mailgate/virtual_aliases"
+    assert postmap_query(tmp_path, aliases, "carol@family.example") == "carol@family.example"
+    assert postmap_query(tmp_path, aliases, "@family.example") == "alice@family.example"
+    assert postmap_query(tmp_path, aliases, "john@example.com") == ""  # no catch-all there
+
+
+def test_it_never_renders_an_open_relay(world):
+    for name in ("home", "relay"):
+        settings = dict(postfix.main_cf(context(world, name), mailserver=name == "home"))
+        restrictions = settings["smtpd_relay_restrictions"].split(", ")
+        assert restrictions[-1] == "reject_unauth_destination"
+        assert set(restrictions[:-1]) == {"permit_mynetworks", "permit_sasl_authenticated"}
+    assert dict(postfix.main_cf(context(world, "relay"), mailserver=False))["mynetworks"] == (
+        "127.0.0.0/8 [::1]/128 192.168.1.0/24"
+    )
+    master = postfix.master_cf(mailserver=True)
+    assert master.count("  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject") == 2
+
+
+def test_it_pins_a_pasted_smarthost_certificate_by_fingerprint(world):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "127.0.0.1")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(datetime.datetime(2026, 1, 1))
+        .not_valid_after(datetime.datetime(2036, 1, 1))
+        .sign(key, hashes.SHA256())
+    )
+    relay = world["relay"].relay
+    relay.tls_certificate = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    relay.tls_level = "secure"
+    settings = dict(postfix.main_cf(context(world, "relay"), mailserver=False))
+    assert settings["smtp_tls_security_level"] == "fingerprint"
+    expected = certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+    assert settings["smtp_tls_fingerprint_cert_match"] == expected
+
+
+def test_it_tells_the_person_the_bridge_login_steps(world):
+    unit = render(context(world, "relay")).unit("protonmail-bridge")
+    assert "pass init 'ProtonMail Bridge'" in unit.instructions
+    assert "--quick-gen-key 'ProtonMail Bridge'" in unit.instructions
+    assert "protonmail-bridge --cli" in unit.instructions
+
+
+def test_it_runs_no_bridge_for_a_provider_smarthost(world):
+    relay = world["relay"].relay
+    relay.kind, relay.host, relay.port = "generic", "smtp.provider.example", 587
+    assert bridge.units(context(world, "relay")) == []
+    settings = dict(postfix.main_cf(context(world, "relay"), mailserver=False))
+    assert settings["relayhost"] == "[smtp.provider.example]:587"
+
+
+def test_it_limits_quota_and_locks_mailboxes_without_a_password(world):
+    ctx = context(world, "home")
+    box = ctx.directory.mailboxes[0]
+    ctx = with_directory(ctx, mailboxes=(box.__class__(**{**box.__dict__, "password_hash": ""}),))
+    assert dovecot.users(ctx) == ["john@example.com:*::::::userdb_quota_rule=*:storage=2048M"]
+
+
+def test_it_trusts_only_the_gateway_for_proxy_headers(world):
+    conf = dovecot.dovecot_conf(context(world, "home"))
+    assert "haproxy_trusted_networks = 10.0.1.1" in conf
+    world["peer"].host = world["relay"]  # home is no longer a spoke
+    with pytest.raises(RenderError, match="spoke of a tunnel"):
+        dovecot.dovecot_conf(context(world, "home"))
+
+
+@pytest.mark.parametrize("char", ["\n", "\r", "\x00"])
+def test_it_refuses_a_control_character_that_slipped_past_validation(world, char):
+    world["relay"].relay.password = f"secret{char}relayhost = [evil.example]"
+    with pytest.raises(RenderError, match="control character"):
+        render(context(world, "relay"))
+    ctx = context(world, "home")
+    alias = ctx.directory.aliases[0]
+    poisoned = alias.__class__(**{**alias.__dict__, "destinations": (f"a@b.example{char}x",)})
+    with pytest.raises(RenderError, match="control character"):
+        render(with_directory(ctx, aliases=(poisoned,)))
+
+
+def test_it_refuses_a_relay_host_without_a_smarthost(world):
+    world["relay"].relay = None
+    with pytest.raises(RenderError, match="no smarthost"):
+        render(context(world, "relay"))
+
+
+def test_it_puts_nothing_on_a_host_without_a_postfix_role(world):
+    assert postfix.units(context(world, "vps")) == []
+    assert dovecot.units(context(world, "vps")) == []
+    assert Bundle(host="vps").files == []

@@ -1,0 +1,299 @@
+"""HAProxy on the gateway: TCP forwarding through the tunnel to the home mail server, each
+connection preceded by a PROXY v2 header so the mail server sees the client's address.
+
+Two uses share one writer, ``haproxy_cfg``:
+
+- the all-HAProxy gateway (``gateway_proxy == "haproxy"``): ``/etc/haproxy/haproxy.cfg`` for every
+  port the mail server expects PROXY v2 on, 443 routed by the TLS server name (SNI) between the
+  mail server and the local WKD nginx, and port 80 passed on as it is (no PROXY header) so that
+  certbot's HTTP-01 challenges reach the mail server;
+- the Traefik gateway: the reference guide's ``haproxy25`` container for port 25 alone (Traefik
+  cannot serve server-first SMTP); its file is written here, its unit lives in ``traefik``.
+
+HAProxy reads a line format, so every value passes ``one_line`` and then a narrow pattern: a
+space would start a new keyword on the same line.
+
+The public names (mail host names and the ``openpgpkey.`` names of WKD) are built here too,
+because both gateway proxies route by them.
+"""
+
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from gateway.bundle import File, RenderError, Unit
+from gateway.selectors import MailDirectory
+from gateway.writers import lines, one_line, shell_quote
+from hosts.choices import GatewayProxy
+from hosts.render import systemd
+from hosts.render.context import (
+    HTTPS_PORT,
+    MAIL_PORTS,
+    PROXY_PROTOCOL_PORTS,
+    SIEVE_PORT,
+    WKD_BACKEND,
+    RenderContext,
+)
+
+CONFIG = "/etc/haproxy/haproxy.cfg"
+SMTP_ONLY_CONFIG = "/opt/traefik/haproxy-config/haproxy.cfg"
+HTTP_PORT = 80
+SERVICES = {**MAIL_PORTS, SIEVE_PORT: "sieve", HTTPS_PORT: "https", HTTP_PORT: "http"}
+HEALTH_CHECK = "check inter 5s rise 2 fall 2"  # the reference's port-25 backend
+# IMAP IDLE leaves a connection silent for up to 29 minutes (RFC 2177), and Dovecot's "still
+# here" comes every 2 minutes, exactly the reference's client/server timeout: give IMAP room.
+IMAP_TUNNEL_TIMEOUT = "timeout tunnel 30m"
+MAIL_NAME_PREFIXES = ("", "autoconfig.", "autodiscover.", "mta-sts.")
+WKD_PREFIX = "openpgpkey."
+
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_.:-]+")
+_DNS_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+")
+
+
+@dataclass(frozen=True)
+class Server:
+    """Where a backend sends connections; ``proxy_header`` adds ``send-proxy-v2``."""
+
+    name: str
+    address: str
+    port: int
+    proxy_header: bool = True
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A host the gateway forwards to: its name (for logs) and its address in the tunnel."""
+
+    name: str
+    address: str
+
+    def at(self, port: int, *, proxy_header: bool = True) -> Server:
+        return Server(self.name, self.address, port, proxy_header)
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    server: Server
+    settings: tuple[str, ...] = ()  # extra lines, e.g. a longer tunnel timeout
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """One listening port; with ``by_sni`` the TLS server name picks the backend."""
+
+    name: str
+    port: int
+    default: Backend
+    by_sni: tuple[tuple[Backend, tuple[str, ...]], ...] = ()
+
+
+def units(ctx: RenderContext) -> list[Unit]:
+    """The all-HAProxy gateway's unit; the Traefik gateway's HAProxy is in ``traefik``."""
+    if not (ctx.host.is_gateway and ctx.host.gateway_proxy == GatewayProxy.HAPROXY):
+        return []
+    home = mailserver(ctx)
+    if home is None:
+        return []  # no mail server in the tunnel yet: nothing to forward to
+    content = haproxy_cfg(
+        gateway_frontends(ctx, home), ipv6=bool(ctx.host.public_ipv6), run_as="haproxy"
+    )
+    return [
+        Unit(
+            name="haproxy",
+            files=(File(CONFIG, content),),
+            checks=(f'haproxy -c -f "$STAGE"{shell_quote(CONFIG)}',),
+            activate=(systemd.reload("haproxy"),),
+        )
+    ]
+
+
+def smtp_only_cfg(home: Peer) -> bytes:
+    """The reference's ``haproxy25`` file: port 25 to the mail server, nothing else. Docker
+    publishes the port on IPv4 and IPv6, so the container binds IPv4 only."""
+    return haproxy_cfg([_forward(home, 25)], ipv6=False)
+
+
+# --- what the gateway forwards ------------------------------------------------------------------
+
+
+def mailserver(ctx: RenderContext) -> Peer | None:
+    """The home mail server as a server line's target, reached through the tunnel."""
+    peer = ctx.mailserver_peer
+    if peer is None:
+        return None
+    if not peer.host.tunnel_address:
+        raise RenderError(f"Give the mail server {peer.host} its tunnel address first.")
+    return Peer(_identifier(peer.host.name), str(peer.host.tunnel_address))
+
+
+def gateway_frontends(ctx: RenderContext, home: Peer) -> list[Frontend]:
+    forwarded = [_forward(home, port) for port in PROXY_PROTOCOL_PORTS if port != HTTPS_PORT]
+    plain_http = _forward(home, HTTP_PORT, proxy_header=False)
+    return sorted([*forwarded, _https(ctx, home), plain_http], key=_by_port)
+
+
+def _https(ctx: RenderContext, home: Peer) -> Frontend:
+    mail = _backend(home, HTTPS_PORT)
+    address, port = WKD_BACKEND
+    wkd = Backend("wkd_https", Server("wkd_nginx", address, port))
+    names = ((wkd, tuple(wkd_names(ctx.directory))), (mail, tuple(mail_names(ctx.directory))))
+    return Frontend("https_in", HTTPS_PORT, default=mail, by_sni=names)
+
+
+def _forward(home: Peer, port: int, *, proxy_header: bool = True) -> Frontend:
+    backend = _backend(home, port, proxy_header=proxy_header)
+    return Frontend(f"{SERVICES[port]}_in", port, default=backend)
+
+
+def _backend(home: Peer, port: int, *, proxy_header: bool = True) -> Backend:
+    server = home.at(port, proxy_header=proxy_header)
+    settings = (IMAP_TUNNEL_TIMEOUT,) if SERVICES[port] == "imaps" else ()
+    return Backend(f"mailserver_{SERVICES[port]}", server, settings)
+
+
+def _by_port(frontend: Frontend) -> int:
+    return frontend.port
+
+
+def mail_names(directory: MailDirectory) -> list[str]:
+    """Every mail host name with its autoconfig/autodiscover/MTA-STS names, as in the guide."""
+    hosts = sorted({dns_name(domain.mail_hostname) for domain in directory.domains})
+    return [f"{prefix}{host}" for host in hosts for prefix in MAIL_NAME_PREFIXES]
+
+
+def wkd_names(directory: MailDirectory) -> list[str]:
+    """``openpgpkey.<domain>`` of every mail domain: the WKD advanced method's host."""
+    return sorted({f"{WKD_PREFIX}{dns_name(domain.name)}" for domain in directory.domains})
+
+
+def dns_name(value) -> str:
+    """A lowercase ASCII host name, or RenderError: names go into HAProxy ACLs and Traefik rules,
+    where a space or backtick would change the rule."""
+    text = one_line(value)
+    if not _DNS_NAME.fullmatch(text) or len(text) > 253:
+        raise RenderError(f"Refusing to route {text!r}: not a lowercase ASCII host name.")
+    return text
+
+
+# --- the file -----------------------------------------------------------------------------------
+
+
+def haproxy_cfg(frontends: Sequence[Frontend], *, ipv6: bool, run_as: str = "") -> bytes:
+    """A TCP-mode haproxy.cfg for these frontends and the backends they use."""
+    return lines(
+        [
+            *_global(run_as),
+            *_defaults(),
+            *(line for frontend in frontends for line in _frontend(frontend, ipv6=ipv6)),
+            *(line for backend in _backends(frontends) for line in _backend_block(backend)),
+        ]
+    )
+
+
+def _global(run_as: str) -> list[str]:
+    # On a host HAProxy starts as root to bind the ports, then drops to its own user; the
+    # container's image already runs as that user, as the reference file assumes.
+    user = [f"  user {_identifier(run_as)}", f"  group {_identifier(run_as)}"] if run_as else []
+    return [
+        "global",
+        "  # log to stdout: the journal under systemd, `docker logs` in a container",
+        "  log stdout format raw local0",
+        "  master-worker",
+        *user,
+    ]
+
+
+def _defaults() -> list[str]:
+    return [
+        "",
+        "defaults",
+        "  mode tcp",
+        "  log global",
+        "  option tcplog",
+        "  timeout connect 5s",
+        "  timeout client  2m",
+        "  timeout server  2m",
+    ]
+
+
+def _frontend(frontend: Frontend, *, ipv6: bool) -> list[str]:
+    port = _port(frontend.port)
+    binds = [f"  bind :{port}", *([f"  bind [::]:{port} v6only"] if ipv6 else [])]
+    return [
+        "",
+        f"frontend {_identifier(frontend.name)}",
+        *binds,
+        *_sni_routing(frontend.by_sni),
+        f"  default_backend {_identifier(frontend.default.name)}",
+    ]
+
+
+def _sni_routing(routes: Iterable[tuple[Backend, tuple[str, ...]]]) -> list[str]:
+    routes = [(backend, names) for backend, names in routes if names]
+    if not routes:
+        return []
+    rules = [
+        "  # Wait for the TLS ClientHello: its server name (SNI) chooses the backend.",
+        "  tcp-request inspect-delay 5s",
+        "  tcp-request content accept if { req.ssl_hello_type 1 }",
+    ]
+    for backend, names in routes:
+        acl = f"sni_{_identifier(backend.name)}"
+        # One name per line: ACL lines of the same name add up, and no line grows too long.
+        rules += [f"  acl {acl} req.ssl_sni -i {dns_name(name)}" for name in names]
+        rules.append(f"  use_backend {_identifier(backend.name)} if {acl}")
+    return rules
+
+
+def _backends(frontends: Sequence[Frontend]) -> list[Backend]:
+    """Each backend once, in the order the frontends first use it."""
+    seen: dict[str, Backend] = {}
+    for frontend in frontends:
+        for backend in (*(backend for backend, _ in frontend.by_sni), frontend.default):
+            seen.setdefault(backend.name, backend)
+    return sorted(seen.values(), key=lambda backend: (backend.server.port, backend.name))
+
+
+def _backend_block(backend: Backend) -> list[str]:
+    server = backend.server
+    proxy = " send-proxy-v2" if server.proxy_header else ""
+    why = (
+        ["  # PROXY v2 toward the server so it sees the client's address"]
+        if server.proxy_header
+        else ["  # no PROXY header: plain HTTP for ACME HTTP-01 challenges at home"]
+    )
+    return [
+        "",
+        f"backend {_identifier(backend.name)}",
+        *(f"  {one_line(setting)}" for setting in backend.settings),
+        *why,
+        f"  server {_identifier(server.name)} {_address(server.address, server.port)}"
+        f"{proxy} {HEALTH_CHECK}",
+    ]
+
+
+# --- values -------------------------------------------------------------------------------------
+
+
+def _identifier(value) -> str:
+    text = one_line(value)
+    if not _IDENTIFIER.fullmatch(text):
+        raise RenderError(f"Refusing to write {text!r} into haproxy.cfg: not a plain name.")
+    return text
+
+
+def _address(value, port: int) -> str:
+    try:
+        address = ipaddress.ip_address(one_line(value))
+    except ValueError as error:
+        raise RenderError(f"Refusing to forward to {value!r}: not an IP address.") from error
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return f"{host}:{_port(port)}"
+
+
+def _port(value: int) -> int:
+    if not isinstance(value, int) or not 0 < value < 65536:
+        raise RenderError(f"Refusing the port {value!r}: not between 1 and 65535.")
+    return value

@@ -1,0 +1,446 @@
+"""Mailu 2024.06 on the home mail server: ``mailu.env``, the setup utility's Compose stack, and
+the mail directory in the shape of Mailu's ``flask mailu config-import``.
+
+Follows ``reference/mailu-behind-traefik-vps.md``: Mailu listens on the host's tunnel address,
+trusts the gateway's public and tunnel addresses (``REAL_IP_FROM``), expects a PROXY v2 header on
+the ports the gateway forwards, and keeps its containers on 192.168.203.0/24, the subnet the
+gateway routes back through the tunnel for SMTP egress. Settings as in FACTS §3.
+
+**The import replaces Mailu's whole configuration** (``config-import`` without ``-u``). Mailgate
+is the single source of truth: after each deployment Mailu holds exactly the enabled domains,
+mailboxes (with their password hashes, quotas and names) and aliases that Mailgate shows, and a
+mailbox or alias deleted or disabled in Mailgate stops receiving mail and logging in at once. A
+merge (``-u``) would keep every account Mailgate no longer lists, still able to log in, which is
+the failure a demanding user cannot accept; Mailgate renders a snapshot, not a history, so it
+cannot name the deletions a merge would need. The import runs in one transaction: a file Mailu
+refuses changes nothing. What it costs, and why Mailu's admin UI is off (``ADMIN=false``):
+
+- Domains, users and aliases created in Mailu itself (the reference's ``flask mailu admin``
+  account included) are deleted at the next deployment.
+- Settings Mailgate does not model are reset to Mailu's defaults at every deployment: auto-reply,
+  forwarding, spam threshold, application tokens, fetched accounts, domain managers. A password
+  changed in Mailu goes back to the one set in Mailgate.
+- DKIM keys survive: Mailu keeps them as files under ``/mailu/dkim``, not in the rows the import
+  replaces (see the unit's instructions for creating one).
+
+Mailu lets an alias's destinations send as the alias whatever Mailgate's "allowed as sender"
+says: its sender check returns every alias destination, and no setting narrows it.
+"""
+
+import functools
+import ipaddress
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+
+from gateway.bundle import File, RenderError, Unit
+from gateway.selectors import AliasEntry, MailboxEntry, MailDirectory
+from gateway.writers import lines, one_line, shell_quote, yaml_document
+from hosts.choices import MailBackend, TlsLevel
+from hosts.models import Relay
+from hosts.render.context import PROXY_PROTOCOL_PORTS, RenderContext
+
+VERSION = "2024.06"
+MAILU_DIR = "/opt/mailu"
+ENV_PATH = f"{MAILU_DIR}/mailu.env"
+COMPOSE_PATH = f"{MAILU_DIR}/docker-compose.yml"
+IMPORT_PATH = f"{MAILU_DIR}/mailgate/config-import.yaml"
+STORAGE = "/mailu"  # the setup utility's default storage path, written into the volumes
+DEFAULT_SUBNET = "192.168.203.0/24"
+POSTMASTER = "postmaster"
+WEBMAIL = "snappymail"
+# Mailu's default PORTS (25,80,443,465,993,995,4190) plus 587, which stays closed unless listed.
+PORTS = (25, 80, 443, 465, 587, 993, 995, 4190)
+SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.schema.json"
+MIB = 1024 * 1024  # Mailgate's quota "MB" is Dovecot's "M" (the Postfix+Dovecot renderer's too)
+
+# Mailu accepts only these two; every Mailgate level maps to the nearest one that is no weaker:
+# "may" would send the relay password in clear to a relay without STARTTLS (Mailu refuses
+# plaintext SASL then anyway), so it becomes "encrypt"; "verify" checks the certificate's chain and
+# name, as Mailu's "secure" does.
+OUTBOUND_TLS = {
+    TlsLevel.MAY: "encrypt",
+    TlsLevel.ENCRYPT: "encrypt",
+    TlsLevel.VERIFY: "secure",
+    TlsLevel.SECURE: "secure",
+}
+
+# docker compose's env-file parser treats these specially in an unquoted value (quotes, variable
+# interpolation, inline comments, escapes, word ends), so a value holding one is refused.
+_ENV_UNSAFE = re.compile(r"[\s'\"`$#\\]")
+_ENV_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_SCHEME_PREFIX = re.compile(r"^\{[A-Za-z0-9._-]+\}")
+
+INSTRUCTIONS = f"""\
+DKIM: the import does not create keys (it would replace them at every deployment). Once per
+domain, on this host:
+
+  cd {MAILU_DIR}
+  printf 'domain:\\n  - name: DOMAIN\\n    dkim_key: -generate-\\n' |
+      docker compose exec -T admin flask mailu config-import -u
+  docker compose exec -T admin flask mailu config-export --dns domain.dns_dkim
+
+and publish the record it prints. The key is kept in {STORAGE}/dkim and survives later imports.
+Mailu's admin UI is off: manage domains, mailboxes and aliases in Mailgate."""
+
+
+def units(ctx: RenderContext) -> list[Unit]:
+    host = ctx.host
+    if not (host.is_mailserver and host.mail_backend == MailBackend.MAILU):
+        return []
+    subnet = mailu_subnet(ctx)
+    files = (
+        File(ENV_PATH, env_file(ctx, subnet), mode=0o600, secret=True),
+        File(COMPOSE_PATH, yaml_document(validated(compose(ctx, subnet)))),
+        File(IMPORT_PATH, yaml_document(mail_config(ctx.directory)), mode=0o600, secret=True),
+    )
+    return [
+        Unit(
+            name="mailu",
+            files=files,
+            checks=(_compose_check(), _import_dry_run()),
+            activate=(f"cd {MAILU_DIR} && docker compose up -d", _import()),
+            instructions=INSTRUCTIONS,
+        )
+    ]
+
+
+def mailu_subnet(ctx: RenderContext) -> ipaddress.IPv4Network:
+    """Mailu's Docker network: the subnet the gateway routes back to this spoke."""
+    value = (ctx.spoke_of.routed_subnet if ctx.spoke_of else "") or DEFAULT_SUBNET
+    try:
+        network = ipaddress.ip_network(value)
+    except ValueError:
+        raise RenderError(f"Mailu's subnet {value!r} is not a network.") from None
+    if network.version != 4 or network.num_addresses < 8:
+        raise RenderError(
+            f"Mailu needs an IPv4 subnet of at least /29 for its containers, not {value}: set "
+            "the tunnel peer's routed subnet (e.g. 192.168.203.0/24)."
+        )
+    return network
+
+
+# --- mailu.env ------------------------------------------------------------------------------
+
+COMMENTS = {
+    "SUBNET": "The gateway routes this subnet back through the tunnel (SMTP egress).",
+    "TLS_FLAVOR": "Mailu gets its certificate over HTTP-01: the gateway passes "
+    "/.well-known/acme-challenge/ for the mail host names to port 80 here.",
+    "PORTS": "587 is closed unless listed.",
+    "ADMIN": "Off: Mailgate manages domains, mailboxes and aliases, and each deployment "
+    "replaces Mailu's copy, so changes made in Mailu's admin UI would not last.",
+    "DISABLE_STATISTICS": "Do not report this installation to Mailu's statistics server.",
+    "REAL_IP_FROM": "The gateway's public and tunnel addresses: the proxies Mailu trusts.",
+    "PROXY_PROTOCOL": "Every port the gateway forwards with a PROXY v2 header. 443 too, unlike "
+    "the guide's mailu.env line: its own Traefik service sends the header to 443. "
+    "REAL_IP_HEADER stays unset, as Mailu requires with PROXY_PROTOCOL.",
+    "OUTBOUND_TLS_LEVEL": "Mailu knows only encrypt and secure (Mailgate's may and verify map "
+    "to the stricter neighbour).",
+}
+
+
+def env_file(ctx: RenderContext, subnet: ipaddress.IPv4Network) -> bytes:
+    body = []
+    for key, value in settings(ctx, subnet):
+        if key in COMMENTS:
+            body.append(f"# {COMMENTS[key]}")
+        body.append(f"{key}={_env_value(key, value)}")
+    return lines(body)
+
+
+def settings(ctx: RenderContext, subnet: ipaddress.IPv4Network) -> list[tuple[str, str]]:
+    host = ctx.host
+    if not host.mailu_secret_key:
+        raise RenderError(f"{host} has no Mailu secret key: save the host again to create one.")
+    return [
+        ("SECRET_KEY", host.mailu_secret_key),
+        ("SUBNET", str(subnet)),
+        ("DOMAIN", _main_domain(ctx.directory)),
+        ("HOSTNAMES", ",".join(mail_hostnames(ctx))),
+        ("POSTMASTER", POSTMASTER),
+        ("TLS_FLAVOR", "letsencrypt"),
+        ("PORTS", ",".join(str(port) for port in PORTS)),
+        ("ADMIN", "false"),
+        ("API", "false"),
+        ("WEBMAIL", WEBMAIL),
+        ("WEBDAV", "none"),
+        ("ANTIVIRUS", "none"),
+        ("WEB_ADMIN", "/admin"),
+        ("WEB_WEBMAIL", "/webmail"),
+        ("WEBROOT_REDIRECT", "/webmail"),
+        ("WEBSITE", f"https://{ctx.hostname}"),
+        ("DISABLE_STATISTICS", "True"),
+        ("MESSAGE_SIZE_LIMIT", "50000000"),
+        ("RECIPIENT_DELIMITER", "+"),
+        ("DMARC_RUA", POSTMASTER),
+        ("DMARC_RUF", POSTMASTER),
+        ("CREDENTIAL_ROUNDS", "12"),
+        ("LOG_LEVEL", "WARNING"),
+        ("TZ", "Etc/UTC"),
+        *_proxy_settings(ctx),
+        *_relay_settings(host.relay, subnet),
+    ]
+
+
+def mail_hostnames(ctx: RenderContext) -> list[str]:
+    """The server's own name first (SMTP banner, MX target), then every domain's mail host."""
+    names = [ctx.hostname, *(domain.mail_hostname for domain in ctx.directory.domains)]
+    return list(dict.fromkeys(name.lower() for name in names))
+
+
+def _main_domain(directory: MailDirectory) -> str:
+    if not directory.domains:
+        raise RenderError("Mailu needs a main mail domain: add and enable a domain first.")
+    return directory.domains[0].name
+
+
+def _proxy_settings(ctx: RenderContext) -> list[tuple[str, str]]:
+    """Trust the gateway's PROXY v2 headers; a mail server reached directly gets none."""
+    gateway = ctx.gateway
+    if gateway is None:
+        return []
+    addresses = [gateway.public_ipv4, gateway.public_ipv6, gateway.tunnel_address]
+    trusted = list(dict.fromkeys(str(address) for address in addresses if address))
+    return [
+        ("REAL_IP_FROM", ",".join(trusted)),
+        ("PROXY_PROTOCOL", ",".join(str(port) for port in PROXY_PROTOCOL_PORTS)),
+    ]
+
+
+def _relay_settings(relay: Relay | None, subnet: ipaddress.IPv4Network) -> list[tuple[str, str]]:
+    if relay is None:
+        return []
+    if _is_loopback(relay.host):
+        raise RenderError(
+            f"The relay {relay.name} is at {relay.host}, but Mailu's Postfix runs in a "
+            f"container, where {relay.host} is that container's own loopback, not this host's: "
+            "mail would never reach the relay. Point the relay at an address the container "
+            "can reach, e.g. the LAN address of a Mailgate relay host whose Postfix relays "
+            f"through the Bridge, or this host's address on Mailu's network ({subnet[1]}) "
+            "with the smarthost listening there."
+        )
+    pairs = [("RELAYHOST", relay.next_hop)]
+    if relay.username:
+        pairs += [("RELAYUSER", relay.username), ("RELAYPASSWORD", relay.password)]
+    return [*pairs, ("OUTBOUND_TLS_LEVEL", OUTBOUND_TLS[TlsLevel(relay.tls_level)])]
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _env_value(key: str, value) -> str:
+    text = one_line(value)
+    if not _ENV_KEY.match(key):
+        raise RenderError(f"{key!r} is not an environment variable name.")
+    if match := _ENV_UNSAFE.search(text):
+        raise RenderError(
+            f"Refusing to write {key} to mailu.env: its value contains {match.group()!r}, which "
+            "docker compose's env-file parser would read as a quote, variable, comment or word "
+            "end. Use a value without spaces, quotes, $, #, ` or backslashes."
+        )
+    return text
+
+
+# --- docker-compose.yml ---------------------------------------------------------------------
+
+
+def compose(ctx: RenderContext, subnet: ipaddress.IPv4Network) -> dict:
+    """The setup utility's stack for this host, built as data."""
+    resolver = str(subnet[-2])  # the setup utility gives unbound the last usable address
+    bind = _listen_address(ctx)
+    services = {
+        "redis": {
+            "image": "redis:alpine",
+            "restart": "always",
+            "volumes": [f"{STORAGE}/redis:/data"],
+            "depends_on": ["resolver"],
+            "dns": [resolver],
+        },
+        "front": {
+            **_mailu_service("front", "nginx"),
+            "ports": [f"{bind}:{port}:{port}" for port in PORTS],
+            "networks": ["default", "webmail"],
+            "volumes": [f"{STORAGE}/certs:/certs", f"{STORAGE}/overrides/nginx:/overrides:ro"],
+            "depends_on": ["resolver"],
+            "dns": [resolver],
+        },
+        "resolver": {
+            "image": _image("unbound"),
+            "env_file": "mailu.env",
+            "restart": "always",
+            "networks": {"default": {"ipv4_address": resolver}},
+        },
+        "admin": {
+            **_mailu_service("admin", "admin"),
+            "volumes": [f"{STORAGE}/data:/data", f"{STORAGE}/dkim:/dkim"],
+            "depends_on": ["redis", "resolver"],
+            "dns": [resolver],
+        },
+        "imap": {
+            **_mailu_service("imap", "dovecot"),
+            "volumes": [f"{STORAGE}/mail:/mail", f"{STORAGE}/overrides/dovecot:/overrides:ro"],
+            "depends_on": ["front", "resolver"],
+            "dns": [resolver],
+        },
+        "smtp": {
+            **_mailu_service("smtp", "postfix"),
+            "volumes": [
+                f"{STORAGE}/mailqueue:/queue",
+                f"{STORAGE}/overrides/postfix:/overrides:ro",
+            ],
+            "depends_on": ["front", "resolver"],
+            "dns": [resolver],
+        },
+        "antispam": {
+            **_mailu_service("antispam", "rspamd"),
+            "hostname": "antispam",
+            "volumes": [
+                f"{STORAGE}/filter:/var/lib/rspamd",
+                f"{STORAGE}/overrides/rspamd:/overrides:ro",
+            ],
+            "depends_on": ["front", "redis", "resolver"],
+            "dns": [resolver],
+        },
+        "webmail": {
+            "image": _image("webmail"),
+            "restart": "always",
+            "env_file": "mailu.env",
+            "volumes": [
+                f"{STORAGE}/webmail:/data",
+                f"{STORAGE}/overrides/{WEBMAIL}:/overrides:ro",
+            ],
+            "networks": ["webmail"],
+            "depends_on": ["front"],
+        },
+    }
+    networks = {
+        "default": {
+            "driver": "bridge",
+            "ipam": {"driver": "default", "config": [{"subnet": str(subnet)}]},
+        },
+        "webmail": {"driver": "bridge"},
+    }
+    return {"services": services, "networks": networks}
+
+
+def _image(name: str) -> str:
+    return f"ghcr.io/mailu/{name}:{VERSION}"
+
+
+def _mailu_service(service: str, image: str) -> dict:
+    return {
+        "image": _image(image),
+        "restart": "always",
+        "env_file": "mailu.env",
+        "logging": {"driver": "journald", "options": {"tag": f"mailu-{service}"}},
+    }
+
+
+def _listen_address(ctx: RenderContext) -> str:
+    """The tunnel address, where the gateway forwards mail (as in the guide's setup choices)."""
+    address = ctx.host.tunnel_address
+    if not address:
+        raise RenderError(
+            f"Mailu publishes its ports on {ctx.host}'s tunnel address, where the gateway "
+            "forwards mail: give the host a tunnel address (e.g. 10.0.1.2) and add it to the "
+            "gateway's tunnel."
+        )
+    return f"[{address}]" if ipaddress.ip_address(address).version == 6 else str(address)
+
+
+def validated(data: dict) -> dict:
+    """``data`` if it satisfies the Compose specification, else a RenderError naming the fault."""
+    error = jsonschema.exceptions.best_match(_compose_validator().iter_errors(data))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+        raise RenderError(f"docker-compose.yml breaks the Compose schema at {where}: {error.message}")
+    return data
+
+
+@functools.cache
+def _compose_validator() -> jsonschema.Draft202012Validator:
+    # A vendored, read-only data file of the project: loaded once, not per render.
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
+
+
+# --- config-import.yaml ---------------------------------------------------------------------
+
+
+def mail_config(directory: MailDirectory) -> dict:
+    """Mailu's ``config-import`` document: singular section names, as ``schemas.py`` has them."""
+    return {
+        "domain": [{"name": domain.name} for domain in directory.domains],
+        "user": [_user(mailbox) for mailbox in directory.mailboxes],
+        "alias": [_alias(alias) for alias in directory.aliases],
+    }
+
+
+def _user(mailbox: MailboxEntry) -> dict:
+    if not mailbox.password_hash:
+        raise RenderError(
+            f"{mailbox.address} has no password yet, and Mailu refuses a user without one: "
+            "set its password in Mailgate, or disable the mailbox."
+        )
+    return {
+        "email": mailbox.address,
+        # Mailu stores the bare passlib hash; it identifies bcrypt by its $2b$ itself.
+        "password": _SCHEME_PREFIX.sub("", mailbox.password_hash, count=1),
+        "displayed_name": mailbox.display_name,
+        # Always written: an absent quota means Mailu's default of 1 GB; 0 means unlimited.
+        "quota_bytes": mailbox.quota_mb * MIB,
+    }
+
+
+def _alias(alias: AliasEntry) -> dict:
+    if alias.local_part:
+        return {"email": alias.address, "destination": list(alias.destinations)}
+    # Mailu's catch-all: a wildcard alias whose local part is the SQL LIKE pattern "%".
+    return {
+        "email": f"%@{alias.domain}",
+        "destination": list(alias.destinations),
+        "wildcard": True,
+    }
+
+
+# --- checks and activation ------------------------------------------------------------------
+
+
+def _compose_check() -> str:
+    staged = f'"$STAGE"{shell_quote(MAILU_DIR)}'
+    return (
+        "if command -v docker >/dev/null 2>&1; then "
+        "if docker compose version >/dev/null 2>&1; then "
+        f"docker compose --project-directory {staged} -f {staged}/docker-compose.yml config -q; "
+        "else echo 'docker is installed without its compose plugin (docker compose), which "
+        "Mailu needs: install it, e.g. docker-compose-plugin.' >&2; false; fi; fi"
+    )
+
+
+def _import_dry_run() -> str:
+    """Ask the running Mailu to validate the new directory (hashes, addresses) without saving."""
+    live = shell_quote(COMPOSE_PATH)
+    return (
+        f"if command -v docker >/dev/null 2>&1 && [ -f {live} ] && "
+        f"docker compose -f {live} ps --status running --services 2>/dev/null | grep -qx admin; "
+        f"then docker compose -f {live} exec -T admin flask mailu config-import -n "
+        f'< "$STAGE"{shell_quote(IMPORT_PATH)}; fi'
+    )
+
+
+def _import() -> str:
+    """Wait (at most five minutes) until the admin container answers, then replace the config."""
+    return (
+        f"cd {MAILU_DIR} && for attempt in $(seq 60); do "
+        "docker compose exec -T admin flask mailu config-export domain.name >/dev/null 2>&1 "
+        "&& break; sleep 5; done; "
+        f"docker compose exec -T admin flask mailu config-import < {shell_quote(IMPORT_PATH)}"
+    )

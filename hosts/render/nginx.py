@@ -1,0 +1,254 @@
+"""nginx serving the OpenPGP Web Key Directory (WKD) on the gateway, and each domain's ``policy``.
+
+The tree is the reference guide's *advanced* layout, ``.well-known/openpgpkey/<domain>/hu/<hash>``
+below the gateway's WKD root (``ctx.wkd_root``); the keys themselves are added by the keys app.
+The same server also answers the *direct* method (``https://<domain>/.well-known/openpgpkey/...``)
+by mapping the bare domain in ``Host`` to that domain's folder, so one tree serves both layouts
+and no key is stored twice.
+
+Two flavours, one set of location rules:
+
+- all-HAProxy gateway: nginx on the host, TLS on ``WKD_BACKEND`` behind HAProxy's SNI routing,
+  the client address taken from HAProxy's PROXY v2 header;
+- Traefik gateway: the reference's ``wkd_nginx`` container on plain HTTP behind Traefik, its
+  configuration bind-mounted from ``/opt/traefik/wkd/nginx.conf``.
+
+nginx has no serializer, so the file is a text template; every value is checked with ``one_line``
+and then against a narrow pattern, since a space, ``;`` or brace would end an nginx directive.
+"""
+
+import re
+
+from gateway.bundle import File, RenderError, Unit
+from gateway.writers import lines, one_line, shell_quote
+from hosts.choices import GatewayProxy
+from hosts.render import systemd
+from hosts.render.context import WKD_BACKEND, RenderContext
+
+HOST_CONF = "/etc/nginx/conf.d/mailgate-wkd.conf"
+CONTAINER_CONF = "/opt/traefik/wkd/nginx.conf"
+CONTAINER = "wkd_nginx"
+CONTAINER_IMAGE = "nginx:1.29.3"  # the compose renderer's wkd_nginx image; keep the two equal
+CONTAINER_ROOT = "/usr/share/nginx/html"  # where the compose file mounts the WKD root
+CONTAINER_CONF_TARGET = "/etc/nginx/conf.d/wkd.conf"  # where it mounts CONTAINER_CONF
+WELL_KNOWN = "/.well-known/openpgpkey"
+
+_DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
+_PATH = re.compile(r"/[A-Za-z0-9._@+/-]*")
+
+
+def units(ctx: RenderContext) -> list[Unit]:
+    """The WKD unit of a gateway: nginx's server and one policy file per mail domain."""
+    if not ctx.host.is_gateway or ctx.wkd_root is None:
+        return []
+    domains = [_domain(entry.name) for entry in ctx.directory.domains]
+    policies = tuple(_policy(ctx.wkd_root, domain) for domain in domains)
+    if ctx.host.gateway_proxy == GatewayProxy.HAPROXY:
+        return [_host_unit(ctx, domains, policies)]
+    return [_container_unit(domains, policies)]
+
+
+def _host_unit(ctx: RenderContext, domains: list[str], policies: tuple[File, ...]) -> Unit:
+    conf = File(HOST_CONF, lines(_host_server(ctx, domains)), mode=0o644)
+    return Unit(
+        name="wkd-nginx",
+        files=(conf, *policies),
+        checks=(_nginx_test(HOST_CONF),),
+        activate=(systemd.reload("nginx"),),
+    )
+
+
+def _container_unit(domains: list[str], policies: tuple[File, ...]) -> Unit:
+    conf = File(CONTAINER_CONF, lines(_container_server(domains)), mode=0o644)
+    return Unit(
+        name="wkd-nginx",
+        files=(conf, *policies),
+        checks=(_container_nginx_test(),),
+        activate=(_container_reload(),),
+    )
+
+
+def _policy(wkd_root: str, domain: str) -> File:
+    # An empty policy is valid; this is the line gpg-wks-client --install-key writes.
+    body = lines([f"# Policy flags for domain {domain}"])
+    return File(f"{_path(wkd_root)}{WELL_KNOWN}/{domain}/policy", body, mode=0o644)
+
+
+# --- the configuration ---------------------------------------------------------------------------
+
+
+def _host_server(ctx: RenderContext, domains: list[str]) -> list[str]:
+    address, port = WKD_BACKEND
+    # The bare domains are named too: they are the Host of the direct method.
+    names = [name for domain in domains for name in (f"openpgpkey.{domain}", domain)]
+    return [
+        "# Web Key Directory (OpenPGP) behind HAProxy, which passes TLS for SNI",
+        "# openpgpkey.<domain> to this server with a PROXY v2 header in front of it.",
+        *_domain_map(domains),
+        "",
+        "server {",
+        f"    listen {one_line(address)}:{int(port)} ssl proxy_protocol;",
+        f"    server_name {' '.join(names) or '_'};",
+        "",
+        f"    ssl_certificate {_path(ctx.certificate)};",
+        f"    ssl_certificate_key {_path(ctx.certificate_key)};",
+        "    # Not in the guide (Traefik holds TLS there): Traefik's own minimum, TLS 1.2.",
+        "    ssl_protocols TLSv1.2 TLSv1.3;",
+        "",
+        "    # Log the client, not HAProxy: its address comes in the PROXY header.",
+        f"    set_real_ip_from {one_line(address)};",
+        "    real_ip_header proxy_protocol;",
+        "",
+        f"    root {_path(ctx.wkd_root)};",
+        *_locations(),
+        "}",
+    ]
+
+
+def _container_server(domains: list[str]) -> list[str]:
+    return [
+        "# Web Key Directory (OpenPGP) in the wkd_nginx container: Traefik terminates TLS for",
+        "# openpgpkey.<domain> and passes plain HTTP to port 80 here.",
+        *_domain_map(domains),
+        "",
+        "server {",
+        "    listen 80 default_server;",
+        "    server_name _;",
+        "",
+        f"    root {CONTAINER_ROOT};",
+        *_locations(),
+        "}",
+    ]
+
+
+def _domain_map(domains: list[str]) -> list[str]:
+    # Only listed domains map to a folder: an unknown Host can never choose a path.
+    return [
+        "",
+        "# The direct method's Host (a bare mail domain) names its folder in the advanced tree.",
+        "map $host $mailgate_wkd_domain {",
+        '    default "";',
+        *(f"    {domain} {domain};" for domain in domains),
+        "}",
+    ]
+
+
+def _locations() -> list[str]:
+    """The location rules both flavours share: the guide's, plus the direct method."""
+    return [
+        "",
+        "    # Advanced method: https://openpgpkey.<domain>/.well-known/openpgpkey/<domain>/hu/<hash>",
+        f"    location {WELL_KNOWN}/ {{",
+        *_serving_rules("$uri"),
+        "    }",
+        "",
+        "    # Direct method: https://<domain>/.well-known/openpgpkey/hu/<hash> and .../policy,",
+        "    # answered from the domain's folder of the same tree.",
+        r"    location ~ ^/\.well-known/openpgpkey/(?<mailgate_wkd_file>hu/[^/]+|policy)$ {",
+        '        if ($mailgate_wkd_domain = "") {',
+        "            return 404;",
+        "        }",
+        *_serving_rules(f"{WELL_KNOWN}/$mailgate_wkd_domain/$mailgate_wkd_file"),
+        "    }",
+        "",
+        "    # Only the WKD lives here: unlike the guide, nothing else under the root is served.",
+        "    location / {",
+        "        return 404;",
+        "    }",
+    ]
+
+
+def _serving_rules(file: str) -> list[str]:
+    return [
+        "        # Binary keys, as WKD asks; readable by browser-based clients too.",
+        "        default_type application/octet-stream;",
+        "        add_header Access-Control-Allow-Origin * always;",
+        "        autoindex off;",
+        f"        try_files {file} =404;",
+    ]
+
+
+# --- checks and activation -----------------------------------------------------------------------
+
+
+# A main configuration around the staged file, everything nginx writes kept in the temp folder.
+_TEST_MAIN = (
+    "pid $dir/nginx.pid;",
+    "error_log $dir/error.log;",
+    "events {}",
+    "http {",
+    "  include /etc/nginx/mime.types;",
+    "  access_log $dir/access.log;",
+    '  include "$conf";',
+    "}",
+)
+
+
+def _nginx_test(conf: str) -> str:
+    """``nginx -t`` on the staged file, included alone from a throwaway main configuration."""
+    write_main = [f'    echo "{line}"'.replace('"$conf"', '\\"$conf\\"') for line in _TEST_MAIN]
+    return "\n".join(
+        [
+            "(",
+            f'  conf="$STAGE"{shell_quote(conf)}',
+            "  dir=$(mktemp -d) || exit 1",
+            "  trap 'rm -rf \"$dir\"' EXIT",
+            "  {",
+            *write_main,
+            '  } >"$dir/nginx.conf"',
+            '  nginx -t -q -e "$dir/error.log" -p "$dir/" -c "$dir/nginx.conf"',
+            ")",
+        ]
+    )
+
+
+def _container_nginx_test() -> str:
+    # The host of a Traefik gateway may have no nginx of its own: then test with the image.
+    mount = f'"$STAGE"{shell_quote(CONTAINER_CONF)}:{shell_quote(CONTAINER_CONF_TARGET + ":ro")}'
+    image = shell_quote(CONTAINER_IMAGE)
+    return "\n".join(
+        [
+            "if command -v nginx >/dev/null 2>&1; then",
+            _nginx_test(CONTAINER_CONF),
+            "else",
+            f"  docker run --rm --network none -v {mount} {image} nginx -t -q",
+            "fi",
+        ]
+    )
+
+
+def _container_reload() -> str:
+    # Until the compose unit has started the container there is nothing to reload. A single
+    # bind-mounted file that was replaced (new inode) stays old inside a running container, so
+    # when the container does not see the new file, restart it to mount the file afresh.
+    container, target, conf = map(shell_quote, (CONTAINER, CONTAINER_CONF_TARGET, CONTAINER_CONF))
+    running = f"docker inspect --format '{{{{.State.Running}}}}' {container} 2>/dev/null"
+    return "\n".join(
+        [
+            f'if [ "$({running})" = true ]; then',
+            f"  if docker exec {container} cat {target} | cmp -s - {conf}; then",
+            f"    docker exec {container} nginx -s reload",
+            "  else",
+            f"    docker restart {container}",
+            "  fi",
+            "fi",
+        ]
+    )
+
+
+# --- values --------------------------------------------------------------------------------------
+
+
+def _domain(value) -> str:
+    return _checked(value, _DOMAIN, "a lowercase ASCII domain name")
+
+
+def _path(value) -> str:
+    return _checked(value, _PATH, "an absolute path of letters, digits and ._@+-/")
+
+
+def _checked(value, pattern: re.Pattern, what: str) -> str:
+    text = one_line(value)
+    if not pattern.fullmatch(text) or "/../" in f"{text}/":
+        raise RenderError(f"Refusing to write {text!r} into nginx's configuration: not {what}.")
+    return text

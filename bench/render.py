@@ -34,7 +34,7 @@ from django.core.management import call_command
 
 from gateway.models import Alias, Domain, Mailbox
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
-from hosts.render import render_host
+from hosts.render import render_host, render_hosts
 
 HASH = "{BLF-CRYPT}$2b$04$pgh9Q.MzFFKMHJaF8bCa3unoZJnX/hJ6X2TKIDfR2.yaBQRcWQ2vC"
 
@@ -123,8 +123,8 @@ def main() -> None:
         seconds, bundle = best_of(options.repeat, lambda host=host: render_host(host))
         size = sum(len(file.content) for file in bundle.files)
         print(f"{host.name:8} {seconds:7.3f} s  {len(bundle.files):5} files  {size / 1e6:6.2f} MB")
-    seconds, _ = best_of(options.repeat, lambda: [render_host(host) for host in hosts])
-    print(f"{'all':8} {seconds:7.3f} s  (goal: under 2 s)")
+    seconds, _ = best_of(options.repeat, lambda: render_hosts(hosts))
+    print(f"{'all':8} {seconds:7.3f} s  (every host from one snapshot; goal: under 2 s)")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ Order matters only for activation: Dovecot's sockets exist before Postfix reload
 up before the egress rules and the proxies that use it.
 """
 
+from collections.abc import Iterable
+
 from gateway.bundle import Bundle, contributions
+from gateway.selectors import mail_directory
 from hosts.models import Host
 from hosts.render import bridge, dovecot, postfix
 from hosts.render.context import RenderContext, load_context
@@ -22,3 +25,9 @@ def render(ctx: RenderContext) -> Bundle:
 
 def render_host(host: Host) -> Bundle:
     return render(load_context(host))
+
+
+def render_hosts(hosts: Iterable[Host]) -> list[Bundle]:
+    """Bundles for several hosts from one snapshot of the mail directory."""
+    directory = mail_directory()
+    return [render(load_context(host, directory=directory)) for host in hosts]

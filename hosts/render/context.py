@@ -63,7 +63,9 @@ class RenderContext:
         return next((peer for peer in self.peers if peer.host.is_mailserver), None)
 
 
-def load_context(host: Host) -> RenderContext:
+def load_context(host: Host, *, directory: MailDirectory | None = None) -> RenderContext:
+    """Load what ``host``'s renderers read; pass ``directory`` to share one snapshot of the
+    mail directory among several hosts."""
     hub_of = Tunnel.objects.filter(hub=host).first()
     peers = (
         tuple(TunnelPeer.objects.filter(tunnel=hub_of).select_related("host", "tunnel"))
@@ -73,7 +75,7 @@ def load_context(host: Host) -> RenderContext:
     spoke_of = TunnelPeer.objects.filter(host=host).select_related("tunnel__hub", "host").first()
     return RenderContext(
         host=host,
-        directory=mail_directory(),
+        directory=directory if directory is not None else mail_directory(),
         hub_of=hub_of,
         peers=peers,
         spoke_of=spoke_of,

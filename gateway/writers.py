@@ -55,7 +55,13 @@ def shell_quote(value) -> str:
 def yaml_document(data) -> bytes:
     """YAML built from data (never from text), every string in it checked."""
     _check_strings(data)
-    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    body = yaml.safe_dump(
+        data,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=float("inf"),  # long Traefik rules stay on one line, as people write them
+    )
     return _join(header()) + body.encode()
 
 

@@ -44,7 +44,7 @@ def test_it_names_an_unknown_host(db, tmp_path):
 
 def test_it_fails_clearly_on_a_value_that_slipped_past_validation(world, tmp_path):
     Relay.objects.filter(name="bridge").update(username="joe@proton.me\nrelayhost = evil")
-    with pytest.raises(CommandError, match="home: Refusing to render .* control character"):
+    with pytest.raises(CommandError, match=r"home: Refusing to render .* control character"):
         call_command("render", host="home", out=tmp_path)
     assert not (tmp_path / "etc").exists()
 

@@ -329,7 +329,7 @@ def test_it_serves_keys_over_the_advanced_and_the_direct_method(tmp_path):
     conf = (staged / CONTAINER_CONF.lstrip("/")).read_bytes()
     server = for_the_test(conf, root, port, "listen 80", "/usr/share/nginx/html")
 
-    with serving(tmp_path, server, port) as run_dir:
+    with serving(tmp_path, server, port):
         base = f"http://127.0.0.1:{port}/.well-known/openpgpkey"
         advanced = f"{base}/example.com/hu/{HASH}?l=test"
         host = "openpgpkey.example.com"

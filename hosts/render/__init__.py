@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from gateway.bundle import Bundle, contributions
 from gateway.selectors import mail_directory
 from hosts.models import Host
-from hosts.render import bridge, dovecot, postfix
+from hosts.render import bridge, dovecot, egress, haproxy, mailu, nginx, postfix, traefik, wireguard
 from hosts.render.context import RenderContext, load_context
 
-RENDERERS = (dovecot, postfix, bridge)
+RENDERERS = (wireguard, egress, dovecot, postfix, bridge, mailu, traefik, haproxy, nginx)
 
 
 def render(ctx: RenderContext) -> Bundle:

@@ -24,6 +24,13 @@ WKD_ROOTS = {
     GatewayProxy.TRAEFIK_HAPROXY: "/opt/traefik/wkd/public",
 }
 WKD_BACKEND = ("127.0.0.1", 8443)  # nginx (TLS + PROXY v2) behind HAProxy
+# The Traefik gateway's WKD container: Traefik's compose file runs it, the nginx renderer writes
+# its server block; both take these names from here so they cannot drift apart.
+WKD_CONTAINER = "wkd_nginx"
+WKD_CONTAINER_IMAGE = "nginx:1.29.3"
+WKD_CONTAINER_ROOT = "/usr/share/nginx/html"  # where it mounts the WKD root
+WKD_CONTAINER_CONF = "/etc/nginx/conf.d/wkd.conf"  # where it mounts the server block
+WKD_CONTAINER_CONF_SOURCE = "/opt/traefik/wkd/nginx.conf"
 
 
 @dataclass(frozen=True)

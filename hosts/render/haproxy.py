@@ -13,6 +13,10 @@ Two uses share one writer, ``haproxy_cfg``:
 HAProxy reads a line format, so every value passes ``one_line`` and then a narrow pattern: a
 space would start a new keyword on the same line.
 
+Names differ from the guide's file on purpose: backends are ``mailserver_<service>`` and the server
+is named after the mail server host (the guide's ``mailu_smtp``/``mailu``), since the home server
+may run Postfix + Dovecot rather than Mailu. The directives are the guide's.
+
 The public names (mail host names and the ``openpgpkey.`` names of WKD) are built here too,
 because both gateway proxies route by them.
 """
@@ -115,7 +119,7 @@ def smtp_only_cfg(home: Peer) -> bytes:
     return haproxy_cfg([_forward(home, 25)], ipv6=False)
 
 
-# --- what the gateway forwards ------------------------------------------------------------------
+# --- what the gateway forwards -------------------------------------------------------------------
 
 
 def mailserver(ctx: RenderContext) -> Peer | None:
@@ -177,7 +181,7 @@ def dns_name(value) -> str:
     return text
 
 
-# --- the file -----------------------------------------------------------------------------------
+# --- the file ------------------------------------------------------------------------------------
 
 
 def haproxy_cfg(frontends: Sequence[Frontend], *, ipv6: bool, run_as: str = "") -> bytes:
@@ -274,7 +278,7 @@ def _backend_block(backend: Backend) -> list[str]:
     ]
 
 
-# --- values -------------------------------------------------------------------------------------
+# --- values --------------------------------------------------------------------------------------
 
 
 def _identifier(value) -> str:

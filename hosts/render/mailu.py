@@ -27,19 +27,15 @@ Mailu lets an alias's destinations send as the alias whatever Mailgate's "allowe
 says: its sender check returns every alias destination, and no setting narrows it.
 """
 
-import functools
 import ipaddress
-import json
 import re
-from pathlib import Path
-
-import jsonschema
 
 from gateway.bundle import File, RenderError, Unit
 from gateway.selectors import AliasEntry, MailboxEntry, MailDirectory
 from gateway.writers import lines, one_line, shell_quote, yaml_document
 from hosts.choices import MailBackend, TlsLevel
 from hosts.models import Relay
+from hosts.render import jsonschemas
 from hosts.render.context import PROXY_PROTOCOL_PORTS, RenderContext
 
 VERSION = "2024.06"
@@ -53,7 +49,6 @@ POSTMASTER = "postmaster"
 WEBMAIL = "snappymail"
 # Mailu's default PORTS (25,80,443,465,993,995,4190) plus 587, which stays closed unless listed.
 PORTS = (25, 80, 443, 465, 587, 993, 995, 4190)
-SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.schema.json"
 MIB = 1024 * 1024  # Mailgate's quota "MB" is Dovecot's "M" (the Postfix+Dovecot renderer's too)
 
 # Mailu accepts only these two; every Mailgate level maps to the nearest one that is no weaker:
@@ -185,7 +180,10 @@ def settings(ctx: RenderContext, subnet: ipaddress.IPv4Network) -> list[tuple[st
 
 
 def mail_hostnames(ctx: RenderContext) -> list[str]:
-    """The server's own name first (SMTP banner, MX target), then every domain's mail host."""
+    """The server's own name first (SMTP banner, MX target), then every domain's mail host.
+
+    Unlike the guide, no autoconfig./autodiscover. names: Mailu asks Let's Encrypt for all of
+    them in one certificate, so one name without a DNS record would leave Mailu without any."""
     names = [ctx.hostname, *(domain.mail_hostname for domain in ctx.directory.domains)]
     return list(dict.fromkeys(name.lower() for name in names))
 
@@ -359,17 +357,10 @@ def _listen_address(ctx: RenderContext) -> str:
 
 def validated(data: dict) -> dict:
     """``data`` if it satisfies the Compose specification, else a RenderError naming the fault."""
-    error = jsonschema.exceptions.best_match(_compose_validator().iter_errors(data))
-    if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
-        raise RenderError(f"docker-compose.yml breaks the Compose schema at {where}: {error.message}")
+    found = jsonschemas.problems("compose-spec", data, "docker-compose.yml")
+    if found:
+        raise RenderError("docker-compose.yml breaks the Compose schema:\n- " + "\n- ".join(found))
     return data
-
-
-@functools.cache
-def _compose_validator() -> jsonschema.Draft202012Validator:
-    # A vendored, read-only data file of the project: loaded once, not per render.
-    return jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
 
 
 # --- config-import.yaml ---------------------------------------------------------------------
@@ -439,7 +430,7 @@ def _import_dry_run() -> str:
 def _import() -> str:
     """Wait (at most five minutes) until the admin container answers, then replace the config."""
     return (
-        f"cd {MAILU_DIR} && for attempt in $(seq 60); do "
+        f"cd {MAILU_DIR} && for _ in $(seq 60); do "
         "docker compose exec -T admin flask mailu config-export domain.name >/dev/null 2>&1 "
         "&& break; sleep 5; done; "
         f"docker compose exec -T admin flask mailu config-import < {shell_quote(IMPORT_PATH)}"

@@ -23,14 +23,22 @@ from gateway.bundle import File, RenderError, Unit
 from gateway.writers import lines, one_line, shell_quote
 from hosts.choices import GatewayProxy
 from hosts.render import systemd
-from hosts.render.context import WKD_BACKEND, RenderContext
+from hosts.render.context import (
+    WKD_BACKEND,
+    WKD_CONTAINER,
+    WKD_CONTAINER_CONF,
+    WKD_CONTAINER_CONF_SOURCE,
+    WKD_CONTAINER_IMAGE,
+    WKD_CONTAINER_ROOT,
+    RenderContext,
+)
 
 HOST_CONF = "/etc/nginx/conf.d/mailgate-wkd.conf"
-CONTAINER_CONF = "/opt/traefik/wkd/nginx.conf"
-CONTAINER = "wkd_nginx"
-CONTAINER_IMAGE = "nginx:1.29.3"  # the compose renderer's wkd_nginx image; keep the two equal
-CONTAINER_ROOT = "/usr/share/nginx/html"  # where the compose file mounts the WKD root
-CONTAINER_CONF_TARGET = "/etc/nginx/conf.d/wkd.conf"  # where it mounts CONTAINER_CONF
+CONTAINER_CONF = WKD_CONTAINER_CONF_SOURCE
+CONTAINER = WKD_CONTAINER
+CONTAINER_IMAGE = WKD_CONTAINER_IMAGE
+CONTAINER_ROOT = WKD_CONTAINER_ROOT
+CONTAINER_CONF_TARGET = WKD_CONTAINER_CONF
 WELL_KNOWN = "/.well-known/openpgpkey"
 
 _DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")

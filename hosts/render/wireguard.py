@@ -41,7 +41,8 @@ $0 == "[Peer]" { section = "peer"; next }
 section == "interface" && /^(PrivateKey|ListenPort|FwMark) = [^ ]+$/ { next }
 section == "peer" && /^(PublicKey|PresharedKey|Endpoint|PersistentKeepalive) = [^ ]+$/ { next }
 section == "peer" && /^AllowedIPs = [^ ,]+(, [^ ,]+)*$/ { next }
-{ sub(/[[:space:]]*=.*/, ""); print "unexpected line in the WireGuard configuration: " $0 > "/dev/stderr"; bad = 1 }
+{ sub(/[[:space:]]*=.*/, ""); bad = 1 }
+{ print "unexpected line in the WireGuard configuration: " $0 > "/dev/stderr" }
 END { exit bad }'"""
 KEY_VALUES = r"""awk '$1 ~ /^(PrivateKey|PublicKey|PresharedKey)$/ { print $3 }'"""
 
@@ -94,6 +95,9 @@ def spoke_config(peer: TunnelPeer) -> bytes:
     tunnel, hub = peer.tunnel, peer.tunnel.hub
     network = _network(tunnel)
     address = _tunnel_address(peer.host)
+    # Differences from the reference, same effect: the /32 that wg-quick assumes for a bare
+    # address is written out; %i is the interface wg-quick brings up (the reference's wg0); the
+    # endpoint is the hub's address, since Mailgate knows no separate name for it.
     body = [
         "[Interface]",
         f"Address = {address}/{address.max_prefixlen}",

@@ -1,0 +1,477 @@
+"""Traefik on the gateway, as in the reference guide (``mailu-behind-traefik-vps.md``): Traefik
+passes TLS through to the home mail server on 443/465/993/995 and plain TCP on 4190, HAProxy
+takes port 25 (SMTP speaks first, which Traefik's router cannot wait for), and an nginx container
+serves the Web Key Directory behind Traefik. Everything lives in ``/opt/traefik``.
+
+Where the files differ from the guide, on purpose:
+
+- PROXY v2 comes from ``tcp.serversTransports`` (Traefik >= 3.5.2); the guide's
+  ``loadBalancer.proxyProtocol`` is deprecated.
+- No insecure API on :8081, no ``command:`` flags (Traefik ignores traefik.yml when it gets any),
+  log level INFO instead of DEBUG, and the Docker socket mounted read-only.
+- WKD is routed from the file provider instead of container labels, beside the other routers, so
+  the cross-reference checks below see it too.
+- The dynamic folder and HAProxy's folder are mounted whole: a single bind-mounted file that is
+  replaced on deployment (a new inode) stays old inside a running container.
+- traefik.yml's digest is a label of the traefik service, so ``docker compose up -d`` recreates
+  the container when its static configuration changes (Traefik reads that file only at start).
+
+The YAML files are built as data, checked against the vendored JSON schemas and against the
+cross-references the schemas cannot see (``problems``); any failure is a RenderError.
+"""
+
+import hashlib
+import ipaddress
+from pathlib import PurePosixPath
+
+import yaml
+
+from gateway.bundle import File, RenderError, Unit
+from gateway.writers import one_line, shell_quote, yaml_document
+from hosts.choices import GatewayProxy
+from hosts.render import haproxy, jsonschemas
+from hosts.render.context import (
+    HTTPS_PORT,
+    MAIL_PORTS,
+    SIEVE_PORT,
+    WKD_CONTAINER,
+    WKD_CONTAINER_CONF,
+    WKD_CONTAINER_CONF_SOURCE,
+    WKD_CONTAINER_IMAGE,
+    WKD_CONTAINER_ROOT,
+    RenderContext,
+)
+
+BASE = "/opt/traefik"
+COMPOSE = f"{BASE}/docker-compose.yml"
+STATIC = f"{BASE}/traefik-config/traefik.yml"
+DYNAMIC_DIR = f"{BASE}/traefik-config/dynamic"
+DYNAMIC = f"{DYNAMIC_DIR}/dynamic-mailu.yml"
+ACME = f"{BASE}/traefik-config/acme.json"  # written by Traefik, never rendered
+SECRET = f"{BASE}/secrets/cf_api_token"
+HAPROXY_CONFIG = haproxy.SMTP_ONLY_CONFIG
+
+TRAEFIK_IMAGE = "traefik:v3.5.3"
+HAPROXY_IMAGE = "haproxy:3.2.7"
+HAPROXY_CONTAINER = "haproxy25"
+
+# HTTP/3 stays off (as in the guide): with it, browsers that try QUIC first reach Traefik's HTTP
+# layer, where the passthrough TCP router for the mail names cannot match, and get a 404.
+HTTP3 = False
+
+IN_CONTAINER = {  # where the compose file mounts what traefik.yml names
+    STATIC: "/etc/traefik/traefik.yml",
+    DYNAMIC_DIR: "/etc/traefik/dynamic",
+    ACME: "/etc/traefik/acme/acme.json",
+    HAPROXY_CONFIG: "/usr/local/etc/haproxy/haproxy.cfg",
+}
+SECRET_NAME = "cf_api_token"  # noqa: S105 (the secret's name in compose, not a value)
+_PORT = {service: port for port, service in MAIL_PORTS.items()}
+ENTRY_POINTS = {
+    "web": 80,
+    "web-secure": HTTPS_PORT,
+    "mailu-submissions": _PORT["submissions"],
+    "mailu-imaps": _PORT["imaps"],
+    "mailu-pop3s": _PORT["pop3s"],
+    "mailu-sieve": SIEVE_PORT,
+}
+# TCP router (and its service): entry point, TLS passed through or not. Each goes to the same
+# port at home, where the mail server expects a PROXY v2 header (context.PROXY_PROTOCOL_PORTS).
+TCP_ROUTES = {
+    "mailu-websecure": ("web-secure", True),
+    "mailu-submissions": ("mailu-submissions", True),
+    "mailu-imaps": ("mailu-imaps", True),
+    "mailu-pop3s": ("mailu-pop3s", True),
+    # ManageSieve starts in plain text (STARTTLS): there is no SNI to read, so it is a catch-all.
+    "mailu-sieve": ("mailu-sieve", False),
+}
+PROXY_TRANSPORT = "ppv2"
+
+
+def units(ctx: RenderContext) -> list[Unit]:
+    if not (ctx.host.is_gateway and ctx.host.gateway_proxy == GatewayProxy.TRAEFIK_HAPROXY):
+        return []
+    home = haproxy.mailserver(ctx)
+    if home is None:
+        return []  # no mail server in the tunnel yet: nothing to forward to
+    static_file = yaml_document(static(ctx))
+    digest = hashlib.sha256(static_file).hexdigest()
+    documents = {
+        COMPOSE: yaml_document(compose(ctx, static_sha256=digest)),
+        STATIC: static_file,
+        DYNAMIC: yaml_document(dynamic(ctx, home)),
+    }
+    # Validate what will be written, read back, rather than the data it was made from.
+    validate({path: yaml.safe_load(content) for path, content in documents.items()})
+    files = [
+        *(File(path, content) for path, content in documents.items()),
+        File(HAPROXY_CONFIG, haproxy.smtp_only_cfg(home)),
+        *_secret(ctx),
+    ]
+    return [
+        Unit(
+            name="traefik",
+            files=tuple(files),
+            checks=(_compose_check(), _haproxy_check()),
+            activate=(_acme_storage(), _compose_up(), _haproxy_reload()),
+        )
+    ]
+
+
+def _secret(ctx: RenderContext) -> list[File]:
+    token = ctx.host.cloudflare_api_token
+    if not token:
+        return []
+    # The token alone, without the managed-by header or a newline: the file is the value.
+    return [File(SECRET, one_line(token).encode(), mode=0o600, secret=True)]
+
+
+# --- traefik.yml ---------------------------------------------------------------------------------
+
+
+def static(ctx: RenderContext) -> dict:
+    """The static configuration. No ``api`` section: the dashboard and API stay off."""
+    return {
+        "global": {"sendAnonymousUsage": False},
+        "log": {"level": "INFO"},
+        "entryPoints": {name: _entry_point(name, port) for name, port in ENTRY_POINTS.items()},
+        "providers": {
+            "file": {"directory": IN_CONTAINER[DYNAMIC_DIR], "watch": True},
+            "docker": {"exposedByDefault": False, "watch": True},
+        },
+        "certificatesResolvers": _resolvers(ctx),
+    }
+
+
+def _entry_point(name: str, port: int) -> dict:
+    entry_point: dict = {"address": f":{port}"}
+    if name == "web":
+        # ACME HTTP-01 requests skip the redirect and reach the routers below (the mail names'
+        # challenges go home); the redirect yields to every other router.
+        entry_point["allowACMEByPass"] = True
+        redirect = {"to": "web-secure", "scheme": "https", "priority": 1}
+        entry_point["http"] = {"redirections": {"entryPoint": redirect}}
+    if name == "web-secure":
+        entry_point["http2"] = {"maxConcurrentStreams": 250}
+        # The guide writes `http3: false`, which the static schema rejects: `http3` is an object
+        # ({advertisedPort}) whose mere presence turns HTTP/3 on. Off means leaving it out.
+        if HTTP3:
+            entry_point["http3"] = {}
+    return entry_point
+
+
+def _resolvers(ctx: RenderContext) -> dict:
+    email = ctx.host.acme_email
+    if not email:
+        raise RenderError(
+            f"Give {ctx.host} an ACME e-mail: Let's Encrypt registers Traefik's account with it."
+        )
+
+    def acme(challenge: dict) -> dict:
+        return {"acme": {"email": email, "storage": IN_CONTAINER[ACME], **challenge}}
+
+    resolvers = {"default": acme({"httpChallenge": {"entryPoint": "web"}})}
+    if ctx.host.cloudflare_api_token:
+        dns = {
+            "provider": "cloudflare",
+            # A string: the schema wants durations as strings (the guide's bare 0 fails it).
+            "delayBeforeCheck": "0s",
+            "resolvers": ["1.1.1.1:53", "8.8.8.8:53"],
+        }
+        resolvers["cf-dns"] = acme({"dnsChallenge": dns})
+    resolvers["alpn"] = acme({"tlsChallenge": {}})
+    return resolvers
+
+
+# --- dynamic-mailu.yml ---------------------------------------------------------------------------
+
+
+def dynamic(ctx: RenderContext, home: haproxy.Peer) -> dict:
+    mail = haproxy.mail_names(ctx.directory)
+    wkd = haproxy.wkd_names(ctx.directory)
+    return {"http": _http(ctx, home, mail, wkd), "tcp": _tcp(home, mail)}
+
+
+def _http(ctx: RenderContext, home: haproxy.Peer, mail: list[str], wkd: list[str]) -> dict:
+    routers = {}
+    if mail:
+        # Only the mail names' ACME challenges go home (the same names as the passthrough
+        # router, so mta-sts.* too, which the guide's rule forgets); the guide's optional
+        # plain-HTTP router for the mail host is left out: everything else goes to HTTPS.
+        acme_path = "PathPrefix(`/.well-known/acme-challenge/`)"
+        routers["mailu-acme-only"] = {
+            "entryPoints": ["web"],
+            "rule": f"{acme_path} && ({_any('Host', mail)})",
+            "service": "mailu-web",
+            "priority": 1000,
+        }
+    if wkd:
+        resolver = "cf-dns" if ctx.host.cloudflare_api_token else "default"
+        routers["wkd"] = {
+            "entryPoints": ["web-secure"],
+            "rule": _any("Host", wkd),
+            "tls": {"certResolver": resolver},
+            "service": "wkd-nginx",
+        }
+    services = {
+        "mailu-web": _http_service(f"http://{_host_port(home.address, 80)}"),
+        "wkd-nginx": _http_service(f"http://{WKD_CONTAINER}:80"),
+    }
+    return {"routers": routers, "services": services}
+
+
+def _tcp(home: haproxy.Peer, mail: list[str]) -> dict:
+    routers = {}
+    for name, (entry_point, tls) in TCP_ROUTES.items():
+        # The mail names share 443 with WKD, so they are told apart by SNI; the others own a port.
+        rule = _any("HostSNI", mail) if entry_point == "web-secure" else "HostSNI(`*`)"
+        if rule:
+            routers[name] = _tcp_router(name, entry_point, rule, tls=tls)
+    services = {
+        name: _tcp_service(_host_port(home.address, ENTRY_POINTS[entry_point]))
+        for name, (entry_point, _) in TCP_ROUTES.items()
+    }
+    return {
+        "routers": routers,
+        "serversTransports": {PROXY_TRANSPORT: {"proxyProtocol": {"version": 2}}},
+        "services": services,
+    }
+
+
+def _tcp_router(name: str, entry_point: str, rule: str, *, tls: bool) -> dict:
+    router: dict = {"entryPoints": [entry_point], "rule": rule}
+    if tls:
+        router["tls"] = {"passthrough": True}
+    router["service"] = name
+    return router
+
+
+def _http_service(url: str) -> dict:
+    return {"loadBalancer": {"servers": [{"url": url}]}}
+
+
+def _tcp_service(address: str) -> dict:
+    return {
+        "loadBalancer": {"serversTransport": PROXY_TRANSPORT, "servers": [{"address": address}]}
+    }
+
+
+def _any(matcher: str, names: list[str]) -> str:
+    return " || ".join(f"{matcher}(`{haproxy.dns_name(name)}`)" for name in names)
+
+
+def _host_port(address: str, port: int) -> str:
+    host = ipaddress.ip_address(address)
+    return f"[{host}]:{port}" if host.version == 6 else f"{host}:{port}"
+
+
+# --- docker-compose.yml --------------------------------------------------------------------------
+
+
+def compose(ctx: RenderContext, *, static_sha256: str) -> dict:
+    token = bool(ctx.host.cloudflare_api_token)
+    # The project name compose would take from /opt/traefik, stated so that it cannot drift.
+    document: dict = {"name": "traefik"}
+    if token:
+        document["secrets"] = {SECRET_NAME: {"file": _relative(SECRET)}}
+    document["services"] = {
+        "traefik": _traefik_service(token, static_sha256),
+        HAPROXY_CONTAINER: {
+            "image": HAPROXY_IMAGE,
+            "container_name": HAPROXY_CONTAINER,
+            "restart": "unless-stopped",
+            "ports": ["25:25"],
+            "volumes": [_folder_mount(HAPROXY_CONFIG)],
+        },
+        WKD_CONTAINER: {
+            "image": WKD_CONTAINER_IMAGE,
+            "container_name": WKD_CONTAINER,
+            "restart": "unless-stopped",
+            "volumes": [
+                f"{_relative(ctx.wkd_root)}:{WKD_CONTAINER_ROOT}:ro",
+                f"{_relative(WKD_CONTAINER_CONF_SOURCE)}:{WKD_CONTAINER_CONF}:ro",
+            ],
+        },
+    }
+    return document
+
+
+def _traefik_service(token: bool, static_sha256: str) -> dict:
+    service: dict = {"image": TRAEFIK_IMAGE, "restart": "unless-stopped"}
+    if token:
+        secret = f"/run/secrets/{SECRET_NAME}"
+        service["secrets"] = [SECRET_NAME]
+        service["environment"] = {"CF_DNS_API_TOKEN_FILE": secret, "CF_ZONE_API_TOKEN_FILE": secret}
+    service["ports"] = _published_ports()
+    service["volumes"] = [
+        "/var/run/docker.sock:/var/run/docker.sock:ro",
+        f"{_relative(STATIC)}:{IN_CONTAINER[STATIC]}:ro",
+        f"{_relative(DYNAMIC_DIR)}:{IN_CONTAINER[DYNAMIC_DIR]}:ro",
+        f"{_relative(ACME)}:{IN_CONTAINER[ACME]}",
+    ]
+    service["labels"] = {"org.mailgate.traefik-static-sha256": static_sha256}
+    return service
+
+
+def _published_ports() -> list[str]:
+    ports = []
+    for port in ENTRY_POINTS.values():
+        ports.append(f"{port}:{port}")
+        if port == 443 and HTTP3:
+            ports.append("443:443/udp")
+    return ports
+
+
+def _folder_mount(path: str) -> str:
+    """The folder of ``path`` mounted whole: files replaced in it are seen afresh."""
+    return f"{_relative(_parent(path))}:{_parent(IN_CONTAINER[path])}:ro"
+
+
+def _parent(path: str) -> str:
+    return str(PurePosixPath(path).parent)
+
+
+def _relative(path: str) -> str:
+    """``./x`` for a path under /opt/traefik, as compose resolves it beside its file."""
+    relative = PurePosixPath(one_line(path)).relative_to(BASE)
+    return f"./{relative}"
+
+
+# --- checks before anything is activated ---------------------------------------------------------
+
+
+def validate(documents: dict[str, dict]) -> None:
+    """Schemas and cross-references of the rendered YAML, keyed by path; RenderError lists all."""
+    found = [
+        *jsonschemas.problems("traefik-v3-static", documents[STATIC], STATIC),
+        *jsonschemas.problems("traefik-v3-file-provider", documents[DYNAMIC], DYNAMIC),
+        *jsonschemas.problems("compose-spec", documents[COMPOSE], COMPOSE),
+        *problems(documents[STATIC], documents[DYNAMIC]),
+    ]
+    if found:
+        raise RenderError("Traefik's configuration is not valid:\n- " + "\n- ".join(found))
+
+
+def problems(static: dict, dynamic: dict) -> list[str]:
+    """What Traefik would only report in its log (or silently ignore): routers whose service,
+    entry point, certificate resolver or servers transport does not exist, names used by both
+    HTTP and TCP, and TLS or HTTP on port 25, where SMTP speaks first."""
+    entry_points = static.get("entryPoints") or {}
+    resolvers = static.get("certificatesResolvers") or {}
+    found = []
+    for kind in ("http", "tcp"):
+        section = dynamic.get(kind) or {}
+        services = section.get("services") or {}
+        for name, router in (section.get("routers") or {}).items():
+            found += _router_problems(kind, name, router, services, entry_points, resolvers)
+        transports = section.get("serversTransports") or {}
+        for name, service in services.items():
+            found += _transport_problems(kind, name, service, transports)
+    return found + _shared_names(dynamic)
+
+
+def _router_problems(kind, name, router, services, entry_points, resolvers) -> list[str]:
+    found = []
+    service = router.get("service")
+    if not service:
+        found.append(f"{kind} router {name!r} names no service.")
+    elif not _elsewhere(service) and service not in services:
+        found.append(f"{kind} router {name!r} uses {service!r}, which is not a {kind} service.")
+    names = router.get("entryPoints") or []
+    if not names:
+        found.append(f"{kind} router {name!r} names no entry point (it would take them all).")
+    for entry_point in names:
+        if entry_point not in entry_points:
+            found.append(f"{kind} router {name!r} uses the undefined entry point {entry_point!r}.")
+        elif _port(entry_points[entry_point]) == 25 and (kind == "http" or "tls" in router):
+            found.append(
+                f"{kind} router {name!r} is on port 25 ({entry_point!r}): SMTP speaks first, "
+                "so only a plain TCP router for HostSNI(`*`) can serve it."
+            )
+    resolver = (router.get("tls") or {}).get("certResolver")
+    if resolver and resolver not in resolvers:
+        found.append(
+            f"{kind} router {name!r} uses the undefined certificate resolver {resolver!r}."
+        )
+    return found
+
+
+def _transport_problems(kind, name, service, transports) -> list[str]:
+    transport = (service.get("loadBalancer") or {}).get("serversTransport")
+    if transport and not _elsewhere(transport) and transport not in transports:
+        return [f"{kind} service {name!r} uses the undefined servers transport {transport!r}."]
+    return []
+
+
+def _shared_names(dynamic: dict) -> list[str]:
+    found = []
+    for part in ("routers", "services"):
+        http = set((dynamic.get("http") or {}).get(part) or {})
+        tcp = set((dynamic.get("tcp") or {}).get(part) or {})
+        found += [f"{name!r} is both an http and a tcp {part[:-1]}." for name in sorted(http & tcp)]
+    return found
+
+
+def _elsewhere(name: str) -> bool:
+    # `name@provider` refers to another provider's object (e.g. noop@internal): not ours to check.
+    return "@" in name
+
+
+def _port(entry_point: dict) -> int | None:
+    port = str(entry_point.get("address", "")).rsplit(":", 1)[-1].split("/")[0]
+    return int(port) if port.isdigit() else None
+
+
+# --- shell ---------------------------------------------------------------------------------------
+
+
+def _staged(path: str) -> str:
+    return f'"$STAGE"{shell_quote(path)}'
+
+
+def _compose_check() -> str:
+    # Docker may be installed after the first deployment; until then only the schema check ran.
+    return "\n".join(
+        [
+            "if command -v docker >/dev/null 2>&1; then",
+            f"  docker compose -f {_staged(COMPOSE)} config -q",
+            "fi",
+        ]
+    )
+
+
+def _haproxy_check() -> str:
+    # The host's own haproxy when there is one, else the very image the container runs.
+    folder = _parent(HAPROXY_CONFIG)
+    mount = f"{_staged(folder)}:{shell_quote(_parent(IN_CONTAINER[HAPROXY_CONFIG]) + ':ro')}"
+    return "\n".join(
+        [
+            "if command -v haproxy >/dev/null 2>&1; then",
+            f"  haproxy -c -f {_staged(HAPROXY_CONFIG)}",
+            "else",
+            f"  docker run --rm --network none -v {mount} {shell_quote(HAPROXY_IMAGE)} "
+            f"haproxy -c -f {shell_quote(IN_CONTAINER[HAPROXY_CONFIG])}",
+            "fi",
+        ]
+    )
+
+
+# --- activation ----------------------------------------------------------------------------------
+
+
+def _acme_storage() -> str:
+    # Docker would create a missing bind source as a folder, and Traefik refuses an acme.json
+    # that others can read: create it empty and private before the container starts.
+    acme = shell_quote(ACME)
+    return f"test -e {acme} || install -m 0600 /dev/null {acme}\nchmod 0600 {acme}"
+
+
+def _compose_up() -> str:
+    return f"docker compose -f {shell_quote(COMPOSE)} up -d"
+
+
+def _haproxy_reload() -> str:
+    # HAProxy in master-worker mode reloads its file on SIGHUP. A container that `up` has just
+    # started has read the new file already; a signal before its handler exists is ignored, as
+    # for any PID 1.
+    return f"docker kill -s HUP {shell_quote(HAPROXY_CONTAINER)}"

@@ -307,7 +307,10 @@ def _override(settings: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _postfix_network(network: str) -> str:
-    parsed = ipaddress.ip_network(network)
+    try:
+        parsed = ipaddress.ip_network(one_line(network))
+    except ValueError:
+        raise RenderError(f"{network!r} is not a network in CIDR form (LAN networks).") from None
     return f"[{parsed.network_address}]/{parsed.prefixlen}" if parsed.version == 6 else network
 
 

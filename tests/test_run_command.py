@@ -80,5 +80,15 @@ def test_it_sets_up_and_runs_mailgate(tmp_path):
         assert (tmp_path / "mailgate.sqlite3").exists()
         assert "MAILGATE_ENCRYPTION_KEYS=" in (tmp_path / "mailgate.env").read_text()
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        stop(process, lines)
+
+
+def stop(process, lines: list[str]) -> None:
+    """Stop bin/run and everything it started; a shutdown that hangs is reported, then killed."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        raise AssertionError(f"bin/run did not stop on SIGTERM:\n{''.join(lines)}") from None

@@ -6,6 +6,7 @@ one that slipped past the model's validators, can add a line to a configuration 
 starts by saying it is managed by Mailgate.
 """
 
+import json
 import shlex
 from collections.abc import Iterable
 
@@ -15,6 +16,15 @@ from gateway.bundle import RenderError
 from gateway.validators import first_control_character
 
 MANAGED = "Managed by Mailgate. Do not edit: the next deployment replaces this file."
+
+
+class _SafeDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
+    """The safe dumper with libyaml's emitter where PyYAML has it (Mailu's directory of
+    thousands of mailboxes is one document), and never an ``&anchor``/``*alias``: a value
+    used twice is written twice, as a person would, which also saves the bookkeeping."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
 
 
 def one_line(value) -> str:
@@ -55,14 +65,23 @@ def shell_quote(value) -> str:
 def yaml_document(data) -> bytes:
     """YAML built from data (never from text), every string in it checked."""
     _check_strings(data)
-    body = yaml.safe_dump(
+    body = yaml.dump(
         data,
+        Dumper=_SafeDumper,
         sort_keys=False,
         default_flow_style=False,
         allow_unicode=True,
-        width=float("inf"),  # long Traefik rules stay on one line, as people write them
+        width=2**30,  # long Traefik rules stay on one line, as people write them
     )
     return _join(header()) + body.encode()
+
+
+def json_yaml_document(data) -> bytes:
+    """A YAML document in its JSON form (JSON is YAML: any YAML parser reads it), for data too
+    large for PyYAML's Python representer, such as a directory of ten thousand mailboxes: the
+    C JSON encoder writes it in a fraction of the time. One item per line, keys in order."""
+    _check_strings(data)
+    return _join(header()) + json.dumps(data, indent=1, ensure_ascii=False).encode() + b"\n"
 
 
 def _map_key(key: str) -> str:

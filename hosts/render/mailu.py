@@ -32,7 +32,7 @@ import re
 
 from gateway.bundle import File, RenderError, Unit
 from gateway.selectors import AliasEntry, MailboxEntry, MailDirectory
-from gateway.writers import lines, one_line, shell_quote, yaml_document
+from gateway.writers import json_yaml_document, lines, one_line, shell_quote, yaml_document
 from hosts.choices import MailBackend, TlsLevel
 from hosts.models import Relay
 from hosts.render import jsonschemas
@@ -89,7 +89,7 @@ def units(ctx: RenderContext) -> list[Unit]:
     files = (
         File(ENV_PATH, env_file(ctx, subnet), mode=0o600, secret=True),
         File(COMPOSE_PATH, yaml_document(validated(compose(ctx, subnet)))),
-        File(IMPORT_PATH, yaml_document(mail_config(ctx.directory)), mode=0o600, secret=True),
+        File(IMPORT_PATH, json_yaml_document(mail_config(ctx.directory)), mode=0o600, secret=True),
     )
     return [
         Unit(

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from gateway import crypto
 from gateway.fields import EncryptedTextField
 from gateway.scoping import ScopedQuerySet
 from gateway.validators import (
@@ -439,14 +440,31 @@ class Deployment(models.Model):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rollbacks"
     )
     log = models.TextField(blank=True)
+    units = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The bundle's units as deployed (name, paths, checks, activation), so that a "
+        "later rollback can replay them.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker running it."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = DeploymentQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # The per-host lock: the database lets one deployment per host run at a time.
+            models.UniqueConstraint(
+                fields=["host"],
+                condition=models.Q(status="running"),
+                name="deployment_one_running_per_host",
+            )
+        ]
 
     def __str__(self):
         return f"deployment #{self.pk} to {self.host}"
@@ -479,6 +497,11 @@ class DeploymentFile(models.Model):
     after_sha256 = models.CharField(max_length=64, blank=True)
     change = models.CharField(max_length=10, choices=FileChange, default=FileChange.UNCHANGED)
     diff = models.TextField(blank=True, help_text="Unified diff with secrets masked.")
+    unit = models.CharField(max_length=63, blank=True)
+    secret = models.BooleanField(default=False)
+    content = models.BinaryField(
+        blank=True, help_text="The bytes deployed (encrypted when secret), for rollbacks."
+    )
 
     class Meta:
         ordering = ["deployment", "path"]
@@ -488,3 +511,12 @@ class DeploymentFile(models.Model):
 
     def __str__(self):
         return self.path
+
+    def set_content(self, content: bytes, *, secret: bool) -> None:
+        """Keep the deployed bytes for rollbacks; a secret file's bytes only encrypted."""
+        self.secret = secret
+        self.content = crypto.fernet().encrypt(content) if secret else content
+
+    def get_content(self) -> bytes:
+        content = bytes(self.content)
+        return crypto.fernet().decrypt(content) if self.secret else content

@@ -1,7 +1,7 @@
 from django.db.models import Count
 
 from gateway.models import Alias, Domain, Mailbox
-from hosts.models import Deployment, Host, Relay, Tunnel
+from hosts.models import Deployment, Host, Relay, Tunnel, TunnelPeer
 
 
 def dashboard_summary(user) -> dict:
@@ -22,3 +22,14 @@ def dashboard_summary(user) -> dict:
         )
         summary["recent_deployments"] = Deployment.objects.select_related("host")[:5]
     return summary
+
+
+def secret_values(host: Host) -> list[str]:
+    """Every secret that could show up in a deployment's log for ``host``, for masking."""
+    values = [host.cloudflare_api_token, host.mailu_secret_key]
+    values += host.ssh_private_key.splitlines()
+    if host.relay_id:
+        values.append(host.relay.password)
+    values += Tunnel.objects.filter(hub=host).values_list("hub_private_key", flat=True)
+    values += TunnelPeer.objects.filter(host=host).values_list("private_key", flat=True)
+    return [value for value in values if value and "-----" not in value]

@@ -1,9 +1,11 @@
 """Workflows on hosts and tunnels."""
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from hosts import wireguard
-from hosts.models import Tunnel
+from hosts import tasks, transport, wireguard
+from hosts.choices import DeploymentStatus
+from hosts.models import Deployment, Host, Tunnel
 
 
 @transaction.atomic
@@ -15,3 +17,46 @@ def tunnel_rotate_keys(*, tunnel: Tunnel) -> None:
     for peer in tunnel.peers.select_for_update():
         peer.private_key = wireguard.generate_private_key()
         peer.save(update_fields=["private_key"])
+
+
+def host_scan_key(*, host: Host) -> tuple[str, str]:
+    """First contact: the key the host presents and its fingerprint, for the owner to compare
+    with the one the host itself shows (``ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub``)."""
+    key = transport.scan_host_key(host.ssh_address, host.ssh_port)
+    return key, transport.fingerprint(key)
+
+
+def host_confirm_key(*, host: Host, key: str, fingerprint: str) -> None:
+    """Pin ``key`` as the host's key; ``fingerprint`` is what the owner saw and confirmed, so a
+    key swapped between showing and confirming is refused."""
+    if transport.fingerprint(key) != fingerprint:
+        raise ValidationError({"ssh_host_key": "The key does not match the confirmed fingerprint."})
+    host.ssh_host_key = " ".join(key.split()[:2])
+    host.full_clean()
+    host.save(update_fields=["ssh_host_key"])
+
+
+def deployment_queue(
+    *, host: Host, trigger: str, user=None, rollback_of: Deployment | None = None
+) -> Deployment:
+    """Record a pending deployment and hand it to a worker once the transaction commits."""
+    deployment = Deployment.objects.create(
+        host=host, trigger=trigger, triggered_by=user, rollback_of=rollback_of
+    )
+    transaction.on_commit(lambda: tasks.deployment_run.delay(deployment.pk))
+    return deployment
+
+
+def deploy_all(*, trigger: str, user=None) -> list[Deployment]:
+    """One deployment per host with a confirmed key; workers run them in parallel."""
+    hosts = Host.objects.exclude(ssh_host_key="").order_by("name")
+    return [deployment_queue(host=host, trigger=trigger, user=user) for host in hosts]
+
+
+def deployment_rollback(*, deployment: Deployment, trigger: str, user=None) -> Deployment:
+    """Deploy an earlier successful deployment's files again, exactly as they were."""
+    if deployment.status != DeploymentStatus.SUCCEEDED:
+        raise ValidationError("Only a successful deployment can be rolled back to.")
+    return deployment_queue(
+        host=deployment.host, trigger=trigger, user=user, rollback_of=deployment
+    )

@@ -1,0 +1,127 @@
+"""What a deployment would change: the host's rendered bundle compared with the last successful
+deployment and with what is on the host now (hashes gathered in one remote command), with a
+unified diff per file (secret files masked) and the drift the host has taken on by hand."""
+
+import difflib
+from dataclasses import dataclass, field
+
+from gateway.bundle import Bundle, File, Unit
+from hosts import remote
+from hosts.choices import DeploymentStatus, FileChange
+from hosts.models import Deployment, DeploymentFile, Host
+from hosts.transport import Session
+
+MAX_DIFF_LINES = 2000
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    path: str
+    unit: str
+    change: FileChange
+    before_sha256: str  # on the host now; "" when absent
+    after_sha256: str  # what Mailgate renders; "" when the file goes away
+    drift: bool  # the host's copy differs from what Mailgate last deployed
+    secret: bool
+    diff: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    host: Host
+    bundle: Bundle
+    files: tuple[FilePlan, ...]
+    remote_states: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def changes(self) -> list[FilePlan]:
+        return [file for file in self.files if file.change != FileChange.UNCHANGED]
+
+    @property
+    def drift(self) -> list[FilePlan]:
+        return [file for file in self.files if file.drift]
+
+    @property
+    def affected_units(self) -> list[Unit]:
+        names = {file.unit for file in self.changes}
+        return [unit for unit in self.bundle.units if unit.name in names]
+
+
+def last_deployed(host: Host) -> dict[str, DeploymentFile]:
+    """The files of the host's last successful deployment, by path."""
+    last = (
+        Deployment.objects.filter(host=host, status=DeploymentStatus.SUCCEEDED)
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+    if last is None:
+        return {}
+    return {row.path: row for row in last.files.exclude(change=FileChange.DELETED)}
+
+
+def make_plan(host: Host, bundle: Bundle, session: Session) -> Plan:
+    previous = last_deployed(host)
+    paths = sorted({file.path for file in bundle.files} | set(previous))
+    result = session.run(remote.survey_command(), stdin="\0".join(paths).encode())
+    on_host, remote_states = remote.parse_survey(result.stdout)
+    units = {file.path: unit.name for unit in bundle.units for file in unit.files}
+    planned = [
+        _file_plan(
+            file, units[file.path], on_host.get(file.path, ""), previous.get(file.path), session
+        )
+        for file in bundle.files
+    ]
+    planned += [
+        _removal(row, on_host.get(path, ""))
+        for path, row in sorted(previous.items())
+        if path not in units
+    ]
+    return Plan(host=host, bundle=bundle, files=tuple(planned), remote_states=remote_states)
+
+
+def _file_plan(file: File, unit: str, on_host: str, previous, session) -> FilePlan:
+    drift = bool(previous) and on_host != previous.after_sha256
+    if on_host == file.sha256:
+        change, diff = FileChange.UNCHANGED, ""
+    else:
+        change = FileChange.CHANGED if on_host else FileChange.CREATED
+        old = _old_content(file.path, on_host, previous, session) if not file.secret else None
+        diff = _diff(file.path, old, file.content, secret=file.secret)
+    return FilePlan(file.path, unit, change, on_host, file.sha256, drift, file.secret, diff)
+
+
+def _removal(previous: DeploymentFile, on_host: str) -> FilePlan:
+    change = FileChange.DELETED if on_host else FileChange.UNCHANGED
+    drift = on_host != previous.after_sha256
+    diff = "" if not on_host else f"--- {previous.path}\n+++ /dev/null\n(the file is removed)\n"
+    return FilePlan(previous.path, previous.unit, change, on_host, "", drift, previous.secret, diff)
+
+
+def _old_content(path: str, on_host: str, previous, session) -> bytes | None:
+    """The host's current bytes: from history when the host still has what was deployed,
+    else fetched (only drifted files cost a read)."""
+    if not on_host:
+        return b""
+    if previous is not None and previous.after_sha256 == on_host:
+        return previous.get_content()
+    return session.get(path)
+
+
+def _diff(path: str, old: bytes | None, new: bytes, *, secret: bool) -> str:
+    if secret:
+        return f"--- {path}\n+++ {path}\n(secret file changed: contents not shown)\n"
+    try:
+        before, after = (old or b"").decode(), new.decode()
+    except UnicodeDecodeError:
+        return f"--- {path}\n+++ {path}\n(binary file changed)\n"
+    lines = list(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            fromfile=path if old else "/dev/null",
+            tofile=path,
+        )
+    )
+    if len(lines) > MAX_DIFF_LINES:
+        lines = [*lines[:MAX_DIFF_LINES], f"... {len(lines) - MAX_DIFF_LINES} more lines\n"]
+    return "".join(lines)

@@ -1,0 +1,145 @@
+"""What the deploy engine runs on a host: the layout of a deployment's folder there, the
+one-command survey of the host, and the transaction script that swaps the files in.
+
+The transaction runs on the host itself, detached from the SSH session (``setsid``), so a cut
+connection cannot stop it half-way. It backs up what it replaces, renames each new file into
+place (a rename is atomic), activates, verifies with the units' own checks against the live
+files, and then waits for Mailgate's *commit*. Without a commit in time, because the connection
+or Mailgate died, or because the change cut the host off, it restores the previous files and
+re-activates them by itself: the host ends with all old or all new files, never a mix.
+"""
+
+from gateway.bundle import Unit
+from gateway.writers import shell_quote
+
+ROOT = "/var/lib/mailgate/deployments"
+COMMIT_WAIT = 30  # seconds the host waits for Mailgate's commit before rolling back
+FINAL_STATES = ("committed", "rolled-back", "failed")
+
+
+def folder(deployment_id: int) -> str:
+    return f"{ROOT}/{deployment_id}"
+
+
+def survey_command() -> str:
+    """Read NUL-separated paths on stdin; print ``sha256  path`` for each that exists, then the
+    state of every deployment folder on the host (all in one round trip)."""
+    return (
+        "xargs -0 -r sha256sum -- 2>/dev/null; echo '#deployments'; "
+        f'for d in {ROOT}/*/; do [ -d "$d" ] || continue; '
+        'printf "%s %s\\n" "$(basename "$d")" "$(cat "$d/state" 2>/dev/null || echo staged)"; '
+        "done; true"
+    )
+
+
+def parse_survey(output: str) -> tuple[dict[str, str], dict[int, str]]:
+    hashes, states = {}, {}
+    lines = iter(output.splitlines())
+    for line in lines:
+        if line == "#deployments":
+            break
+        digest, _, path = line.partition("  ")
+        hashes[path] = digest
+    for line in lines:
+        number, _, state = line.partition(" ")
+        if number.isdigit():
+            states[int(number)] = state
+    return hashes, states
+
+
+def step_script(units: list[Unit], commands: str) -> str:
+    """A script that runs each unit's ``commands`` ("checks" or "activate") in order, saying
+    which it runs, and stops at the first failure."""
+    body = ["set -u"]
+    for unit in units:
+        for command in getattr(unit, commands):
+            body.append(f"echo {shell_quote(f'+ [{unit.name}] {command.splitlines()[0]}')}")
+            body.append(f"( {command}\n) || exit 1")
+    return "\n".join(body) + "\n"
+
+
+# The transaction. Arguments: the deployment folder and the commit wait in seconds. The folder
+# holds files/<path> (the new files), manifest (path, mode, owner per line, tab-separated),
+# delete (paths to remove), activate.sh and verify.sh.
+TRANSACTION = r"""#!/bin/bash
+set -u
+D="$1"
+WAIT="$2"
+state() { printf '%s\n' "$1" > "$D/state.new" && mv -f "$D/state.new" "$D/state"; }
+say() { printf '%s\n' "$*"; }
+
+targets() { cut -f1 "$D/manifest"; cat "$D/delete"; }
+
+backup() {
+  : > "$D/created"
+  targets | while IFS= read -r path; do
+    if [ -e "$path" ]; then
+      mkdir -p "$D/backup$(dirname "$path")" && cp -a "$path" "$D/backup$path" || return 1
+    else
+      printf '%s\n' "$path" >> "$D/created"
+    fi
+  done
+}
+
+put() {  # put SOURCE PATH MODE OWNER: copy beside the target, then rename over it
+  local tmp
+  tmp="$(dirname "$2")/.mailgate-new.$(basename "$2")"
+  mkdir -p "$(dirname "$2")" && cp "$1" "$tmp" && chmod "$3" "$tmp" && chown "$4" "$tmp" \
+    && mv -f "$tmp" "$2"
+}
+
+swap() {
+  while IFS=$'\t' read -r path mode owner; do
+    put "$D/files$path" "$path" "$mode" "$owner" || { say "cannot install $path"; return 1; }
+  done < "$D/manifest"
+  while IFS= read -r path; do rm -f "$path"; done < "$D/delete"
+}
+
+restore() {
+  say "+ restoring the previous files"
+  targets | while IFS= read -r path; do
+    if [ -e "$D/backup$path" ]; then
+      tmp="$(dirname "$path")/.mailgate-old.$(basename "$path")"
+      cp -a "$D/backup$path" "$tmp" && mv -f "$tmp" "$path"
+    elif grep -qxF "$path" "$D/created"; then
+      rm -f "$path"
+    fi
+  done
+  say "+ activating the previous files"
+  bash "$D/activate.sh" || say "re-activating the previous files failed: check the host"
+  state rolled-back
+  exit 1
+}
+
+state applying
+say "+ backing up the files to replace"
+backup || { say "backup failed; nothing was changed"; state failed; exit 1; }
+say "+ putting the new files in place"
+swap || restore
+say "+ activating"
+bash "$D/activate.sh" || restore
+say "+ verifying the live files"
+STAGE= bash "$D/verify.sh" || restore
+state applied
+say "+ waiting for Mailgate to confirm (up to ${WAIT}s)"
+for _ in $(seq $((WAIT * 10))); do
+  if [ -e "$D/commit" ]; then state committed; say "+ committed"; exit 0; fi
+  sleep 0.1
+done
+say "no confirmation from Mailgate: rolling back"
+restore
+"""
+
+
+def start_command(deployment_id: int) -> str:
+    where = shell_quote(folder(deployment_id))
+    return (
+        f"setsid nohup bash {where}/transaction.sh {where} {COMMIT_WAIT} "
+        f"> {where}/log 2>&1 < /dev/null & echo started"
+    )
+
+
+def follow_command(deployment_id: int, offset: int) -> str:
+    """The transaction's state, then its log from byte ``offset`` on."""
+    where = shell_quote(folder(deployment_id))
+    return f"cat {where}/state 2>/dev/null || echo starting; tail -c +{offset + 1} {where}/log"

@@ -1,0 +1,255 @@
+"""The deploy engine against a real sshd in a network namespace (``hosts.lab``): pinned host
+keys, atomic apply, no-op re-apply, checks before activation, rollback, a cut connection, the
+per-host lock and rollback to an earlier deployment."""
+
+import re
+import threading
+import time
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from gateway.bundle import Bundle, File, Unit
+from hosts import engine, remote, services, transport
+from hosts.choices import DeploymentStatus, FileChange
+from hosts.lab import LabHost
+from hosts.models import Deployment, Host
+
+PROBE = "/srv/mailgate-probe"
+
+
+@pytest.fixture
+def lab():
+    host = LabHost.create(private_dirs=(PROBE, "/var/lib/mailgate"))
+    yield host
+    host.close()
+
+
+@pytest.fixture
+def host(db, lab):
+    return Host.objects.create(
+        name="probe",
+        is_relay=True,
+        ssh_address=lab.address,
+        ssh_private_key=lab.client_key,
+        ssh_host_key=lab.host_key,
+    )
+
+
+def bundle(version: str = "v1", *, changed: str = "abc", check="true", activate="true") -> Bundle:
+    files = tuple(
+        File(
+            f"{PROBE}/{name}.conf",
+            f"# {version if name in changed else 'v1'} {name}\n".encode(),
+            mode=0o640,
+        )
+        for name in "abc"
+    )
+    return Bundle(
+        host="probe",
+        units=(
+            Unit(
+                "probe",
+                files,
+                checks=(f'test -s "$STAGE"{PROBE}/a.conf && {check}',),
+                activate=(f"echo activated >> {PROBE}/activations.log; {activate}",),
+            ),
+        ),
+    )
+
+
+def deploy(host, the_bundle, trigger="test") -> Deployment:
+    deployment = Deployment.objects.create(host=host, trigger=trigger)
+    engine.run(deployment, bundle=the_bundle)
+    deployment.refresh_from_db()
+    return deployment
+
+
+def contents(lab) -> dict[str, bytes | None]:
+    return {name: lab.read(f"{PROBE}/{name}.conf") for name in "abc"}
+
+
+def inodes(lab) -> dict[str, str]:
+    output = lab.run(f"stat -c '%n %i' {PROBE}/*.conf").stdout.split("\n")
+    return dict(line.split() for line in output if line)
+
+
+def logins(lab) -> int:
+    return (lab.root / "sshd.log").read_text().count("Accepted publickey")
+
+
+def test_it_fetches_the_host_key_for_the_owner_to_confirm(db, lab):
+    host = Host.objects.create(name="new", is_relay=True, ssh_address=lab.address)
+    key, fingerprint = services.host_scan_key(host=host)
+    assert key == lab.host_key
+    printed = lab.run(f"ssh-keygen -lf {lab.root / 'host_key.pub'}").stdout.split()[1]
+    assert fingerprint == printed
+    with pytest.raises(ValidationError, match="does not match"):
+        services.host_confirm_key(host=host, key=key, fingerprint="SHA256:something-else")
+    services.host_confirm_key(host=host, key=key, fingerprint=fingerprint)
+    host.refresh_from_db()
+    assert host.ssh_host_key == lab.host_key
+
+
+def test_it_writes_nothing_to_a_host_whose_key_is_not_confirmed(host, lab):
+    Host.objects.filter(pk=host.pk).update(ssh_host_key="")
+    host.refresh_from_db()
+    deployment = deploy(host, bundle())
+    assert deployment.status == DeploymentStatus.FAILED
+    assert "not confirmed" in deployment.log
+    assert contents(lab) == {"a": None, "b": None, "c": None}
+
+
+def test_it_refuses_a_swapped_host_key_and_writes_nothing(host, lab):
+    impostor = LabHost.create(private_dirs=(PROBE, "/var/lib/mailgate"))
+    try:
+        Host.objects.filter(pk=host.pk).update(ssh_host_key=impostor.host_key)
+        host.refresh_from_db()
+        deployment = deploy(host, bundle())
+    finally:
+        impostor.close()
+    assert deployment.status == DeploymentStatus.FAILED
+    assert "different SSH host key" in deployment.log and "Nothing was written" in deployment.log
+    assert contents(lab) == {"a": None, "b": None, "c": None}
+
+
+def test_it_applies_then_a_second_apply_touches_nothing(host, lab):
+    first = deploy(host, bundle())
+    assert first.status == DeploymentStatus.SUCCEEDED, first.log
+    assert contents(lab)["b"] == b"# v1 b\n"
+    assert lab.run(f"stat -c %a {PROBE}/a.conf").stdout.strip() == "640"
+    assert {f.change for f in first.files.all()} == {FileChange.CREATED}
+    assert "+ [probe] test -s" in first.log and "+ committed" in first.log
+    before, logins_before = inodes(lab), logins(lab)
+
+    second = deploy(host, bundle())
+    assert second.status == DeploymentStatus.SUCCEEDED
+    assert "Nothing to change." in second.log
+    assert {f.change for f in second.files.all()} == {FileChange.UNCHANGED}
+    assert inodes(lab) == before
+    assert logins(lab) == logins_before + 1  # one connection
+    assert lab.read(f"{PROBE}/activations.log") == b"activated\n"  # activated once, by the first
+
+
+def test_it_writes_only_the_file_that_changed(host, lab):
+    deploy(host, bundle())
+    before = inodes(lab)
+    deployment = deploy(host, bundle("v2", changed="b"))
+    assert deployment.status == DeploymentStatus.SUCCEEDED, deployment.log
+    changes = {f.path.rsplit("/", 1)[1]: f.change for f in deployment.files.all()}
+    assert changes == {"a.conf": "unchanged", "b.conf": "changed", "c.conf": "unchanged"}
+    after = inodes(lab)
+    assert after[f"{PROBE}/a.conf"] == before[f"{PROBE}/a.conf"]
+    assert after[f"{PROBE}/b.conf"] != before[f"{PROBE}/b.conf"]
+    diff = deployment.files.get(path=f"{PROBE}/b.conf").diff
+    assert "-# v1 b" in diff and "+# v2 b" in diff
+
+
+def test_a_failed_check_activates_nothing_and_keeps_the_old_files(host, lab):
+    deploy(host, bundle())
+    deployment = deploy(host, bundle("v2", check="echo 'bad config' >&2; false"))
+    assert deployment.status == DeploymentStatus.FAILED
+    assert "bad config" in deployment.log and "nothing was activated" in deployment.log
+    assert contents(lab) == {name: f"# v1 {name}\n".encode() for name in "abc"}
+    assert lab.read(f"{PROBE}/activations.log") == b"activated\n"
+    assert lab.run(f"ls {remote.ROOT}").stdout == ""  # the staging folder is gone
+
+
+def test_a_failed_activation_restores_and_reactivates_the_old_files(host, lab):
+    deploy(host, bundle())
+    deployment = deploy(host, bundle("v2", activate=f"grep -q v1 {PROBE}/a.conf"))
+    assert deployment.status == DeploymentStatus.ROLLED_BACK, deployment.log
+    assert "restoring the previous files" in deployment.log
+    assert contents(lab) == {name: f"# v1 {name}\n".encode() for name in "abc"}
+    assert lab.read(f"{PROBE}/activations.log") == b"activated\nactivated\nactivated\n"
+
+
+def test_a_cut_connection_ends_in_the_old_files_and_is_recovered(host, lab, monkeypatch):
+    monkeypatch.setattr(remote, "COMMIT_WAIT", 3)
+    deploy(host, bundle())
+    deployment = Deployment.objects.create(host=host, trigger="test")
+    cut = threading.Thread(target=cut_when_activating, args=(lab,))
+    cut.start()
+    status = engine.run(deployment, bundle=bundle("v2", activate="sleep 1.5"))
+    cut.join()
+    deployment.refresh_from_db()
+    assert status == DeploymentStatus.RUNNING
+    assert "needs recovery" in deployment.log
+
+    # Unconfirmed, the host restores the old files by itself.
+    assert wait_for_state(lab, deployment) == "rolled-back"
+    assert contents(lab) == {name: f"# v1 {name}\n".encode() for name in "abc"}
+    lab.start_sshd()
+    assert engine.recover(deployment) == DeploymentStatus.ROLLED_BACK
+    deployment.refresh_from_db()
+    assert "no confirmation from Mailgate" in deployment.log
+
+
+def wait_for_state(lab, deployment, timeout=30) -> str:
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline and state not in remote.FINAL_STATES:
+        time.sleep(0.2)
+        state = lab.run(f"cat {remote.folder(deployment.pk)}/state").stdout.strip()
+    return state
+
+
+def cut_when_activating(lab) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if "activating" in lab.run(f"cat {remote.ROOT}/*/log 2>/dev/null").stdout:
+            lab.stop_sshd()
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lock_lets_one_deployment_per_host_run(host, lab):
+    first = Deployment.objects.create(host=host, trigger="test")
+    worker = threading.Thread(
+        target=engine.run, args=(first,), kwargs={"bundle": bundle(activate="sleep 1")}
+    )
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not Deployment.objects.filter(pk=first.pk, status="running").exists():
+        assert time.monotonic() < deadline, "the first deployment never started"
+        time.sleep(0.01)
+    second = Deployment.objects.create(host=host, trigger="test")
+    with pytest.raises(engine.Busy):
+        engine.run(second, bundle=bundle("v2"))
+    worker.join()
+    second.refresh_from_db()
+    assert second.status == DeploymentStatus.PENDING
+    assert engine.run(second, bundle=bundle("v2")) == DeploymentStatus.SUCCEEDED
+
+
+def test_it_rolls_back_to_an_earlier_deployment(host, lab):
+    first = deploy(host, bundle())
+    deploy(host, bundle("v2"))
+    assert contents(lab)["a"] == b"# v2 a\n"
+    rollback = Deployment.objects.create(host=host, trigger="rollback", rollback_of=first)
+    assert engine.run(rollback) == DeploymentStatus.SUCCEEDED
+    assert contents(lab) == {name: f"# v1 {name}\n".encode() for name in "abc"}
+
+
+def test_it_masks_the_hosts_secrets_in_the_log(host, lab):
+    secret = host.ssh_private_key.splitlines()[1]
+    deployment = deploy(host, bundle(activate=f"echo 'leak {secret}'"))
+    assert secret not in deployment.log
+    assert re.search(r"leak \*{8}", deployment.log)
+
+
+def test_it_reports_an_unreachable_host(host, lab):
+    lab.stop_sshd()
+    deployment = deploy(host, bundle())
+    assert deployment.status == DeploymentStatus.FAILED
+    assert "Cannot connect" in deployment.log and "Nothing was written" in deployment.log
+
+
+def test_the_transport_runs_commands_with_a_timeout(host, lab):
+    with transport.Session(host) as session:
+        assert session.run("echo out; echo err >&2; exit 3") == transport.RemoteResult(
+            3, "out\n", "err\n"
+        )
+        with pytest.raises(transport.TransportError, match="timed out"):
+            session.run("sleep 5", timeout=0.5)

@@ -124,7 +124,8 @@ class LabHost:
     def _prepare_private(self, path: str) -> None:
         copy = self.root / "private" / path.strip("/")
         if Path(path).is_dir():
-            shutil.copytree(path, copy, symlinks=True)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            sh("cp", "-a", path, str(copy))  # owners too: Postfix checks its queue's
         else:
             copy.mkdir(parents=True)
             Path(path).mkdir(parents=True)

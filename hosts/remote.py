@@ -105,8 +105,12 @@ restore() {
       rm -f "$path"
     fi
   done
-  say "+ activating the previous files"
-  bash "$D/activate.sh" || say "re-activating the previous files failed: check the host"
+  if [ -d "$D/backup" ]; then
+    say "+ activating the previous files"
+    bash "$D/activate.sh" || say "re-activating the previous files failed: check the host"
+  else
+    say "+ there were no previous files to activate"
+  fi
   state rolled-back
   exit 1
 }

@@ -1,14 +1,22 @@
 """Named people and domains shared by the tests: the owner, Alice who manages family.example,
 Bob who manages other.example, and Carol who owns a mailbox in family.example."""
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from rest_framework.test import APIClient
 
 from gateway import services
 from gateway.models import ApiToken
 
 PASSWORD = "correct horse battery staple"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -66,3 +74,52 @@ def api_client_for(user) -> APIClient:
 @pytest.fixture
 def api():
     return api_client_for
+
+
+@pytest.fixture
+def start_worker(tmp_path, monkeypatch):
+    """Start ``celery worker`` against the test database; stop it (and its children) after."""
+    workers = []
+
+    def start(concurrency: int = 1, **variables):
+        # Celery prefers CELERY_BROKER_URL from the environment over a client's own argument.
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        database = connection.settings_dict
+        environment = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:"
+            f"{database['PORT']}/{database['NAME']}",
+            "MAILGATE_DATA_DIR": str(tmp_path),
+            **variables,
+        }
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "gateway",
+                "worker",
+                *(("--pool", "solo") if concurrency == 1 else ("-c", str(concurrency))),
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        os.killpg(worker.pid, signal.SIGTERM)
+        output, _ = worker.communicate(timeout=30)
+        print(output)  # shown by pytest when the test fails

@@ -1,70 +1,15 @@
 """A real Celery worker runs Mailgate's tasks: on Redis (production) and on kombu's filesystem
 transport (the embedded default, which needs no server)."""
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from celery import Celery
-from django.db import connection
 
 from hosts.models import Tunnel
 from tests.world import build_infrastructure
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def start_worker(tmp_path, monkeypatch):
-    """Start ``celery worker`` against the test database; stop it (and its children) after."""
-    workers = []
-
-    def start(**variables):
-        # Celery prefers CELERY_BROKER_URL from the environment over a client's own argument.
-        for name, value in variables.items():
-            monkeypatch.setenv(name, value)
-        database = connection.settings_dict
-        environment = {
-            **os.environ,
-            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:"
-            f"{database['PORT']}/{database['NAME']}",
-            "MAILGATE_DATA_DIR": str(tmp_path),
-            **variables,
-        }
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "gateway",
-                "worker",
-                "--pool",
-                "solo",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                "INFO",
-            ],
-            cwd=ROOT,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        os.killpg(worker.pid, signal.SIGTERM)
-        output, _ = worker.communicate(timeout=30)
-        print(output)  # shown by pytest when the test fails
 
 
 def rotate_through(app: Celery, tunnel: Tunnel, actor_id: int) -> None:

@@ -127,7 +127,7 @@ STAGE= bash "$D/verify.sh" || restore
 state applied
 say "+ waiting for Mailgate to confirm (up to ${WAIT}s)"
 for _ in $(seq $((WAIT * 10))); do
-  if [ -e "$D/commit" ]; then state committed; say "+ committed"; exit 0; fi
+  if [ -e "$D/commit" ]; then say "+ committed"; state committed; exit 0; fi
   sleep 0.1
 done
 say "no confirmation from Mailgate: rolling back"
@@ -139,7 +139,9 @@ def start_command(deployment_id: int) -> str:
     where = shell_quote(folder(deployment_id))
     return (
         f"setsid nohup bash {where}/transaction.sh {where} {COMMIT_WAIT} "
-        f"> {where}/log 2>&1 < /dev/null & echo started"
+        # Appending: programs that reopen /dev/stdout (Postfix's maillog_file) must not
+        # write over the log from its start.
+        f">> {where}/log 2>&1 < /dev/null & echo started"
     )
 
 

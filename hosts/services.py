@@ -6,6 +6,8 @@ from django.db import transaction
 from hosts import tasks, transport, wireguard
 from hosts.choices import DeploymentStatus
 from hosts.models import Deployment, Host, Tunnel
+from hosts.plan import Plan, make_plan
+from hosts.render import render_host
 
 
 @transaction.atomic
@@ -60,3 +62,10 @@ def deployment_rollback(*, deployment: Deployment, trigger: str, user=None) -> D
     return deployment_queue(
         host=deployment.host, trigger=trigger, user=user, rollback_of=deployment
     )
+
+
+def host_plan(*, host: Host) -> Plan:
+    """What deploying ``host`` now would change, read from the host (one connection)."""
+    bundle = render_host(host)
+    with transport.Session(host) as session:
+        return make_plan(host, bundle, session)

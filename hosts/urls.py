@@ -1,7 +1,7 @@
 from django.urls import path
 
 from gateway.crud import Crud
-from hosts import forms, views
+from hosts import deploy_views, forms, views
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
 
 HOSTS = Crud(
@@ -9,7 +9,7 @@ HOSTS = Crud(
     forms.HostForm,
     columns=("name", "ssh_address", "public_ipv4", "tunnel_address", "mail_backend", "relay"),
     select_related=("relay",),
-    row_links=(("Files", "host-files"),),
+    row_links=(("Files", "host-files"), ("Plan", "host-plan"), ("Host key", "host-key")),
     empty_hint="Add the VPS (gateway) and the home server (mail server) Mailgate configures.",
 )
 RELAYS = Crud(
@@ -37,6 +37,18 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     *HOSTS.urls("hosts"),
     path("hosts/<int:pk>/files/", views.host_files, name="host-files"),
+    path("hosts/<int:pk>/host-key/", deploy_views.host_key, name="host-key"),
+    path("hosts/<int:pk>/plan/", deploy_views.host_plan, name="host-plan"),
+    path("hosts/<int:pk>/deploy/", deploy_views.host_deploy, name="host-deploy"),
+    path("deploy-all/", deploy_views.deploy_all, name="deploy-all"),
+    path("deployments/", deploy_views.deployment_list, name="deployment-list"),
+    path("deployments/<int:pk>/", deploy_views.deployment_detail, name="deployment-detail"),
+    path("deployments/<int:pk>/log/", deploy_views.deployment_log, name="deployment-log"),
+    path(
+        "deployments/<int:pk>/rollback/",
+        deploy_views.deployment_rollback,
+        name="deployment-rollback",
+    ),
     *RELAYS.urls("relays"),
     *TUNNELS.urls("tunnels"),
     path("tunnels/<int:pk>/rotate-keys/", views.tunnel_rotate_keys, name="tunnel-rotate-keys"),

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from gateway import services
 from gateway.models import ApiToken
+from tests.deploy_world import lab_with_relay_files
 
 PASSWORD = "correct horse battery staple"
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,3 +124,17 @@ def start_worker(tmp_path, monkeypatch):
         os.killpg(worker.pid, signal.SIGTERM)
         output, _ = worker.communicate(timeout=30)
         print(output)  # shown by pytest when the test fails
+
+
+@pytest.fixture
+def labs():
+    """Make lab hosts ready for a relay's Postfix files; all are removed after the test."""
+    made = []
+
+    def make():
+        made.append(lab_with_relay_files())
+        return made[-1]
+
+    yield make
+    for lab in made:
+        lab.close()

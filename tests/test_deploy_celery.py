@@ -8,55 +8,8 @@ import pytest
 
 from hosts import services
 from hosts.choices import DeploymentStatus
-from hosts.lab import LabHost
-from hosts.models import Deployment, Host, Relay
-
-# The lab host has no init system (systemd cannot run in a network namespace): this stand-in
-# records what would be reloaded and takes a second to do it, like a real reload.
-FAKE_SYSTEMCTL = """#!/bin/sh
-echo "systemctl $*" >> /var/lib/mailgate/systemctl.log
-sleep 1
-"""
-PRIVATE = ("/etc/postfix", "/var/spool/postfix", "/var/lib/mailgate", "/usr/local/sbin")
-
-
-@pytest.fixture
-def labs():
-    made = []
-
-    def make() -> LabHost:
-        lab = LabHost.create(private_dirs=PRIVATE)
-        made.append(lab)
-        systemctl = lab.root / "private/usr/local/sbin/systemctl"
-        systemctl.write_text(FAKE_SYSTEMCTL)
-        systemctl.chmod(0o755)
-        return lab
-
-    yield make
-    for lab in made:
-        lab.close()
-
-
-def relay_host(name: str, lab: LabHost) -> Host:
-    relay, _ = Relay.objects.get_or_create(
-        name="provider",
-        defaults={
-            "kind": "generic",
-            "host": "smtp.provider.example",
-            "port": 587,
-            "username": "family@provider.example",
-            "password": "relay-secret",
-        },
-    )
-    return Host.objects.create(
-        name=name,
-        is_relay=True,
-        relay=relay,
-        lan_networks=["192.168.1.0/24"],
-        ssh_address=lab.address,
-        ssh_private_key=lab.client_key,
-        ssh_host_key=lab.host_key,
-    )
+from hosts.models import Deployment
+from tests.deploy_world import relay_host
 
 
 def wait_until_done(*deployments: Deployment, timeout: float = 90) -> None:

@@ -7,10 +7,11 @@ from rest_framework.response import Response
 from gateway.api.base import ScopedViewSet
 from hosts import tasks
 from hosts.api import serializers
+from hosts.api.deployments import HostDeployMixin
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
 
 
-class HostViewSet(ScopedViewSet):
+class HostViewSet(HostDeployMixin, ScopedViewSet):
     queryset = Host.objects.all()
     serializer_class = serializers.HostSerializer
     select_related = ("relay",)

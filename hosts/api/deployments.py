@@ -1,0 +1,197 @@
+"""API for deploying: plan, apply, deploy all, host-key confirmation, deployment history with
+its log, and rollback. Long work is queued (202); a plan is read from the host at once."""
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from gateway.bundle import RenderError
+from hosts import services
+from hosts.models import Deployment, DeploymentFile
+from hosts.transport import TransportError
+
+
+class HostUnreachable(exceptions.APIException):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_detail = "The host could not be reached over SSH."
+
+
+class NotRenderable(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "The host's files cannot be rendered."
+
+
+class FilePlanSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    unit = serializers.CharField()
+    change = serializers.CharField()
+    drift = serializers.BooleanField()
+    before_sha256 = serializers.CharField()
+    after_sha256 = serializers.CharField()
+    diff = serializers.CharField()
+
+
+class PlanSerializer(serializers.Serializer):
+    host = serializers.CharField(source="host.name")
+    changes = FilePlanSerializer(many=True)
+    drift = FilePlanSerializer(many=True)
+    unchanged = serializers.SerializerMethodField()
+
+    def get_unchanged(self, plan) -> int:
+        return len(plan.files) - len(plan.changes)
+
+
+class HostKeySerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="The key as fetched, 'ssh-ed25519 AAAA…'.")
+    fingerprint = serializers.CharField(help_text="The SHA256 fingerprint you compared.")
+
+
+class DeploymentFileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeploymentFile
+        fields = [
+            "path",
+            "unit",
+            "change",
+            "before_sha256",
+            "after_sha256",
+            "mode",
+            "owner",
+            "diff",
+        ]
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    host = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    files = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "host",
+            "status",
+            "trigger",
+            "triggered_by",
+            "rollback_of",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "files",
+        ]
+
+    def get_files(self, deployment) -> list[dict]:
+        changed = [row for row in deployment.files.all() if row.change != "unchanged"]
+        return DeploymentFileSerializer(changed, many=True).data
+
+
+class DeploymentLogSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    offset = serializers.IntegerField(help_text="Pass it back to get only what follows.")
+    log = serializers.CharField()
+
+
+class HostDeployMixin:
+    """Actions on ``/api/hosts/`` (owner only, like hosts themselves)."""
+
+    @extend_schema(request=None, responses=PlanSerializer)
+    @action(detail=True, methods=["get"])
+    def plan(self, request, pk=None):
+        """What a deployment would change now: per-file diffs (secrets masked) and drift."""
+        host = self._owned_host()
+        try:
+            plan = services.host_plan(host=host)
+        except RenderError as exc:
+            raise NotRenderable(str(exc)) from None
+        except TransportError as exc:
+            raise HostUnreachable(str(exc)) from None
+        return Response(PlanSerializer(plan).data)
+
+    @extend_schema(request=None, responses={202: DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def deploy(self, request, pk=None):
+        """Queue a deployment of the host; follow it at ``/api/deployments/{id}/log/``."""
+        with transaction.atomic():
+            deployment = services.deployment_queue(
+                host=self._owned_host(), trigger="api", user=request.user
+            )
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: DeploymentSerializer(many=True)})
+    @action(detail=False, methods=["post"], url_path="deploy-all")
+    def deploy_all(self, request):
+        """Queue one deployment per host with a confirmed key; they run in parallel."""
+        if not request.user.is_superuser:
+            raise exceptions.PermissionDenied("Only the owner deploys.")
+        with transaction.atomic():
+            deployments = services.deploy_all(trigger="api", user=request.user)
+        data = DeploymentSerializer(deployments, many=True).data
+        return Response(data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(methods=["get"], request=None, responses=HostKeySerializer)
+    @extend_schema(methods=["post"], request=HostKeySerializer, responses={204: None})
+    @action(detail=True, methods=["get", "post"], url_path="host-key")
+    def host_key(self, request, pk=None):
+        """GET fetches the key the host presents (first contact); POST pins it once you have
+        compared the fingerprint with the host's own."""
+        host = self._owned_host()
+        if request.method == "GET":
+            try:
+                key, fingerprint = services.host_scan_key(host=host)
+            except TransportError as exc:
+                raise HostUnreachable(str(exc)) from None
+            return Response({"key": key, "fingerprint": fingerprint})
+        given = HostKeySerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        services.host_confirm_key(host=host, **given.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _owned_host(self):
+        if not self.request.user.is_superuser:
+            raise exceptions.PermissionDenied("Only the owner deploys.")
+        return self.get_object()
+
+
+class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The deployment history (owner only)."""
+
+    serializer_class = DeploymentSerializer
+
+    def get_queryset(self):
+        if not self.request.user.is_superuser:
+            return Deployment.objects.none()
+        return Deployment.objects.select_related("host", "triggered_by").prefetch_related("files")
+
+    @extend_schema(
+        parameters=[OpenApiParameter("offset", int, description="Bytes already read.")],
+        responses=DeploymentLogSerializer,
+    )
+    @action(detail=True, methods=["get"])
+    def log(self, request, pk=None):
+        """The deployment's status and its log from ``offset`` on, for following it live."""
+        deployment = self.get_object()
+        try:
+            offset = max(0, int(request.query_params.get("offset", 0)))
+        except ValueError:
+            raise exceptions.ValidationError({"offset": "Give a whole number."}) from None
+        text = deployment.log.encode()
+        return Response(
+            {
+                "status": deployment.status,
+                "offset": len(text),
+                "log": text[offset:].decode(errors="replace"),
+            }
+        )
+
+    @extend_schema(request=None, responses={202: DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        """Deploy this (successful) deployment's files again, as they were."""
+        with transaction.atomic():
+            rollback = services.deployment_rollback(
+                deployment=self.get_object(), trigger="api", user=request.user
+            )
+        return Response(DeploymentSerializer(rollback).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,111 @@
+"""Pages for deploying (owner only): host-key confirmation, the plan with its diffs, the
+deployment history, a deployment's live log, rollback and "deploy all"."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import user_passes_test
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from gateway.bundle import RenderError
+from hosts import services
+from hosts.models import Deployment, Host
+from hosts.transport import TransportError
+
+owner_required = user_passes_test(lambda user: user.is_superuser)
+
+
+@owner_required
+def host_key(request, pk):
+    host = get_object_or_404(Host, pk=pk)
+    if request.method == "POST":
+        try:
+            services.host_confirm_key(
+                host=host,
+                key=request.POST.get("key", ""),
+                fingerprint=request.POST.get("fingerprint", ""),
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("host-key", pk=pk)
+        messages.success(request, f"{host}'s host key is pinned; a different key will be refused.")
+        return redirect("host-plan", pk=pk)
+    try:
+        key, fingerprint = services.host_scan_key(host=host)
+        error = None
+    except TransportError as exc:
+        key, fingerprint, error = "", "", str(exc)
+    context = {"host": host, "key": key, "fingerprint": fingerprint, "error": error}
+    return render(request, "hosts/host_key.html", context)
+
+
+@owner_required
+def host_plan(request, pk):
+    host = get_object_or_404(Host, pk=pk)
+    try:
+        plan, error = services.host_plan(host=host), None
+    except (RenderError, TransportError) as exc:
+        plan, error = None, str(exc)
+    return render(request, "hosts/host_plan.html", {"host": host, "plan": plan, "error": error})
+
+
+@owner_required
+@require_POST
+def host_deploy(request, pk):
+    host = get_object_or_404(Host, pk=pk)
+    with transaction.atomic():
+        deployment = services.deployment_queue(host=host, trigger="ui", user=request.user)
+    return redirect("deployment-detail", pk=deployment.pk)
+
+
+@owner_required
+@require_POST
+def deploy_all(request):
+    with transaction.atomic():
+        deployments = services.deploy_all(trigger="ui", user=request.user)
+    messages.success(request, f"{len(deployments)} deployment(s) queued, one per host.")
+    return redirect("deployment-list")
+
+
+@owner_required
+def deployment_list(request):
+    deployments = Deployment.objects.select_related("host", "triggered_by")
+    page = Paginator(deployments, 50).get_page(request.GET.get("page"))
+    context = {"page_obj": page, "is_paginated": page.has_other_pages(), "deployments": page}
+    return render(request, "hosts/deployment_list.html", context)
+
+
+@owner_required
+def deployment_detail(request, pk):
+    deployment = get_object_or_404(Deployment.objects.select_related("host", "triggered_by"), pk=pk)
+    files = deployment.files.exclude(change="unchanged")
+    context = {
+        "deployment": deployment,
+        "files": files,
+        "unchanged": deployment.files.count() - len(files),
+    }
+    return render(request, "hosts/deployment_detail.html", context)
+
+
+@owner_required
+def deployment_log(request, pk):
+    """The log and status as an htmx fragment, polled while the deployment runs."""
+    deployment = get_object_or_404(Deployment, pk=pk)
+    return render(request, "hosts/includes/deployment_log.html", {"deployment": deployment})
+
+
+@owner_required
+@require_POST
+def deployment_rollback(request, pk):
+    deployment = get_object_or_404(Deployment, pk=pk)
+    try:
+        with transaction.atomic():
+            rollback = services.deployment_rollback(
+                deployment=deployment, trigger="ui", user=request.user
+            )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("deployment-detail", pk=pk)
+    return redirect("deployment-detail", pk=rollback.pk)

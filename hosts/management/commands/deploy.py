@@ -1,0 +1,67 @@
+"""``python manage.py deploy --host NAME [--plan]``: show what would change on a host, or
+deploy it now, in this process, printing the deployment's log."""
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from gateway.bundle import RenderError
+from hosts import engine, services, tasks
+from hosts.choices import DeploymentStatus
+from hosts.models import Deployment, Host
+from hosts.remote import COMMIT_WAIT
+from hosts.transport import TransportError
+
+WAIT_FOR_LOCK = 600  # seconds to wait while another deployment to the host runs
+
+
+class Command(BaseCommand):
+    help = "Plan or deploy one host's configuration over SSH."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", required=True, help="The host's name, e.g. vps.")
+        parser.add_argument(
+            "--plan", action="store_true", help="Only show what would change (and any drift)."
+        )
+
+    def handle(self, *args, host, plan, **options):
+        try:
+            target = Host.objects.get(name=host)
+        except Host.DoesNotExist:
+            raise CommandError(f"No host is named {host!r}.") from None
+        if plan:
+            return self._plan(target)
+        deployment = Deployment.objects.create(host=target, trigger="cli")
+        status = self._run(deployment)
+        deployment.refresh_from_db()
+        self.stdout.write(deployment.log)
+        if status == DeploymentStatus.RUNNING:
+            tasks.deployment_recover.apply_async((deployment.pk,), countdown=COMMIT_WAIT + 5)
+            raise CommandError(f"Deployment #{deployment.pk} needs recovery (see above).")
+        if status != DeploymentStatus.SUCCEEDED:
+            raise CommandError(f"Deployment #{deployment.pk} {status}.")
+
+    def _run(self, deployment: Deployment) -> DeploymentStatus:
+        deadline = time.monotonic() + WAIT_FOR_LOCK
+        while True:
+            try:
+                return engine.run(deployment)
+            except engine.Busy as exc:
+                if time.monotonic() > deadline:
+                    raise CommandError(str(exc)) from None
+                time.sleep(1)
+
+    def _plan(self, host: Host) -> None:
+        try:
+            plan = services.host_plan(host=host)
+        except (RenderError, TransportError) as exc:
+            raise CommandError(f"{host}: {exc}") from None
+        for file in plan.drift:
+            self.stdout.write(
+                f"drift    {file.path} (changed on the host since the last deployment)"
+            )
+        for file in plan.changes:
+            self.stdout.write(f"{file.change:8} {file.path}")
+            self.stdout.write(file.diff)
+        unchanged = len(plan.files) - len(plan.changes)
+        self.stdout.write(f"{len(plan.changes)} to change, {unchanged} unchanged.")

@@ -5,9 +5,11 @@ per-host lock and rollback to an earlier deployment."""
 import re
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from gateway.bundle import Bundle, File, Unit
 from hosts import engine, remote, services, transport
@@ -253,3 +255,29 @@ def test_the_transport_runs_commands_with_a_timeout(host, lab):
         )
         with pytest.raises(transport.TransportError, match="timed out"):
             session.run("sleep 5", timeout=0.5)
+
+
+def test_it_reports_drift_and_shows_the_hosts_own_edit(host, lab):
+    deploy(host, bundle())
+    lab.run(f"echo '# edited by hand' >> {PROBE}/c.conf")
+    deployment = deploy(host, bundle())
+    assert f"Drift: {PROBE}/c.conf" in deployment.log
+    row = deployment.files.get(path=f"{PROBE}/c.conf")
+    assert row.change == FileChange.CHANGED and "-# edited by hand" in row.diff
+    assert contents(lab)["c"] == b"# v1 c\n"
+
+
+def test_a_crashed_workers_lock_is_taken_over(host, lab):
+    stale = Deployment.objects.create(
+        host=host,
+        trigger="test",
+        status=DeploymentStatus.RUNNING,
+        heartbeat_at=timezone.now() - engine.LEASE - timedelta(seconds=1),
+    )
+    waiting = Deployment.objects.create(host=host, trigger="test")
+    with pytest.raises(engine.Busy):
+        engine.run(waiting, bundle=bundle())
+    stale.refresh_from_db()
+    assert stale.status == DeploymentStatus.FAILED
+    assert "never started" in stale.log
+    assert engine.run(waiting, bundle=bundle()) == DeploymentStatus.SUCCEEDED

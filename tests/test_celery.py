@@ -26,7 +26,7 @@ def test_it_runs_a_task_on_a_worker_over_redis(start_worker, owner):
     world = build_infrastructure()
     broker = "redis://127.0.0.1:6379/14"
     start_worker(CELERY_BROKER_URL=broker, CELERY_RESULT_BACKEND=broker)
-    app = Celery(broker=broker, backend=broker)
+    app = Celery(broker=broker, backend=broker, set_as_current=False)
     rotate_through(app, world["tunnel"], owner.pk)
     assert not (ROOT / "control").exists(), "the broker must keep its files in the data folder"
 
@@ -39,6 +39,7 @@ def test_it_runs_a_task_on_the_filesystem_broker(start_worker, owner, tmp_path):
         (tmp_path / "celery" / folder).mkdir(parents=True)
     start_worker(CELERY_BROKER_URL="filesystem://")
     app = Celery(
+        set_as_current=False,
         broker="filesystem://",
         backend=f"file://{tmp_path / 'celery' / 'results'}",
         broker_transport_options={

@@ -42,5 +42,6 @@ urlpatterns = [
     path("api/", include(("gateway.api.urls", "api"))),
     path("admin/", admin.site.urls),
     path("", include("keys.urls")),
+    path("", include("zones.urls")),
     path("", include("hosts.urls")),
 ]

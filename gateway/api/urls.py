@@ -14,5 +14,6 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include("hosts.api.urls")),
     path("", include("keys.api.urls")),
+    path("", include("zones.api.urls")),
     *router.urls,
 ]

@@ -93,7 +93,10 @@ def deployment_detail(request, pk):
 def deployment_log(request, pk):
     """The log and status as an htmx fragment, polled while the deployment runs."""
     deployment = get_object_or_404(Deployment, pk=pk)
-    return render(request, "hosts/includes/deployment_log.html", {"deployment": deployment})
+    response = render(request, "hosts/includes/deployment_log.html", {"deployment": deployment})
+    if deployment.status not in ("pending", "running"):
+        response["HX-Refresh"] = "true"  # once it ends, the whole page (its files) is current
+    return response
 
 
 @owner_required

@@ -53,9 +53,14 @@ def step_script(units: list[Unit], commands: str) -> str:
     body = ["set -u"]
     for unit in units:
         for command in getattr(unit, commands):
-            body.append(f"echo {shell_quote(f'+ [{unit.name}] {command.splitlines()[0]}')}")
+            body.append(f"echo {shell_quote(f'+ [{unit.name}] {_summary(command)}')}")
             body.append(f"( {command}\n) || exit 1")
     return "\n".join(body) + "\n"
+
+
+def _summary(command: str) -> str:
+    lines = command.splitlines()
+    return lines[0] if len(lines) == 1 else f"a {len(lines)}-line script"
 
 
 # The transaction. Arguments: the deployment folder and the commit wait in seconds. The folder

@@ -1,0 +1,112 @@
+"""The panel in a real browser (Playwright driving Debian's Chromium, headless): log in with
+TOTP, create a domain and a mailbox, confirm a host's key, plan and deploy it to a lab host
+while a real Celery worker runs the deployment, and watch the log until it succeeds.
+Screenshots of each step are kept in ``test-artifacts/browser/``."""
+
+import re
+from pathlib import Path
+
+import pytest
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from gateway.models import Domain, Mailbox
+from tests.conftest import PASSWORD
+from tests.deploy_world import relay_host
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
+    # still synchronous, so Django's guard against ORM use inside a loop does not apply.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: bin/bootstrap --test installs it")
+    with playwright.sync_playwright() as driver:
+        chromium = driver.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1200, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page, owner) -> None:
+    device = TOTPDevice.objects.create(user=owner, name="phone", confirmed=True)
+    page.goto("/login/")
+    page.fill("#id_username", "owner")
+    page.fill("#id_password", PASSWORD)
+    page.fill("#id_otp_token", f"{totp(device.bin_key, step=device.step, digits=6):06d}")
+    shot(page, "01-login")
+    page.click("main button[type=submit]")
+    page.wait_for_selector("h1:text('Dashboard')")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_owner_sets_up_and_deploys_from_the_browser(page, owner, start_worker, labs):
+    start_worker()
+    lab = labs()
+    host = relay_host("relay", lab)
+    log_in(page, owner)
+    shot(page, "02-dashboard")
+
+    page.goto("/domains/new/")
+    page.fill("#id_name", "family.example")
+    page.fill("#id_mail_hostname", "mail.family.example")
+    page.fill("#id_first_mailbox", "alice")
+    page.fill("#id_first_mailbox_password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_selector("text=Saved family.example")
+    assert Domain.objects.filter(name="family.example").exists()
+
+    page.goto("/mailboxes/new/")
+    page.select_option("#id_domain", label="family.example")
+    page.fill("#id_local_part", "carol")
+    page.fill("#id_display_name", "Carol Example")
+    page.fill("#id_password", PASSWORD)
+    page.fill("#id_password_again", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_selector("text=Saved carol@family.example")
+    assert Mailbox.objects.filter(local_part="carol").exists()
+    shot(page, "03-mailboxes")
+
+    page.goto(f"/hosts/{host.pk}/plan/")
+    page.wait_for_selector("summary:has-text('/etc/postfix/main.cf')")
+    assert page.locator("pre.diff .add").count() > 0
+    shot(page, "04-plan")
+    page.click("text=Deploy relay")
+    page.wait_for_url(re.compile(r"/deployments/\d+/$"))
+    page.wait_for_selector("mark.status.succeeded", timeout=60_000)  # htmx polls the log
+    assert "+ committed" in page.inner_text("pre.log")
+    shot(page, "05-deployed")
+    assert b"relayhost" in lab.read("/etc/postfix/main.cf")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pages_fit_a_phone(browser, live_server, client, owner):
+    client.force_login(owner)
+    session = client.cookies["sessionid"].value
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844})
+    context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
+    page = context.new_page()
+    for path in ("/", "/domains/", "/deployments/"):
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} scrolls sideways on a phone ({width}px)"
+    shot(page, "06-phone")
+    context.close()

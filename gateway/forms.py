@@ -8,7 +8,7 @@ from django_otp import devices_for_user
 from django_otp.forms import OTPAuthenticationFormMixin
 
 from gateway import passwords, services
-from gateway.models import Alias, Domain, Mailbox
+from gateway.models import Alias, ApiToken, Domain, Mailbox
 from gateway.validators import validate_local_part
 
 SECRET_SET = "Set. Leave empty to keep it, or enter a new value to replace it."  # noqa: S105 (help text, not a password)
@@ -215,3 +215,17 @@ class LoginForm(OTPAuthenticationFormMixin, AuthenticationForm):
 
     def _update_form(self, user):
         """django-otp would render the password back into the page; never do that."""
+
+
+class ApiTokenForm(forms.ModelForm):
+    """A new API token, optionally limited to some of the user's domains and to reading."""
+
+    class Meta:
+        model = ApiToken
+        fields = ["name", "domains", "read_only"]
+        widgets = {"domains": forms.CheckboxSelectMultiple}
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["domains"].queryset = Domain.objects.visible_to(user)

@@ -24,6 +24,9 @@ class DomainQuerySet(ScopedQuerySet):
     def read_scope(self, user) -> models.Q:
         return models.Q(pk__in=managed_domain_ids(user))
 
+    def domain_scope(self, domain_ids) -> models.Q:
+        return models.Q(pk__in=domain_ids)
+
 
 class Domain(models.Model):
     """A mail domain hosted by this gateway."""
@@ -241,6 +244,16 @@ class ApiToken(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
     name = models.CharField(max_length=100, validators=[reject_control_characters])
+    domains = models.ManyToManyField(
+        Domain,
+        blank=True,
+        related_name="api_tokens",
+        help_text="Limit the token to these domains (their mailboxes, aliases, keys and DNS); "
+        "a limited token never reaches hosts or deployments. None: all the user may reach.",
+    )
+    read_only = models.BooleanField(
+        default=False, help_text="The token may read but not create, change or delete."
+    )
     digest = models.CharField(max_length=64, unique=True, editable=False)
     hint = models.CharField(max_length=12, editable=False, help_text="The token's first letters.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -259,10 +272,20 @@ class ApiToken(models.Model):
         return hashlib.sha256(token.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, *, user, name: str) -> tuple["ApiToken", str]:
+    def issue(
+        cls, *, user, name: str, domains=(), read_only: bool = False
+    ) -> tuple["ApiToken", str]:
         """Create a token; the plaintext is returned this once and never stored."""
+        outside = {domain.pk for domain in domains} - set(
+            Domain.objects.visible_to(user).values_list("pk", flat=True)
+        )
+        if outside:
+            raise ValidationError({"domains": "A token can only be limited to your own domains."})
         token = cls.PREFIX + secrets.token_urlsafe(32)
-        row = cls(user=user, name=name, digest=cls.digest_of(token), hint=token[:8])
+        row = cls(
+            user=user, name=name, read_only=read_only, digest=cls.digest_of(token), hint=token[:8]
+        )
         row.full_clean()
         row.save()
+        row.domains.set(domains)
         return row, token

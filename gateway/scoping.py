@@ -3,6 +3,10 @@
 The owner (a superuser) sees everything. A domain manager sees and changes the mailboxes,
 aliases and keys of the domains they manage. A mailbox owner sees their own mailbox (and may
 change its password). Everybody else sees nothing.
+
+An API token may narrow its user further to some domains (``token_domain_ids``, set on the
+request's user by the token authentication): then only rows of those domains are seen, and the
+infrastructure (hosts, tunnels, deployments) not at all, even for the owner.
 """
 
 from django.db import models
@@ -14,16 +18,22 @@ class ScopedQuerySet(models.QuerySet):
     def visible_to(self, user) -> models.QuerySet:
         if not (user.is_authenticated and user.is_active):
             return self.none()
-        if user.is_superuser:
-            return self
-        return self.filter(self.read_scope(user))
+        rows = self if user.is_superuser else self.filter(self.read_scope(user))
+        return rows._within_token(user)
 
     def manageable_by(self, user) -> models.QuerySet:
         if not (user.is_authenticated and user.is_active):
             return self.none()
-        if user.is_superuser:
-            return self
-        return self.filter(self.write_scope(user))
+        rows = self if user.is_superuser else self.filter(self.write_scope(user))
+        return rows._within_token(user)
+
+    def _within_token(self, user) -> models.QuerySet:
+        domain_ids = getattr(user, "token_domain_ids", None)
+        return self if domain_ids is None else self.filter(self.domain_scope(domain_ids))
+
+    def domain_scope(self, domain_ids) -> models.Q:
+        """The rows that belong to these domains: none of the infrastructure does."""
+        return models.Q(pk__in=[])
 
     def read_scope(self, user) -> models.Q:
         return self.write_scope(user)
@@ -31,6 +41,11 @@ class ScopedQuerySet(models.QuerySet):
     def write_scope(self, user) -> models.Q:
         """Infrastructure (hosts, relays, tunnels, deployments) belongs to the owner alone."""
         return models.Q(pk__in=[])
+
+
+def acts_as_owner(user) -> bool:
+    """The owner, not narrowed by a domain-scoped API token: may touch the infrastructure."""
+    return user.is_superuser and getattr(user, "token_domain_ids", None) is None
 
 
 def managed_domain_ids(user) -> models.QuerySet:
@@ -46,3 +61,6 @@ class DomainScopedQuerySet(ScopedQuerySet):
 
     def write_scope(self, user) -> models.Q:
         return models.Q(**{f"{self.domain_lookup}__in": managed_domain_ids(user)})
+
+    def domain_scope(self, domain_ids) -> models.Q:
+        return models.Q(**{f"{self.domain_lookup}__in": domain_ids})

@@ -24,6 +24,13 @@ MAILGATE_ENCRYPTION_KEYS = env.strings("MAILGATE_ENCRYPTION_KEYS", [])
 # bcrypt cost of mailbox password hashes (Dovecot's and Mailu's default is 12).
 MAILGATE_BCRYPT_ROUNDS = env.integer("MAILGATE_BCRYPT_ROUNDS", 12)
 
+# OpenPGP (keys app): the GnuPG home Mailgate owns (trust anchors, contact keys, its own
+# certification key), and ProtonCA's fingerprint, which an imported ProtonCA key must match.
+MAILGATE_GNUPGHOME = Path(env.string("MAILGATE_GNUPGHOME", str(DATA_DIR / "gnupg")))
+MAILGATE_PROTONCA_FINGERPRINT = env.string(
+    "MAILGATE_PROTONCA_FINGERPRINT", "0a8652fe5d53386057899fe9d806c1af5978e8c7"
+)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -120,7 +127,10 @@ REST_FRAMEWORK = {
         "gateway.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "gateway.api.authentication.TokenPermission",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -161,6 +171,23 @@ CELERY_RESULT_BACKEND = env.string(
 CELERY_TASK_ALWAYS_EAGER = env.boolean("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+# DNS (zones app): the resolver the live checks ask, as "address[:port]" items separated by
+# commas (empty: the system's /etc/resolv.conf); a validating one makes the DNSSEC check
+# meaningful. Celery beat checks every domain this often (seconds).
+MAILGATE_DNS_RESOLVER = env.string("MAILGATE_DNS_RESOLVER", "")
+MAILGATE_DNS_CHECK_INTERVAL = env.integer("MAILGATE_DNS_CHECK_INTERVAL", 3600)
+CELERY_BEAT_SCHEDULE = {
+    "zones-check-all-domains": {
+        "task": "zones.tasks.check_all_domains",
+        "schedule": MAILGATE_DNS_CHECK_INTERVAL,
+    },
+    # OpenPGP: contact keys' certifications, twice a day (alerts come 30 days ahead).
+    "keys-certifications-check": {
+        "task": "keys.tasks.certifications_check",
+        "schedule": 12 * 60 * 60,
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -35,6 +35,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(form_class=forms.LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/security/", views.security, name="security"),
+    path("account/tokens/", views.api_tokens, name="api-tokens"),
     path("mailboxes/<int:pk>/password/", views.mailbox_password, name="mailbox-password"),
     *DOMAINS.urls("domains"),
     *MAILBOXES.urls("mailboxes"),

@@ -5,8 +5,8 @@ from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from gateway import services
-from gateway.forms import MailboxPasswordForm
-from gateway.models import Mailbox
+from gateway.forms import ApiTokenForm, MailboxPasswordForm
+from gateway.models import ApiToken, Mailbox
 from gateway.totp import base32_secret, qr_svg, verify_new_device
 
 
@@ -47,3 +47,27 @@ def security(request):
         context["qr_svg"] = qr_svg(pending.config_url)
         context["secret"] = base32_secret(pending)
     return render(request, "gateway/security.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_tokens(request):
+    """The signed-in user's API tokens: create one (shown once), see when each was used,
+    revoke."""
+    tokens = ApiToken.objects.filter(user=request.user).prefetch_related("domains")
+    form = ApiTokenForm(request.POST or None, user=request.user)
+    if request.method == "POST" and "revoke" in request.POST:
+        tokens.filter(pk=request.POST["revoke"]).delete()
+        messages.success(request, "The token is revoked.")
+        return redirect("api-tokens")
+    created = None
+    if request.method == "POST" and form.is_valid():
+        _, created = ApiToken.issue(
+            user=request.user,
+            name=form.cleaned_data["name"],
+            domains=form.cleaned_data["domains"],
+            read_only=form.cleaned_data["read_only"],
+        )
+        form = ApiTokenForm(user=request.user)
+    context = {"tokens": tokens, "form": form, "created": created}
+    return render(request, "gateway/api_tokens.html", context)

@@ -8,6 +8,7 @@ from hosts.choices import DeploymentStatus
 from hosts.models import Deployment, Host, Tunnel
 from hosts.plan import Plan, make_plan
 from hosts.render import render_host
+from hosts.validators import validate_host_key
 
 
 @transaction.atomic
@@ -31,9 +32,14 @@ def host_scan_key(*, host: Host) -> tuple[str, str]:
 def host_confirm_key(*, host: Host, key: str, fingerprint: str) -> None:
     """Pin ``key`` as the host's key; ``fingerprint`` is what the owner saw and confirmed, so a
     key swapped between showing and confirming is refused."""
+    key = " ".join(key.split()[:2])
+    try:
+        validate_host_key(key)
+    except ValidationError as exc:
+        raise ValidationError({"ssh_host_key": exc.messages}) from None
     if transport.fingerprint(key) != fingerprint:
         raise ValidationError({"ssh_host_key": "The key does not match the confirmed fingerprint."})
-    host.ssh_host_key = " ".join(key.split()[:2])
+    host.ssh_host_key = key
     host.full_clean()
     host.save(update_fields=["ssh_host_key"])
 

@@ -28,7 +28,7 @@ KINDS = {
     "domain": (Domain, "domains", {"enabled": False}, "family.example"),
     "mailbox": (Mailbox, "mailboxes", {"display_name": "Hacked"}, "alice@family.example"),
     "alias": (Alias, "aliases", {"allowed_as_sender": True}, "postmaster@family.example"),
-    "openpgpkey": (OpenPGPKey, "openpgp-keys", {"fingerprint": "B" * 40}, "A" * 40),
+    "openpgpkey": (OpenPGPKey, "openpgp-keys", {"published": False}, "A" * 40),
 }
 
 

@@ -424,7 +424,7 @@ def test_it_recreates_traefik_when_its_static_file_changes(world):
     assert labels[0][label] != labels[1][label]
 
 
-def test_it_routes_every_mail_host_name_once_and_wkd_per_domain(world):
+def test_it_routes_every_mail_host_name_once_and_wkd_and_mta_sts_per_domain(world):
     mail = with_directory(
         context(world, "vps"),
         domains=(
@@ -438,7 +438,12 @@ def test_it_routes_every_mail_host_name_once_and_wkd_per_domain(world):
         "autodiscover.mx.b.example",
         "mta-sts.mx.b.example",
     ]
-    assert haproxy.wkd_names(mail) == ["openpgpkey.a.example", "openpgpkey.b.example"]
+    assert haproxy.wkd_names(mail) == [
+        "mta-sts.a.example",
+        "mta-sts.b.example",
+        "openpgpkey.a.example",
+        "openpgpkey.b.example",
+    ]
 
 
 def test_it_renders_valid_files_without_any_domain(world):

@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from gateway.bundle import Bundle, RenderError
 from hosts.render import nginx
 from tests import render_world
+from tests.processes import stop
 
 HOST_CONF = "/etc/nginx/conf.d/mailgate-wkd.conf"
 CONTAINER_CONF = "/opt/traefik/wkd/nginx.conf"
@@ -284,12 +285,7 @@ def serving(tmp_path: Path, server: str, port: int):
         wait_for(port, process, run_dir)
         yield run_dir
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def wait_for(port: int, process: subprocess.Popen, run_dir: Path) -> None:

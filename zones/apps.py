@@ -7,6 +7,8 @@ class ZonesConfig(AppConfig):
 
     def ready(self):
         from gateway import audit
-        from zones import models
+        from gateway.bundle import contributor
+        from zones import models, mtasts
 
-        audit.register(models.DkimKey)
+        audit.register(models.DkimKey, models.ZoneSettings, models.PushTarget)
+        contributor(mtasts.units)

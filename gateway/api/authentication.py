@@ -1,5 +1,5 @@
 from django.utils import timezone
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, permissions
 
 from gateway.models import ApiToken
 
@@ -15,4 +15,20 @@ class ApiTokenAuthentication(authentication.TokenAuthentication):
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
-        return token.user, token
+        user = token.user
+        domain_ids = list(token.domains.values_list("pk", flat=True))
+        if domain_ids:
+            user.token_domain_ids = domain_ids  # gateway.scoping narrows every queryset
+        return user, token
+
+
+class TokenPermission(permissions.BasePermission):
+    """A read-only token may only read."""
+
+    message = "This API token is read-only."
+
+    def has_permission(self, request, view) -> bool:
+        token = request.auth
+        if isinstance(token, ApiToken) and token.read_only:
+            return request.method in permissions.SAFE_METHODS
+        return True

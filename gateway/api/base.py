@@ -7,6 +7,7 @@ from rest_framework import exceptions, serializers, viewsets
 from rest_framework.serializers import as_serializer_error
 
 from gateway.fields import EncryptedTextField
+from gateway.scoping import acts_as_owner
 
 
 class ModelCleanSerializer(serializers.ModelSerializer):
@@ -89,6 +90,6 @@ class ScopedViewSet(viewsets.ModelViewSet):
         return obj
 
     def create(self, request, *args, **kwargs):
-        if self.owner_only and not request.user.is_superuser:
+        if self.owner_only and not acts_as_owner(request.user):
             raise exceptions.PermissionDenied("Only the owner can create this.")
         return super().create(request, *args, **kwargs)

@@ -3,7 +3,8 @@ from rest_framework import serializers
 
 from gateway import passwords, services
 from gateway.api.base import ModelCleanSerializer
-from gateway.models import Alias, Domain, Mailbox
+from gateway.models import Alias, ApiToken, Domain, Mailbox
+from gateway.scoping import acts_as_owner
 from gateway.validators import validate_local_part
 
 
@@ -104,7 +105,7 @@ class MailboxSerializer(ModelCleanSerializer):
         if self.instance is None and not password:
             raise serializers.ValidationError({"password": "A new mailbox needs a password."})
         request = self.context["request"]
-        if "owner" in attrs and not request.user.is_superuser:
+        if "owner" in attrs and not acts_as_owner(request.user):
             raise serializers.ValidationError({"owner": "Only the owner assigns panel accounts."})
         attrs = super().validate(attrs)
         if password:
@@ -128,3 +129,34 @@ class AliasSerializer(ModelCleanSerializer):
             "enabled",
             "created_at",
         ]
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    """A token as listed; on creation the response also carries ``token``, that once."""
+
+    domains = serializers.PrimaryKeyRelatedField(
+        many=True, required=False, queryset=Domain.objects.all()
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "domains", "read_only", "hint", "created_at", "last_used_at"]
+        read_only_fields = ["hint", "created_at", "last_used_at"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None:
+            fields["domains"].child_relation.queryset = Domain.objects.visible_to(request.user)
+        return fields
+
+    def create(self, validated_data):
+        row, token = ApiToken.issue(user=self.context["request"].user, **validated_data)
+        row.plaintext = token
+        return row
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if getattr(instance, "plaintext", None):
+            data["token"] = instance.plaintext
+        return data

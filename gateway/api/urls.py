@@ -8,6 +8,7 @@ router = DefaultRouter()
 router.register("domains", views.DomainViewSet)
 router.register("mailboxes", views.MailboxViewSet)
 router.register("aliases", views.AliasViewSet)
+router.register("tokens", views.ApiTokenViewSet, basename="apitoken")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

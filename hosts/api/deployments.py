@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from gateway.bundle import RenderError
+from gateway.scoping import acts_as_owner
 from hosts import services
 from hosts.models import Deployment, DeploymentFile
 from hosts.transport import TransportError
@@ -121,10 +122,10 @@ class HostDeployMixin:
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: DeploymentSerializer(many=True)})
-    @action(detail=False, methods=["post"], url_path="deploy-all")
+    @action(detail=False, methods=["post"], url_path="deploy-all", pagination_class=None)
     def deploy_all(self, request):
         """Queue one deployment per host with a confirmed key; they run in parallel."""
-        if not request.user.is_superuser:
+        if not acts_as_owner(request.user):
             raise exceptions.PermissionDenied("Only the owner deploys.")
         with transaction.atomic():
             deployments = services.deploy_all(trigger="api", user=request.user)
@@ -150,7 +151,7 @@ class HostDeployMixin:
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _owned_host(self):
-        if not self.request.user.is_superuser:
+        if not acts_as_owner(self.request.user):
             raise exceptions.PermissionDenied("Only the owner deploys.")
         return self.get_object()
 
@@ -161,7 +162,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     serializer_class = DeploymentSerializer
 
     def get_queryset(self):
-        if not self.request.user.is_superuser:
+        if not acts_as_owner(self.request.user):
             return Deployment.objects.none()
         return Deployment.objects.select_related("host", "triggered_by").prefetch_related("files")
 

@@ -17,8 +17,9 @@ Names differ from the guide's file on purpose: backends are ``mailserver_<servic
 is named after the mail server host (the guide's ``mailu_smtp``/``mailu``), since the home server
 may run Postfix + Dovecot rather than Mailu. The directives are the guide's.
 
-The public names (mail host names and the ``openpgpkey.`` names of WKD) are built here too,
-because both gateway proxies route by them.
+The public names (mail host names, and the ``openpgpkey.`` names of WKD and ``mta-sts.`` names of
+MTA-STS that the gateway's own nginx serves) are built here too, because both gateway proxies
+route by them.
 """
 
 import ipaddress
@@ -50,6 +51,7 @@ HEALTH_CHECK = "check inter 5s rise 2 fall 2"  # the reference's port-25 backend
 IMAP_TUNNEL_TIMEOUT = "timeout tunnel 30m"
 MAIL_NAME_PREFIXES = ("", "autoconfig.", "autodiscover.", "mta-sts.")
 WKD_PREFIX = "openpgpkey."
+MTA_STS_PREFIX = "mta-sts."
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_.:-]+")
 _DNS_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+")
@@ -168,8 +170,12 @@ def mail_names(directory: MailDirectory) -> list[str]:
 
 
 def wkd_names(directory: MailDirectory) -> list[str]:
-    """``openpgpkey.<domain>`` of every mail domain: the WKD advanced method's host."""
-    return sorted({f"{WKD_PREFIX}{dns_name(domain.name)}" for domain in directory.domains})
+    """The names the gateway's nginx serves for every mail domain: ``openpgpkey.<domain>`` (the
+    WKD advanced method's host) and ``mta-sts.<domain>`` (the MTA-STS policy host)."""
+    prefixes = (WKD_PREFIX, MTA_STS_PREFIX)
+    return sorted(
+        {f"{prefix}{dns_name(domain.name)}" for domain in directory.domains for prefix in prefixes}
+    )
 
 
 def dns_name(value) -> str:

@@ -6,6 +6,10 @@ The same server also answers the *direct* method (``https://<domain>/.well-known
 by mapping the bare domain in ``Host`` to that domain's folder, so one tree serves both layouts
 and no key is stored twice.
 
+The same server answers ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` (MTA-STS, RFC 8461)
+from ``<root>/mta-sts/<domain>/mta-sts.txt``, a folder the WKD locations never reach; the policy
+files themselves are added by the zones app.
+
 Two flavours, one set of location rules:
 
 - all-HAProxy gateway: nginx on the host, TLS on ``WKD_BACKEND`` behind HAProxy's SNI routing,
@@ -32,6 +36,7 @@ from hosts.render.context import (
     WKD_CONTAINER_ROOT,
     RenderContext,
 )
+from hosts.render.haproxy import MTA_STS_PREFIX
 
 HOST_CONF = "/etc/nginx/conf.d/mailgate-wkd.conf"
 CONTAINER_CONF = WKD_CONTAINER_CONF_SOURCE
@@ -40,6 +45,7 @@ CONTAINER_IMAGE = WKD_CONTAINER_IMAGE
 CONTAINER_ROOT = WKD_CONTAINER_ROOT
 CONTAINER_CONF_TARGET = WKD_CONTAINER_CONF
 WELL_KNOWN = "/.well-known/openpgpkey"
+MTA_STS_DIR = "/mta-sts"
 
 _DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
 _PATH = re.compile(r"/[A-Za-z0-9._@+/-]*")
@@ -76,6 +82,11 @@ def _container_unit(domains: list[str], policies: tuple[File, ...]) -> Unit:
     )
 
 
+def mta_sts_policy_path(root: str, domain: str) -> str:
+    """Where a domain's MTA-STS policy lies under the gateway's WKD root."""
+    return f"{_path(root)}{MTA_STS_DIR}/{_domain(domain)}/mta-sts.txt"
+
+
 def _policy(wkd_root: str, domain: str) -> File:
     # An empty policy is valid; this is the line gpg-wks-client --install-key writes.
     body = lines([f"# Policy flags for domain {domain}"])
@@ -88,7 +99,11 @@ def _policy(wkd_root: str, domain: str) -> File:
 def _host_server(ctx: RenderContext, domains: list[str]) -> list[str]:
     address, port = WKD_BACKEND
     # The bare domains are named too: they are the Host of the direct method.
-    names = [name for domain in domains for name in (f"openpgpkey.{domain}", domain)]
+    names = [
+        name
+        for domain in domains
+        for name in (f"openpgpkey.{domain}", domain, f"{MTA_STS_PREFIX}{domain}")
+    ]
     return [
         "# Web Key Directory (OpenPGP) behind HAProxy, which passes TLS for SNI",
         "# openpgpkey.<domain> to this server with a PROXY v2 header in front of it.",
@@ -138,6 +153,12 @@ def _domain_map(domains: list[str]) -> list[str]:
         '    default "";',
         *(f"    {domain} {domain};" for domain in domains),
         "}",
+        "",
+        "# mta-sts.<domain> names the folder of that domain's MTA-STS policy.",
+        "map $host $mailgate_mta_sts_domain {",
+        '    default "";',
+        *(f"    {MTA_STS_PREFIX}{domain} {domain};" for domain in domains),
+        "}",
     ]
 
 
@@ -159,7 +180,16 @@ def _locations() -> list[str]:
         *_serving_rules(f"{WELL_KNOWN}/$mailgate_wkd_domain/$mailgate_wkd_file"),
         "    }",
         "",
-        "    # Only the WKD lives here: unlike the guide, nothing else under the root is served.",
+        "    # MTA-STS policy (RFC 8461): https://mta-sts.<domain>/.well-known/mta-sts.txt",
+        "    location = /.well-known/mta-sts.txt {",
+        '        if ($mailgate_mta_sts_domain = "") {',
+        "            return 404;",
+        "        }",
+        "        default_type text/plain;",
+        f"        try_files {MTA_STS_DIR}/$mailgate_mta_sts_domain/mta-sts.txt =404;",
+        "    }",
+        "",
+        "    # Only these live here: unlike the guide, nothing else under the root is served.",
         "    location / {",
         "        return 404;",
         "    }",

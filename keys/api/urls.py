@@ -1,8 +1,11 @@
 from rest_framework.routers import SimpleRouter
 
-from keys.api.views import OpenPGPKeyViewSet
+from keys.api import views
 
 router = SimpleRouter()
-router.register("openpgp-keys", OpenPGPKeyViewSet)
+router.register("openpgp-keys", views.OpenPGPKeyViewSet)
+router.register("trust-anchors", views.TrustAnchorViewSet)
+router.register("contact-keys", views.ContactKeyViewSet)
+router.register("certification-alerts", views.CertificationAlertViewSet)
 
 urlpatterns = router.urls

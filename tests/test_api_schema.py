@@ -1,0 +1,50 @@
+"""Schemathesis against Mailgate's own OpenAPI schema: generated requests to every operation,
+as the owner, through a live server on loopback, find no server error and no response that
+breaks the schema. The two operations that open an SSH connection to a host (plan, fetching the
+host key) are left out: here they would send traffic to the world's addresses; the deployment
+tests cover them against lab hosts."""
+
+import re
+
+import pytest
+import schemathesis
+from drf_spectacular.generators import SchemaGenerator
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+from gateway.models import ApiToken
+from tests.world import build_infrastructure
+
+
+@pytest.fixture
+def api_schema(live_server, transactional_db):
+    raw = SchemaGenerator().get_schema(request=None, public=True)
+    schema = schemathesis.openapi.from_dict(raw)
+    schema.config.update(base_url=live_server.url)
+    return schema
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@pytest.fixture
+def owner_token(django_user_model, family, other):
+    build_infrastructure()
+    owner = django_user_model.objects.get_or_create(
+        username="owner", defaults={"is_superuser": True, "is_staff": True}
+    )[0]
+    return ApiToken.issue(user=owner, name="schemathesis")[1]
+
+
+@schema.parametrize()
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+def test_the_api_keeps_its_schema(case, owner_token):
+    if case.method == "GET" and re.search(r"/(plan|host-key)/$", case.path):
+        return  # would connect to the host over SSH
+    # The issue's bar: no server error, and every response as the schema documents it. (DRF
+    # lists tolerate a malformed ?offset= by ignoring it; that leniency is not checked.)
+    case.call_and_validate(
+        headers={"Authorization": f"Token {owner_token}"},
+        checks=[not_a_server_error, response_schema_conformance],
+    )

@@ -1,0 +1,139 @@
+"""Reads of the DNS app: the snapshot records are made of, settings with their defaults, the
+domains a user may see with their latest check."""
+
+import ipaddress
+
+from django.db.models import OuterRef, Subquery
+
+from gateway.models import Domain
+from gateway.selectors import DomainEntry, MailDirectory
+from hosts.models import Host, TunnelPeer
+from hosts.render.context import RenderContext
+from zones.models import CheckRun, DkimKey, PushTarget, ZoneSettings
+from zones.records import DomainFacts, Facts
+
+
+def settings_for(domain: Domain) -> ZoneSettings:
+    """The domain's settings, or the defaults (unsaved) when it has none yet."""
+    try:
+        return domain.zone_settings
+    except ZoneSettings.DoesNotExist:
+        return ZoneSettings(domain=domain)
+
+
+def settings_by_domain_name(names: list[str]) -> dict[str, ZoneSettings]:
+    saved = {
+        row.domain.name: row
+        for row in ZoneSettings.objects.filter(domain__name__in=names).select_related("domain")
+    }
+    return {name: saved.get(name) or ZoneSettings() for name in names}
+
+
+def push_target_for(domain: Domain) -> PushTarget | None:
+    try:
+        return domain.push_target
+    except PushTarget.DoesNotExist:
+        return None
+
+
+def dns_facts() -> Facts:
+    """Every domain with its settings and DKIM keys, and the hosts mail passes through."""
+    domains = list(Domain.objects.order_by("name"))
+    settings = {row.domain_id: row for row in ZoneSettings.objects.all()}
+    keys: dict[int, list[DkimKey]] = {}
+    for key in DkimKey.objects.order_by("created_at", "selector"):
+        keys.setdefault(key.domain_id, []).append(key)
+    mailserver, gateway = _mail_hosts()
+    return Facts(
+        domains=tuple(
+            DomainFacts(
+                name=domain.name,
+                mail_hostname=domain.mail_hostname,
+                settings=settings.get(domain.pk) or ZoneSettings(domain=domain),
+                dkim_keys=tuple(keys.get(domain.pk, ())),
+            )
+            for domain in domains
+        ),
+        gateway_ipv4=str(gateway.public_ipv4 or "") if gateway else "",
+        gateway_ipv6=str(gateway.public_ipv6 or "") if gateway else "",
+        helo_name=_helo_name(mailserver, domains) if mailserver else "",
+        relay_host=_relay_host(mailserver),
+        problems=tuple(_problems(mailserver, gateway)),
+    )
+
+
+def _mail_hosts() -> tuple[Host | None, Host | None]:
+    """The mail server, and the gateway it reaches the internet through (its tunnel's hub, or
+    else the first gateway)."""
+    mailserver = Host.objects.filter(is_mailserver=True).select_related("relay").first()
+    peer = (
+        TunnelPeer.objects.filter(host=mailserver).select_related("tunnel__hub").first()
+        if mailserver
+        else None
+    )
+    gateway = peer.tunnel.hub if peer else Host.objects.filter(is_gateway=True).first()
+    return mailserver, gateway
+
+
+def _helo_name(mailserver: Host, domains: list[Domain]) -> str:
+    """The name the mail server greets with, computed exactly as its renderers do."""
+    enabled = tuple(DomainEntry(d.name, d.mail_hostname) for d in domains if d.enabled)
+    directory = MailDirectory(domains=enabled, mailboxes=(), aliases=())
+    context = RenderContext(
+        host=mailserver, directory=directory, hub_of=None, peers=(), spoke_of=None
+    )
+    return context.hostname
+
+
+def _relay_host(mailserver: Host | None) -> str:
+    if mailserver is None or mailserver.relay is None:
+        return ""
+    try:
+        ipaddress.ip_address(mailserver.relay.host)
+    except ValueError:
+        return mailserver.relay.host  # a host name: SPF can name it
+    return ""  # an address (the Bridge's 127.0.0.1): where the provider sends from is unknown
+
+
+def _problems(mailserver: Host | None, gateway: Host | None) -> list[str]:
+    problems = []
+    if gateway is None:
+        problems.append(
+            "There is no gateway host yet: the MX, the mail host's addresses and SPF have "
+            "nothing to point at."
+        )
+    if mailserver is None:
+        problems.append("There is no mail server host yet: its HELO name (the PTR) is unknown.")
+    elif mailserver.relay is not None:
+        problems.append(
+            f"Mail leaves through the smarthost {mailserver.relay}: add the addresses it sends "
+            "from to SPF under 'more SPF senders' (e.g. include:_spf.protonmail.ch for Proton)."
+        )
+    return problems
+
+
+def dns_domains(user):
+    """The domains whose DNS ``user`` may see and act on: the owner's all, a manager's own."""
+    return Domain.objects.visible_to(user)
+
+
+def with_latest_check(domains) -> list[tuple[Domain, CheckRun | None]]:
+    """Each domain with its most recent check, in two queries whatever the number."""
+    rows = list(domains.annotate(latest_check_id=Subquery(_latest_run_id())))
+    ids = [row.latest_check_id for row in rows if row.latest_check_id]
+    runs = CheckRun.objects.select_related("domain").in_bulk(ids)
+    return [(row, runs.get(row.latest_check_id)) for row in rows]
+
+
+def latest_by_domain(domain_ids: list[int]) -> dict[int, CheckRun]:
+    rows = with_latest_check(Domain.objects.filter(pk__in=domain_ids))
+    return {domain.pk: run for domain, run in rows if run is not None}
+
+
+def _latest_run_id():
+    latest = CheckRun.objects.filter(domain=OuterRef("pk")).order_by("-started_at", "-pk")
+    return latest.values("pk")[:1]
+
+
+def latest_check(domain: Domain) -> CheckRun | None:
+    return CheckRun.objects.filter(domain=domain).prefetch_related("results").first()

@@ -254,16 +254,14 @@ def _stage_archive(plan: Plan) -> bytes:
     files = {file.path: file for file in plan.bundle.files}
     changed = [files[f.path] for f in plan.changes if f.change != FileChange.DELETED]
     units = plan.affected_units
+    uploaded = {file.path for file in changed}
     members = {
         "manifest": "".join(f"{f.path}\t{f.mode:o}\t{f.owner}\n" for f in changed).encode(),
         "delete": "".join(
             f"{f.path}\n" for f in plan.changes if f.change == FileChange.DELETED
         ).encode(),
         "keep": "".join(
-            f"{file.path}\n"
-            for unit in units
-            for file in unit.files
-            if file.path not in {c.path for c in changed}
+            f"{file.path}\n" for unit in units for file in unit.files if file.path not in uploaded
         ).encode(),
         "activate.sh": remote.step_script(units, "activate").encode(),
         "verify.sh": remote.step_script(units, "checks").encode(),

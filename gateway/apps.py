@@ -6,6 +6,9 @@ class GatewayConfig(AppConfig):
     verbose_name = "Mail directory"
 
     def ready(self):
+        from django.utils.module_loading import autodiscover_modules
+
         from gateway import audit
 
         audit.register_models()
+        autodiscover_modules("probes")  # each app's status probes (gateway/status.py)

@@ -5,8 +5,10 @@ Checks and activation steps are shell snippets run on the target host. Checks ru
 files sit in a staging tree: ``$STAGE`` is its root, and a file whose path is ``/etc/x`` is staged
 at ``$STAGE/etc/x``. Activation runs after every file is in its place.
 
-Apps other than ``hosts`` add files to a host's bundle through the contributor registry at the
-bottom (the WKD tree of ``keys``, for instance), so the deploy engine never imports them.
+Apps other than ``hosts`` add to a host's configuration through the registries at the bottom,
+so the deploy engine and the renderers never import them: whole units of files (the WKD tree of
+``keys``, for instance), and settings for a program whose file a ``hosts`` renderer writes
+(``zones`` adds the DKIM milter to Postfix's ``main.cf``).
 """
 
 import hashlib
@@ -121,3 +123,40 @@ def contributor(function: Contributor) -> Contributor:
 
 def contributions(context) -> list[Unit]:
     return [unit for function in _contributors for unit in function(context)]
+
+
+SettingsContributor = Callable[[object], Iterable[tuple[str, str]]]
+_settings_contributors: dict[str, list[SettingsContributor]] = {}
+
+
+def settings_contributor(program: str, function: SettingsContributor) -> SettingsContributor:
+    """Register a function that adds settings to a file another app renders, named by
+    ``program`` (a constant of that renderer, e.g. ``hosts.render.postfix.MAIN_CF``).
+
+    Some configuration cannot be a unit of its own: Postfix reads its milters from ``main.cf``,
+    which ``hosts.render.postfix`` writes. The function receives the render context and returns
+    ``(name, value)`` pairs (often none); the renderer writes them with its own line writer, so
+    they are checked as every other value. A contributed setting only adds: a name the renderer
+    or another contributor already sets is refused (``contributed_settings``), so no app can
+    quietly loosen, say, Postfix's relay restrictions."""
+    functions = _settings_contributors.setdefault(program, [])
+    if function not in functions:
+        functions.append(function)
+    return function
+
+
+def contributed_settings(
+    program: str, context, *, taken: Iterable[str] = ()
+) -> list[tuple[str, str]]:
+    """The settings every contributor adds to ``program`` for this context; ``taken`` are the
+    names the renderer sets itself."""
+    settings = [
+        (name, value)
+        for function in _settings_contributors.get(program, ())
+        for name, value in function(context)
+    ]
+    names = [name for name, _ in settings]
+    clashes = sorted({name for name in names if names.count(name) > 1} | (set(names) & set(taken)))
+    if clashes:
+        raise RenderError(f"Two parts of Mailgate set {', '.join(clashes)} in {program}.")
+    return settings

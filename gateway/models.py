@@ -1,4 +1,5 @@
-"""The mail directory: domains, their mailboxes and aliases, and API tokens."""
+"""The mail directory: domains, their mailboxes and aliases, API tokens, and the status page's
+items with their history of colours."""
 
 import hashlib
 import secrets
@@ -9,6 +10,7 @@ from django.db import models
 
 from gateway import passwords
 from gateway.scoping import DomainScopedQuerySet, ScopedQuerySet, managed_domain_ids
+from gateway.status import Colour
 from gateway.validators import (
     reject_control_characters,
     to_ascii_domain,
@@ -289,3 +291,61 @@ class ApiToken(models.Model):
         row.save()
         row.domains.set(domains)
         return row, token
+
+
+class StatusItemQuerySet(DomainScopedQuerySet):
+    """A domain's items are its managers' to see; the infrastructure's (no domain) the owner's."""
+
+
+class StatusItem(models.Model):
+    """One line of the status page as last checked: its colour, why, and the fix."""
+
+    key = models.CharField(max_length=200, unique=True, help_text="'<probe>:<what>', stable.")
+    probe = models.CharField(max_length=50)
+    section = models.CharField(max_length=50)
+    label = models.CharField(max_length=200)
+    colour = models.CharField(max_length=5, choices=Colour)
+    message = models.TextField(blank=True)
+    fix = models.TextField(blank=True)
+    domain = models.ForeignKey(
+        Domain, on_delete=models.CASCADE, null=True, blank=True, related_name="status_items"
+    )
+    element = models.CharField(
+        max_length=100, blank=True, help_text="The part of the topology picture it colours."
+    )
+    checked_at = models.DateTimeField()
+    changed_at = models.DateTimeField(help_text="When it took its current colour.")
+
+    objects = StatusItemQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["section", "label", "key"]
+
+    def __str__(self):
+        return f"{self.label}: {self.colour}"
+
+
+class StatusChangeQuerySet(DomainScopedQuerySet):
+    """Changes follow their item's scope."""
+
+
+class StatusChange(models.Model):
+    """A change of a status item's colour: the status page's history."""
+
+    key = models.CharField(max_length=200, db_index=True)
+    label = models.CharField(max_length=200, help_text="The item's label at the time.")
+    domain = models.ForeignKey(
+        Domain, on_delete=models.CASCADE, null=True, blank=True, related_name="status_changes"
+    )
+    before = models.CharField(max_length=5, choices=Colour, blank=True)
+    after = models.CharField(max_length=5, choices=Colour)
+    message = models.TextField(blank=True)
+    at = models.DateTimeField()
+
+    objects = StatusChangeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self):
+        return f"{self.label}: {self.before or 'new'} → {self.after}"

@@ -1,9 +1,13 @@
-"""Workflows on the mail directory that touch several rows."""
+"""Workflows on the mail directory that touch several rows, and the status page's refresh."""
+
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from gateway.models import STANDARD_ALIASES, Alias, Domain, Mailbox
+from gateway import status
+from gateway.models import STANDARD_ALIASES, Alias, Domain, Mailbox, StatusChange, StatusItem
 
 
 @transaction.atomic
@@ -54,3 +58,58 @@ def mailbox_set_password(*, mailbox: Mailbox, password: str, save: bool = True) 
         raise ValidationError({"password": exc.messages}) from None
     if save:
         mailbox.save(update_fields=["password_hash"])
+
+
+def status_refresh(*, now: datetime | None = None) -> list[StatusChange]:
+    """Run every registered status probe (``gateway.status``) and store what it found: one item
+    per finding, and a change whenever an item takes a new colour (or first appears). Items that
+    a probe which ran to the end no longer reports (a deleted host) go away; their history
+    stays."""
+    findings, completed = status.run_probes()
+    moment = now or timezone.now()
+    changes = [change for finding in findings if (change := _status_store(finding, moment))]
+    reported = [finding.key for finding in findings]
+    StatusItem.objects.filter(probe__in=completed).exclude(key__in=reported).delete()
+    return changes
+
+
+def _status_store(finding: status.Finding, moment: datetime) -> StatusChange | None:
+    fields = {
+        "section": finding.section,
+        "label": finding.label,
+        "message": finding.message,
+        "fix": finding.fix,
+        "domain_id": finding.domain_id,
+        "element": finding.element,
+        "checked_at": moment,
+    }
+    item, created = StatusItem.objects.get_or_create(
+        key=finding.key,
+        defaults={
+            **fields,
+            "probe": finding.key.partition(":")[0],
+            "colour": finding.colour,
+            "changed_at": moment,
+        },
+    )
+    if created:
+        return _status_change(finding, before="", moment=moment)
+    # Conditional on the colour read above: of two refreshes racing, one records the change.
+    if item.colour != finding.colour and StatusItem.objects.filter(
+        pk=item.pk, colour=item.colour
+    ).update(**fields, colour=finding.colour, changed_at=moment):
+        return _status_change(finding, before=item.colour, moment=moment)
+    StatusItem.objects.filter(pk=item.pk).update(**fields)
+    return None
+
+
+def _status_change(finding: status.Finding, *, before: str, moment: datetime) -> StatusChange:
+    return StatusChange.objects.create(
+        key=finding.key,
+        label=finding.label,
+        domain_id=finding.domain_id,
+        before=before,
+        after=finding.colour,
+        message=finding.message,
+        at=moment,
+    )

@@ -177,6 +177,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # meaningful. Celery beat checks every domain this often (seconds).
 MAILGATE_DNS_RESOLVER = env.string("MAILGATE_DNS_RESOLVER", "")
 MAILGATE_DNS_CHECK_INTERVAL = env.integer("MAILGATE_DNS_CHECK_INTERVAL", 3600)
+# The status page: Celery beat runs its probes this often (seconds); the TLS probe also trusts
+# the CA certificates in this PEM file (a private or lab CA; empty: the system's alone); the
+# open-relay probe asks the gateway to take mail for this outside address (never sent: the
+# probe stops before DATA).
+MAILGATE_STATUS_INTERVAL = env.integer("MAILGATE_STATUS_INTERVAL", 300)
+MAILGATE_STATUS_CA_FILE = env.string("MAILGATE_STATUS_CA_FILE", "")
+MAILGATE_RELAY_PROBE_RECIPIENT = env.string(
+    "MAILGATE_RELAY_PROBE_RECIPIENT", "mailgate-relay-probe@example.net"
+)
 CELERY_BEAT_SCHEDULE = {
     "zones-check-all-domains": {
         "task": "zones.tasks.check_all_domains",
@@ -186,6 +195,10 @@ CELERY_BEAT_SCHEDULE = {
     "keys-certifications-check": {
         "task": "keys.tasks.certifications_check",
         "schedule": 12 * 60 * 60,
+    },
+    "gateway-status-refresh": {
+        "task": "gateway.tasks.status_refresh",
+        "schedule": MAILGATE_STATUS_INTERVAL,
     },
 }
 

@@ -29,6 +29,15 @@ def settings_by_domain_name(names: list[str]) -> dict[str, ZoneSettings]:
     return {name: saved.get(name) or ZoneSettings() for name in names}
 
 
+def signing_keys(ctx) -> list[DkimKey]:
+    """The key each enabled domain of a render context signs with now, by domain name: during
+    a rotation the new key is only published and the old one still signs; a domain without
+    a signing key is left out (its mail goes unsigned)."""
+    names = [entry.name for entry in ctx.directory.domains]
+    keys = DkimKey.objects.published().filter(domain__name__in=names, active=True)
+    return list(keys.select_related("domain").order_by("domain__name"))
+
+
 def push_target_for(domain: Domain) -> PushTarget | None:
     try:
         return domain.push_target

@@ -4,7 +4,12 @@ real server (``../shared/lab/README.md``). Needs root.
 
 Directories listed as private (``/etc/postfix``, ``/etc/wireguard``, ...) are copies that only
 the lab host sees: several lab hosts on one machine do not overwrite each other's files, nor the
-machine's. Everything a lab host started is killed and removed by ``close()``.
+machine's. A host may get its own resolver (``/etc/netns/NAME/resolv.conf``, which ``ip netns
+exec`` mounts) and its own syslog socket at ``/dev/log``, as a real server has, so that Postfix
+and Dovecot log. Everything a lab host started is killed and removed by ``close()``, also from
+another process that only has its ``state()``.
+
+The gateway lab (``hosts.lab.world``) builds several such hosts into the reference setup.
 """
 
 import contextlib
@@ -14,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -27,6 +33,19 @@ SSHD = "/usr/sbin/sshd"
 NSENTER = "/usr/bin/nsenter"
 NETNS_EXEC = ("/usr/sbin/ip", "netns", "exec")
 PRIVATE_MOUNTS = ("/usr/bin/unshare", "--mount", "--propagation", "private")
+DEV_LOG = Path("/dev/log")
+# A syslog socket for one lab host: every datagram becomes a line of its log file.
+SYSLOG_RECEIVER = """
+import os, socket, sys, time
+path, log = sys.argv[1], sys.argv[2]
+server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+server.bind(path)
+os.chmod(path, 0o666)
+with open(log, "ab", buffering=0) as out:
+    while True:
+        message = server.recv(65536).rstrip(b"\\0\\n")
+        out.write(time.strftime("%Y-%m-%dT%H:%M:%S ").encode() + message + b"\\n")
+"""
 
 
 class LabError(RuntimeError):
@@ -62,18 +81,33 @@ class LabHost:
 
     name: str
     private_dirs: tuple[str, ...] = ()
+    nameserver: str = ""  # the host's resolver; empty: the machine's
+    syslog: bool = False  # a /dev/log of its own, logged to ``root/syslog``
     root: Path = field(init=False)
     address: str = field(init=False)
     gateway: str = field(init=False)
     client_key: str = field(init=False)  # what Mailgate logs in with
     host_key: str = field(init=False)  # what Mailgate must pin
+    anchor_pid: int = field(init=False, default=0)
+    helper_pids: list[int] = field(init=False, default_factory=list)  # outside the namespace
     sshd: subprocess.Popen | None = field(init=False, default=None)
-    anchor: subprocess.Popen | None = field(init=False, default=None)
     _made_dirs: list[str] = field(init=False, default_factory=list)
 
     @classmethod
-    def create(cls, prefix: str = "mg", private_dirs: tuple[str, ...] = ()) -> "LabHost":
-        host = cls(name=f"{prefix}-{secrets.token_hex(3)}", private_dirs=private_dirs)
+    def create(
+        cls,
+        prefix: str = "mg",
+        private_dirs: tuple[str, ...] = (),
+        *,
+        nameserver: str = "",
+        syslog: bool = False,
+    ) -> "LabHost":
+        host = cls(
+            name=f"{prefix}-{secrets.token_hex(3)}",
+            private_dirs=private_dirs,
+            nameserver=nameserver,
+            syslog=syslog,
+        )
         try:
             host._build()
         except BaseException:
@@ -81,9 +115,46 @@ class LabHost:
             raise
         return host
 
+    def state(self) -> dict:
+        """What another process needs to use or remove this host (``from_state``)."""
+        return {
+            "name": self.name,
+            "private_dirs": list(self.private_dirs),
+            "nameserver": self.nameserver,
+            "syslog": self.syslog,
+            "root": str(self.root),
+            "address": self.address,
+            "gateway": self.gateway,
+            "client_key": self.client_key,
+            "host_key": self.host_key,
+            "anchor_pid": self.anchor_pid,
+            "helper_pids": self.helper_pids,
+            "made_dirs": self._made_dirs,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> "LabHost":
+        host = cls(
+            name=state["name"],
+            private_dirs=tuple(state["private_dirs"]),
+            nameserver=state["nameserver"],
+            syslog=state["syslog"],
+        )
+        host.root = Path(state["root"])
+        for name in ("address", "gateway", "client_key", "host_key", "anchor_pid"):
+            setattr(host, name, state[name])
+        host.helper_pids = list(state["helper_pids"])
+        host._made_dirs = list(state["made_dirs"])
+        return host
+
     @property
     def veth(self) -> str:
         return f"v{self.name[-6:]}"
+
+    @property
+    def netns_etc(self) -> Path:
+        """Files that ``ip netns exec`` mounts over the machine's /etc for this host."""
+        return Path("/etc/netns") / self.name
 
     def _build(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
@@ -114,6 +185,11 @@ class LabHost:
             sh("ip", "netns", "exec", self.name, *command)
         for path in self.private_dirs:
             self._prepare_private(path)
+        if self.nameserver:
+            self.netns_etc.mkdir(parents=True, exist_ok=True)
+            (self.netns_etc / "resolv.conf").write_text(f"nameserver {self.nameserver}\n")
+        if self.syslog:
+            self._start_syslog()
         self.client_key, public = ed25519_key()
         (self.root / "authorized_keys").write_text(public + "\n")
         sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.root / "host_key"))
@@ -130,6 +206,19 @@ class LabHost:
             copy.mkdir(parents=True)
             Path(path).mkdir(parents=True)
             self._made_dirs.append(path)
+
+    def _start_syslog(self) -> None:
+        """A receiver on a socket of this host's own; the anchor mounts it over /dev/log,
+        which must exist on the machine as a mount point (an empty file where none does)."""
+        socket_path = self.root / "syslog.sock"
+        receiver = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-c", SYSLOG_RECEIVER, str(socket_path), str(self.root / "syslog")],
+            start_new_session=True,
+        )
+        self.helper_pids.append(receiver.pid)
+        if not DEV_LOG.exists():
+            DEV_LOG.touch()
+        _wait_until(socket_path.exists, f"the syslog socket of {self.name} did not appear")
 
     def _sshd_config(self) -> Path:
         config = self.root / "sshd_config"
@@ -155,19 +244,20 @@ class LabHost:
     def _start_anchor(self) -> None:
         """A process that holds the host's private mount namespace for its whole life, so its
         files outlive sshd (as a real host's disk outlives a dropped connection)."""
-        mounts = "".join(
-            f"mount --bind {self.root / 'private' / path.strip('/')} {path} && "
-            for path in self.private_dirs
-        )
-        self.anchor = subprocess.Popen(  # noqa: S603
-            [*NETNS_EXEC, self.name, *PRIVATE_MOUNTS, "sh", "-c", f"{mounts}exec sleep infinity"],
+        mounts = [(self.root / "private" / path.strip("/"), path) for path in self.private_dirs]
+        if self.syslog:
+            mounts.append((self.root / "syslog.sock", str(DEV_LOG)))
+        commands = "".join(f"mount --bind {source} {target} && " for source, target in mounts)
+        anchor = subprocess.Popen(  # noqa: S603
+            [*NETNS_EXEC, self.name, *PRIVATE_MOUNTS, "sh", "-c", f"{commands}exec sleep infinity"],
             start_new_session=True,
         )
-        deadline = time.monotonic() + 10
-        while _command(self.anchor.pid) != "sleep infinity":
-            if self.anchor.poll() is not None or time.monotonic() > deadline:
-                raise LabError(f"the private mounts of {self.name} failed")
-            time.sleep(0.01)
+        self.anchor_pid = anchor.pid
+        _wait_until(
+            lambda: _command(anchor.pid) == "sleep infinity",
+            f"the private mounts of {self.name} failed",
+            failed=lambda: anchor.poll() is not None,
+        )
 
     def start_sshd(self) -> None:
         """Start sshd in the host's network namespace and private mount namespace."""
@@ -180,7 +270,7 @@ class LabHost:
         self._wait_for_sshd()
 
     def _enter(self) -> list[str]:
-        return [NSENTER, "--target", str(self.anchor.pid), "--mount", "--net"]
+        return [NSENTER, "--target", str(self.anchor_pid), "--mount", "--net"]
 
     def _wait_for_sshd(self) -> None:
         deadline = time.monotonic() + 10
@@ -209,14 +299,19 @@ class LabHost:
                     _kill(pid)
             self.sshd.wait(timeout=10)
 
-    def run(self, command: str) -> subprocess.CompletedProcess:
+    def run(self, command: str, timeout: float | None = None) -> subprocess.CompletedProcess:
         """Run a shell command as the lab host sees the world (its network and its files)."""
         return subprocess.run(  # noqa: S603
             [*self._enter(), "sh", "-c", command],
             capture_output=True,
             text=True,
             check=False,
+            timeout=timeout,
         )
+
+    def popen(self, *command: str, **options) -> subprocess.Popen:
+        """Start a long-running program on the host; ``close()`` ends it with the host."""
+        return subprocess.Popen([*self._enter(), *command], start_new_session=True, **options)  # noqa: S603
 
     def read(self, path: str) -> bytes | None:
         result = subprocess.run(  # noqa: S603
@@ -226,22 +321,43 @@ class LabHost:
         )
         return result.stdout if result.returncode == 0 else None
 
+    def log(self) -> str:
+        """What the host's programs wrote to syslog."""
+        path = self.root / "syslog"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def _pids(self) -> list[int]:
         output = sh("ip", "netns", "pids", self.name, check=False)
         return [int(pid) for pid in output.split()]
 
     def close(self) -> None:
-        for pid in self._pids():
-            _kill(pid)
-        for process in (self.sshd, self.anchor):
-            if process:
-                process.wait(timeout=10)
+        for pid in (*self._pids(), self.anchor_pid, *self.helper_pids):
+            if pid:
+                _kill(pid)
+                _reap(pid)
+        if self.sshd:
+            self.sshd.wait(timeout=10)
         sh("ip", "netns", "del", self.name, check=False)
         sh("ip", "link", "del", self.veth, check=False)
+        shutil.rmtree(self.netns_etc, ignore_errors=True)
         for path in self._made_dirs:
             shutil.rmtree(path, ignore_errors=True)
         if getattr(self, "root", None):
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _wait_until(condition, message: str, *, failed=lambda: False, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if failed() or time.monotonic() > deadline:
+            raise LabError(message)
+        time.sleep(0.01)
+
+
+def _reap(pid: int) -> None:
+    """Collect a killed child of this process (not a zombie); others are reaped by init."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, 0)
 
 
 def _command(pid: int) -> str:

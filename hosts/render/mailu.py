@@ -20,8 +20,8 @@ refuses changes nothing. What it costs, and why Mailu's admin UI is off (``ADMIN
 - Settings Mailgate does not model are reset to Mailu's defaults at every deployment: auto-reply,
   forwarding, spam threshold, application tokens, fetched accounts, domain managers. A password
   changed in Mailu goes back to the one set in Mailgate.
-- DKIM keys survive: Mailu keeps them as files under ``/mailu/dkim``, not in the rows the import
-  replaces (see the unit's instructions for creating one).
+- DKIM keys are not in the import: Mailgate generates them and writes each domain's signing key
+  to ``/mailu/dkim`` with rspamd's signing override (``zones.rspamd``, a bundle contributor).
 
 Mailu lets an alias's destinations send as the alias whatever Mailgate's "allowed as sender"
 says: its sender check returns every alias destination, and no setting narrows it.
@@ -44,6 +44,9 @@ ENV_PATH = f"{MAILU_DIR}/mailu.env"
 COMPOSE_PATH = f"{MAILU_DIR}/docker-compose.yml"
 IMPORT_PATH = f"{MAILU_DIR}/mailgate/config-import.yaml"
 STORAGE = "/mailu"  # the setup utility's default storage path, written into the volumes
+DKIM_DIR = f"{STORAGE}/dkim"  # Mailu's DKIM keys, <domain>.<selector>.key
+DKIM_MOUNT = "/dkim"  # where the admin and antispam containers see DKIM_DIR
+RSPAMD_OVERRIDES = f"{STORAGE}/overrides/rspamd"
 DEFAULT_SUBNET = "192.168.203.0/24"
 POSTMASTER = "postmaster"
 WEBMAIL = "snappymail"
@@ -68,16 +71,9 @@ _ENV_UNSAFE = re.compile(r"[\s'\"`$#\\]")
 _ENV_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SCHEME_PREFIX = re.compile(r"^\{[A-Za-z0-9._-]+\}")
 
-INSTRUCTIONS = f"""\
-DKIM: the import does not create keys (it would replace them at every deployment). Once per
-domain, on this host:
-
-  cd {MAILU_DIR}
-  printf 'domain:\\n  - name: DOMAIN\\n    dkim_key: -generate-\\n' |
-      docker compose exec -T admin flask mailu config-import -u
-  docker compose exec -T admin flask mailu config-export --dns domain.dns_dkim
-
-and publish the record it prints. The key is kept in {STORAGE}/dkim and survives later imports.
+INSTRUCTIONS = """\
+DKIM: generate each domain's key in Mailgate (DNS page) and publish its record; Mailgate writes
+the signing key and rspamd's signing configuration here. Keys made in Mailu are not used.
 Mailu's admin UI is off: manage domains, mailboxes and aliases in Mailgate."""
 
 
@@ -279,7 +275,7 @@ def compose(ctx: RenderContext, subnet: ipaddress.IPv4Network) -> dict:
         },
         "admin": {
             **_mailu_service("admin", "admin"),
-            "volumes": [f"{STORAGE}/data:/data", f"{STORAGE}/dkim:/dkim"],
+            "volumes": [f"{STORAGE}/data:/data", f"{DKIM_DIR}:{DKIM_MOUNT}"],
             "depends_on": ["redis", "resolver"],
             "dns": [resolver],
         },
@@ -303,7 +299,10 @@ def compose(ctx: RenderContext, subnet: ipaddress.IPv4Network) -> dict:
             "hostname": "antispam",
             "volumes": [
                 f"{STORAGE}/filter:/var/lib/rspamd",
-                f"{STORAGE}/overrides/rspamd:/overrides:ro",
+                f"{RSPAMD_OVERRIDES}:/overrides:ro",
+                # The keys Mailgate's signing override names (zones.rspamd): Mailu's own
+                # antispam reads keys from the admin container instead, one selector for all.
+                f"{DKIM_DIR}:{DKIM_MOUNT}:ro",
             ],
             "depends_on": ["front", "redis", "resolver"],
             "dns": [resolver],

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from gateway.bundle import File, RenderError, Unit
+from gateway.bundle import File, RenderError, Unit, contributed_settings
 from gateway.selectors import MailDirectory
 from gateway.writers import key_values, lines, one_line, shell_quote, table
 from hosts.choices import MailBackend, TlsLevel
@@ -23,6 +23,8 @@ from hosts.render import systemd
 from hosts.render.context import RenderContext
 
 CONFIG_DIR = "/etc/postfix"
+# Also the name other apps contribute main.cf settings under (``gateway.bundle``).
+MAIN_CF = f"{CONFIG_DIR}/main.cf"
 MAPS_DIR = "/etc/postfix/mailgate"
 MAPS = ("virtual_domains", "virtual_mailboxes", "virtual_aliases", "sender_logins")
 LOOPBACK = ("127.0.0.0/8", "[::1]/128")
@@ -42,7 +44,7 @@ def units(ctx: RenderContext) -> list[Unit]:
 def _unit(ctx: RenderContext, *, mailserver: bool) -> Unit:
     relay = ctx.host.relay
     files = [
-        File(f"{CONFIG_DIR}/main.cf", key_values(main_cf(ctx, mailserver=mailserver))),
+        File(MAIN_CF, key_values(main_cf(ctx, mailserver=mailserver))),
         File(f"{CONFIG_DIR}/master.cf", lines(master_cf(mailserver=mailserver))),
     ]
     if mailserver:
@@ -89,7 +91,9 @@ def main_cf(ctx: RenderContext, *, mailserver: bool) -> list[tuple[str, str]]:
         settings += _mailserver_settings(ctx)
     if host.relay:
         settings += _relay_settings(host.relay)
-    return _override(settings)
+    own = _override(settings)
+    # Other apps' additions (zones: the DKIM signing milter) come last and may not replace any.
+    return [*own, *contributed_settings(MAIN_CF, ctx, taken=dict(own))]
 
 
 def _mailserver_settings(ctx: RenderContext) -> list[tuple[str, str]]:

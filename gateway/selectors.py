@@ -1,9 +1,13 @@
 """Reads of the mail directory that renderers need: plain, ordered snapshots loaded in a few
-queries, so rendering ten thousand mailboxes costs three queries, not ten thousand."""
+queries, so rendering ten thousand mailboxes costs three queries, not ten thousand; and the
+status page's items as a user may see them."""
 
 from dataclasses import dataclass
 
-from gateway.models import Alias, Domain, Mailbox
+from gateway.models import Alias, Domain, Mailbox, StatusChange, StatusItem
+from gateway.status import SEVERITY, worst
+
+STATUS_HISTORY = 50  # changes shown on the page
 
 
 @dataclass(frozen=True)
@@ -69,3 +73,18 @@ def mail_directory() -> MailDirectory:
             for local, domain, targets, sender in aliases
         ),
     )
+
+
+def status_overview(user) -> dict:
+    """The status items ``user`` may see, worst first within each section, the overall colour,
+    and the latest changes (two queries)."""
+    items = sorted(
+        StatusItem.objects.visible_to(user),
+        key=lambda item: (item.section, -SEVERITY[item.colour], item.label),
+    )
+    return {
+        "items": items,
+        "overall": worst(item.colour for item in items),
+        "counts": {colour: sum(item.colour == colour for item in items) for colour in SEVERITY},
+        "changes": StatusChange.objects.visible_to(user)[:STATUS_HISTORY],
+    }

@@ -37,6 +37,7 @@ urlpatterns = [
     path("account/security/", views.security, name="security"),
     path("account/tokens/", views.api_tokens, name="api-tokens"),
     path("mailboxes/<int:pk>/password/", views.mailbox_password, name="mailbox-password"),
+    path("status/", views.status, name="status"),
     *DOMAINS.urls("domains"),
     *MAILBOXES.urls("mailboxes"),
     *ALIASES.urls("aliases"),

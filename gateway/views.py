@@ -1,10 +1,11 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from gateway import services
+from gateway import selectors, services, tasks
 from gateway.forms import ApiTokenForm, MailboxPasswordForm
 from gateway.models import ApiToken, Mailbox
 from gateway.totp import base32_secret, qr_svg, verify_new_device
@@ -71,3 +72,15 @@ def api_tokens(request):
         form = ApiTokenForm(user=request.user)
     context = {"tokens": tokens, "form": form, "created": created}
     return render(request, "gateway/api_tokens.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def status(request):
+    """Every status item the user may see, grouped, with the fix for each and the history of
+    colour changes; "Check now" queues the probes."""
+    if request.method == "POST":
+        transaction.on_commit(tasks.status_refresh.delay)
+        messages.success(request, "Checking now: reload this page in a minute for the results.")
+        return redirect("status")
+    return render(request, "gateway/status.html", selectors.status_overview(request.user))

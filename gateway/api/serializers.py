@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from gateway import passwords, services
 from gateway.api.base import ModelCleanSerializer
-from gateway.models import Alias, ApiToken, Domain, Mailbox
+from gateway.models import Alias, ApiToken, Domain, Mailbox, StatusChange, StatusItem
 from gateway.scoping import acts_as_owner
 from gateway.validators import validate_local_part
 
@@ -160,3 +160,29 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         if getattr(instance, "plaintext", None):
             data["token"] = instance.plaintext
         return data
+
+
+class StatusItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StatusItem
+        fields = [
+            "id",
+            "key",
+            "section",
+            "label",
+            "colour",
+            "message",
+            "fix",
+            "domain",
+            "element",
+            "checked_at",
+            "changed_at",
+        ]
+        read_only_fields = fields
+
+
+class StatusChangeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StatusChange
+        fields = ["id", "key", "label", "domain", "before", "after", "message", "at"]
+        read_only_fields = fields

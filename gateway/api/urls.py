@@ -9,6 +9,8 @@ router.register("domains", views.DomainViewSet)
 router.register("mailboxes", views.MailboxViewSet)
 router.register("aliases", views.AliasViewSet)
 router.register("tokens", views.ApiTokenViewSet, basename="apitoken")
+router.register("status", views.StatusItemViewSet, basename="statusitem")
+router.register("status-changes", views.StatusChangeViewSet, basename="statuschange")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

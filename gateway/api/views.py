@@ -1,8 +1,14 @@
-from rest_framework import exceptions, mixins, viewsets
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
+from gateway import tasks
 from gateway.api import serializers
 from gateway.api.base import ScopedViewSet
-from gateway.models import Alias, ApiToken, Domain, Mailbox
+from gateway.models import Alias, ApiToken, Domain, Mailbox, StatusChange, StatusItem
+from gateway.status import Colour
 
 
 class DomainViewSet(ScopedViewSet):
@@ -45,3 +51,35 @@ class ApiTokenViewSet(
         if getattr(request.user, "token_domain_ids", None) is not None:
             raise exceptions.PermissionDenied("A token limited to domains cannot make tokens.")
         return super().create(request, *args, **kwargs)
+
+
+COLOUR_FILTER = OpenApiParameter("colour", enum=Colour.values, description="Only this colour.")
+
+
+@extend_schema(parameters=[COLOUR_FILTER])
+class StatusItemViewSet(viewsets.ReadOnlyModelViewSet):
+    """The status page's items as last checked: a domain's managers see that domain's DNS and
+    keys, the owner everything (hosts, tunnel, ports, TLS, open relay)."""
+
+    serializer_class = serializers.StatusItemSerializer
+
+    def get_queryset(self):
+        items = StatusItem.objects.visible_to(self.request.user)
+        colour = self.request.query_params.get("colour")
+        return items.filter(colour=colour) if colour in Colour.values else items
+
+    @extend_schema(request=None, responses={202: None})
+    @action(detail=False, methods=["post"], pagination_class=None)
+    def check(self, request):
+        """Run every status probe now (in a worker); read the results here a minute later."""
+        transaction.on_commit(tasks.status_refresh.delay)
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+
+class StatusChangeViewSet(viewsets.ReadOnlyModelViewSet):
+    """The history of the status page: every change of an item's colour, newest first."""
+
+    serializer_class = serializers.StatusChangeSerializer
+
+    def get_queryset(self):
+        return StatusChange.objects.visible_to(self.request.user)

@@ -1,0 +1,141 @@
+"""The status page: items stored from the probes with a history row per change of colour, the
+page and the API scoped like everything else (a domain's managers see its items, never the
+hosts), a fixed number of queries, and "Check now" run by a real Celery worker."""
+
+import time
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from gateway import services
+from gateway.models import ApiToken, StatusChange, StatusItem
+from gateway.status import Colour
+from hosts.models import Host
+from tests.conftest import PASSWORD
+from zones.models import CheckRun
+
+
+def dns_item(domain) -> StatusItem:
+    return StatusItem.objects.get(key=f"dns:{domain.pk}")
+
+
+def test_it_writes_one_history_row_per_change_of_colour(family):
+    services.status_refresh()
+    assert dns_item(family).colour == Colour.AMBER  # never checked
+    assert StatusChange.objects.filter(key=f"dns:{family.pk}", before="").count() == 1
+
+    assert services.status_refresh() == []  # nothing changed: no row
+    assert StatusChange.objects.count() == 1
+
+    CheckRun.objects.create(domain=family, resolver="lab", passed=20, finished_at=timezone.now())
+    [change] = services.status_refresh()
+    assert (change.before, change.after) == (Colour.AMBER, Colour.GREEN)
+    assert dns_item(family).colour == Colour.GREEN
+    assert services.status_refresh() == []
+    assert StatusChange.objects.count() == 2
+
+
+def test_it_forgets_the_items_of_a_deleted_domain_but_keeps_the_probe_running(family, other):
+    services.status_refresh()
+    other_key = f"dns:{other.pk}"
+    other.delete()
+    services.status_refresh()
+    assert not StatusItem.objects.filter(key=other_key).exists()
+    assert StatusItem.objects.filter(key=f"dns:{family.pk}").exists()
+
+
+@pytest.fixture
+def checked(owner, family, other):
+    Host.objects.create(name="new", is_relay=True, ssh_address="198.51.100.7")
+    services.status_refresh()  # the host is unpinned, so nothing is asked over the network
+
+
+def test_it_shows_the_owner_every_item_and_the_fix(client, owner, checked):
+    client.force_login(owner)
+    page = client.get(reverse("status")).content.decode()
+    assert "family.example: DNS records" in page and "other.example: DNS records" in page
+    assert "new: files on the host" in page and "Fix:" in page
+    assert "<svg" in page and "<title" in page
+
+
+def test_it_shows_a_manager_only_their_domains_items(client, alice, checked):
+    client.force_login(alice)
+    page = client.get(reverse("status")).content.decode()
+    assert "family.example: DNS records" in page
+    assert "other.example" not in page
+    assert "new: files on the host" not in page and "<svg" not in page
+
+
+def test_it_renders_the_status_page_with_a_fixed_number_of_queries(client, owner, checked):
+    client.force_login(owner)
+    with CaptureQueriesContext(connection) as few:
+        client.get(reverse("status"))
+    for n in range(5):
+        services.domain_create(
+            name=f"more{n}.example",
+            mail_hostname="mail.family.example",
+            first_mailbox="user",
+            first_mailbox_password=PASSWORD,
+        )
+    services.status_refresh()
+    with CaptureQueriesContext(connection) as many:
+        client.get(reverse("status"))
+    assert StatusItem.objects.count() >= 8
+    assert len(many) == len(few)
+
+
+def test_it_says_what_to_do_before_the_first_check(client, alice, family):
+    client.force_login(alice)
+    page = client.get(reverse("status")).content.decode()
+    assert "Nothing has been checked yet" in page and "Check now" in page
+
+
+def test_it_lists_status_in_the_api_scoped_like_the_page(api, owner, alice, family, checked):
+    keys = [row["key"] for row in api(alice).get("/api/status/").json()["results"]]
+    assert keys == [f"dns:{family.pk}"]
+    everything = api(owner).get("/api/status/").json()["results"]
+    assert any(row["key"].startswith("hosts:") for row in everything)
+    amber = api(owner).get("/api/status/?colour=amber").json()["results"]
+    assert amber and {row["colour"] for row in amber} == {"amber"}
+    changes = api(alice).get("/api/status-changes/").json()["results"]
+    assert [row["key"] for row in changes] == [f"dns:{family.pk}"]
+
+
+def test_a_domain_token_never_sees_the_infrastructure_even_for_the_owner(
+    owner, family, checked, client
+):
+    _, token = ApiToken.issue(user=owner, name="family only", domains=[family])
+    response = client.get("/api/status/", HTTP_AUTHORIZATION=f"Token {token}")
+    assert [row["key"] for row in response.json()["results"]] == [f"dns:{family.pk}"]
+
+
+def test_it_lists_the_api_with_a_fixed_number_of_queries(api, owner, checked):
+    client = api(owner)
+    with CaptureQueriesContext(connection) as few:
+        client.get("/api/status/")
+    Host.objects.create(name="another", is_relay=True, ssh_address="198.51.100.8")
+    services.status_refresh()
+    with CaptureQueriesContext(connection) as many:
+        client.get("/api/status/")
+    assert len(many) == len(few)
+
+
+def test_a_read_only_token_cannot_start_a_check(owner, client):
+    _, token = ApiToken.issue(user=owner, name="reader", read_only=True)
+    response = client.post("/api/status/check/", HTTP_AUTHORIZATION=f"Token {token}")
+    assert response.status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_check_now_runs_the_probes_on_a_worker(client, owner, family, start_worker, api):
+    start_worker()
+    assert api(owner).post("/api/status/check/").status_code == 202
+    client.force_login(owner)
+    client.post(reverse("status"))
+    deadline = time.monotonic() + 60
+    while not StatusItem.objects.filter(key=f"dns:{family.pk}").exists():
+        assert time.monotonic() < deadline, "the worker did not refresh the status"
+        time.sleep(0.2)

@@ -14,6 +14,9 @@ from hosts.render import bridge, dovecot, postfix, render
 from hosts.render.local import run_check, run_checks
 from tests.render_world import assert_golden, context, hosts, with_directory
 
+# render() also asks the other apps' bundle contributors, which read the database (DKIM keys).
+pytestmark = pytest.mark.django_db
+
 
 @pytest.fixture
 def world():

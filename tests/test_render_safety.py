@@ -10,9 +10,11 @@ from gateway.models import Alias, Domain, Mailbox
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
 from hosts.render import render_hosts
 from tests.world import build_infrastructure
+from zones import services as zones_services
+from zones.models import DkimKey
 
 MARKER = "§§"  # short, for choice fields of 10 characters, and found nowhere else
-MODELS = (Domain, Mailbox, Alias, Host, Relay, Tunnel, TunnelPeer)
+MODELS = (Domain, Mailbox, Alias, Host, Relay, Tunnel, TunnelPeer, DkimKey)
 TEXT_FIELDS = [
     (model, field.name)
     for model in MODELS
@@ -46,6 +48,8 @@ def world(family, other):
     )
     tunnel = Tunnel.objects.create(interface="wg1", hub=edge, subnet="10.9.0.0/24")
     TunnelPeer.objects.create(tunnel=tunnel, host=nas, routed_subnet="192.168.203.0/24")
+    for domain in (family, other):  # the mail servers' signers: OpenDKIM, rspamd
+        zones_services.dkim_key_generate(domain=domain)
     return infrastructure
 
 
@@ -71,6 +75,8 @@ def test_every_renderer_has_work_in_this_world(world):
         "/etc/wireguard/wg1.conf",
         "/usr/local/sbin/mailgate-smtp-egress",
         "/etc/systemd/system/protonmail-bridge.service",
+        "/etc/opendkim.conf",
+        "/mailu/overrides/rspamd/dkim_signing.conf",
     ):
         assert expected in paths
 
@@ -93,8 +99,10 @@ def test_a_control_character_never_reaches_a_file(world, model, field, char):
 
 def test_every_text_file_says_it_is_managed_by_mailgate(world):
     for file in all_files():
-        if file.text is None or file.path.endswith(("/secrets/cf_api_token", "/mta-sts.txt")):
-            continue  # binary keys, a token read whole by Traefik, and the MTA-STS policy,
-            # whose format (RFC 8461) has no comments
+        if file.text is None or file.path.endswith(
+            ("/secrets/cf_api_token", "/mta-sts.txt", ".private", ".key")
+        ):
+            continue  # binary keys, a token read whole by Traefik, the MTA-STS policy, whose
+            # format (RFC 8461) has no comments, and DKIM private keys (PEM, read whole)
         head = file.text.splitlines()[:2]  # a script's shebang comes first
         assert any("Managed by Mailgate" in line for line in head), file.path

@@ -4,6 +4,7 @@ now is written, as a secret file, and the staged checks (``opendkim -n``, ``post
 pass. Signing itself is proven in test_zones_signing_postfix.py."""
 
 import pytest
+from django.urls import reverse
 
 from gateway import bundle
 from gateway.bundle import RenderError
@@ -13,6 +14,7 @@ from hosts.render.local import run_check, run_checks
 from tests.render_world import assert_golden
 from tests.world import build_infrastructure
 from zones import opendkim, rspamd, services
+from zones.models import DkimKey
 
 KEYS = "/etc/opendkim/mailgate/keys"
 MILTERS = [
@@ -88,6 +90,13 @@ def test_it_writes_only_the_signing_keys_as_secrets_for_opendkim(world, rotating
     assert f"{KEYS}/family.example.dkim.private" not in paths
 
 
+def test_it_refuses_a_key_that_does_not_match_its_record(world, rotating):
+    old, new = rotating
+    DkimKey.objects.filter(pk=old.pk).update(public_key=new.public_key)
+    with pytest.raises(RenderError, match="does not match its published record"):
+        render_host(world["home"])
+
+
 def test_it_hands_postfix_mail_to_the_milter(world, rotating):
     lines = main_cf_lines(world["home"])
     assert lines[-len(MILTERS) :] == MILTERS
@@ -130,6 +139,18 @@ def test_two_contributors_cannot_set_one_parameter(world, rotating, monkeypatch)
     )
     with pytest.raises(RenderError, match="smtpd_milters"):
         render_host(world["home"])
+
+
+def test_the_dns_page_says_which_selector_signs(client, alice, family):
+    page = reverse("dns-domain", args=[family.pk])
+    client.force_login(alice)
+    assert "outgoing mail leaves unsigned" in client.get(page).content.decode()
+    services.dkim_key_generate(domain=family)
+    new = services.dkim_key_generate(domain=family, selector="dkim2")
+    signing = "Outgoing mail is signed with the selector <code>{}</code>"
+    assert signing.format("dkim") in client.get(page).content.decode()
+    services.dkim_key_activate(key=new)
+    assert signing.format("dkim2") in client.get(page).content.decode()
 
 
 # --- Mailu ---------------------------------------------------------------------------------------

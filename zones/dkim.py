@@ -4,8 +4,11 @@ OpenDKIM, rspamd and dkimpy read) and the public key as the base64 DER of the ``
 import base64
 from dataclasses import dataclass
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from gateway.bundle import RenderError
 
 KEY_BITS = 2048
 PUBLIC_EXPONENT = 65537
@@ -19,12 +22,15 @@ class KeyPair:
 
 def generate() -> KeyPair:
     key = rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=KEY_BITS)
-    private_pem = key.private_bytes(
+    return KeyPair(_pkcs8(key).decode(), public_base64(key.public_key()))
+
+
+def _pkcs8(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
-    ).decode()
-    return KeyPair(private_pem, public_base64(key.public_key()))
+    )
 
 
 def public_base64(public_key) -> str:
@@ -32,6 +38,25 @@ def public_base64(public_key) -> str:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return base64.b64encode(der).decode()
+
+
+def signing_pem(key) -> bytes:
+    """The bytes of a DkimKey's key file for a signer: the stored key, parsed and written anew
+    (so nothing but the key can reach the file), once it is known to be the half of the record
+    it publishes. A broken key would make the signer defer every message of the domain, a
+    mismatched one would sign mail that never verifies."""
+    try:
+        private = serialization.load_pem_private_key(key.private_key.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        private = None
+    if not isinstance(private, rsa.RSAPrivateKey) or (
+        public_base64(private.public_key()) != key.public_key
+    ):
+        raise RenderError(
+            f"The DKIM key {key} is damaged or does not match its published record: "
+            "generate a new key and switch to it."
+        )
+    return _pkcs8(private)
 
 
 def public_of(private_pem: str) -> str:

@@ -21,6 +21,7 @@ from gateway.bundle import File, Unit
 from gateway.writers import key_values, shell_quote, table
 from hosts.choices import MailBackend
 from hosts.render import systemd
+from zones import dkim
 from zones.selectors import signing_keys
 
 CONFIG = "/etc/opendkim.conf"
@@ -41,7 +42,7 @@ def units(ctx) -> list[Unit]:
     if not keys:
         return []
     key_files = [
-        File(key_path(key), key.private_key.encode(), mode=0o600, owner=OWNER, secret=True)
+        File(key_path(key), dkim.signing_pem(key), mode=0o600, owner=OWNER, secret=True)
         for key in keys
     ]
     return [

@@ -23,6 +23,7 @@ from gateway.bundle import File, Unit
 from gateway.writers import lines, one_line
 from hosts.choices import MailBackend
 from hosts.render import mailu
+from zones import dkim
 from zones.selectors import signing_keys
 
 OVERRIDE = f"{mailu.RSPAMD_OVERRIDES}/dkim_signing.conf"
@@ -38,7 +39,7 @@ def units(ctx) -> list[Unit]:
     key_files = [
         File(
             f"{mailu.DKIM_DIR}/{key_name(key)}",
-            key.private_key.encode(),
+            dkim.signing_pem(key),
             mode=0o600,
             secret=True,
         )

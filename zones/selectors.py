@@ -29,7 +29,7 @@ def settings_by_domain_name(names: list[str]) -> dict[str, ZoneSettings]:
     return {name: saved.get(name) or ZoneSettings() for name in names}
 
 
-def signing_keys(ctx) -> list[DkimKey]:
+def signing_keys(ctx: RenderContext) -> list[DkimKey]:
     """The key each enabled domain of a render context signs with now, by domain name: during
     a rotation the new key is only published and the old one still signs; a domain without
     a signing key is left out (its mail goes unsigned)."""

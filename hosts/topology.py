@@ -75,10 +75,11 @@ def topology_svg(topology: Topology) -> str:
         if peer.tunnel.hub_id in boxes and peer.host_id in boxes:
             _tunnel(svg, topology, peer, boxes[peer.tunnel.hub_id], boxes[peer.host_id])
     for row, relay in enumerate(topology.relays):
-        box = _box(svg, f"relay {relay}", relay.name, relay.next_hop, COLUMNS[3], 40 + row * ROW)
+        y = 40 + row * ROW
+        box = _box(svg, f"smarthost {relay}", relay.name, relay.next_hop, COLUMNS[3], y, UNKNOWN)
         for host in topology.spokes:
             if host.relay_id == relay.pk:
-                _flow(svg, boxes[host.pk], box, "relay to smarthost", dashed=False)
+                _flow(svg, boxes[host.pk], box, "relay", dashed=False)
     ET.indent(svg, space="")
     return ET.tostring(svg, encoding="unicode")
 
@@ -170,13 +171,7 @@ def _gateway_ports(svg, topology: Topology, host: Host, internet, box) -> None:
             badge, "text", x=str(x + 8), y=str(top + 16), fill=ink, **{"font-size": "13"}
         ).text = f"{port} {service}"
         _line(svg, (internet[0] + BOX_WIDTH, internet[1] + 40), (x, top + 11), UNKNOWN)
-    _line(
-        svg,
-        (x, y + 20),
-        (internet[0] + BOX_WIDTH, internet[1] + 20),
-        "#546e7a",
-        label="egress (SMTP out)",
-    )
+    _line(svg, (x, y + 20), (internet[0] + BOX_WIDTH, internet[1] + 20), "#546e7a")  # egress
 
 
 def _tunnel(svg, topology: Topology, peer: TunnelPeer, hub, spoke) -> None:
@@ -195,13 +190,9 @@ def _tunnel(svg, topology: Topology, peer: TunnelPeer, hub, spoke) -> None:
         **{"stroke-width": "8", "stroke-linecap": "round"},
     )
     middle = ((start[0] + end[0]) // 2, (start[1] + end[1]) // 2)
-    ET.SubElement(
-        group, "text", x=str(middle[0] - 60), y=str(middle[1] - 12), **{"font-size": "13"}
-    ).text = f"{peer.tunnel.interface} (WireGuard)"
+    _label(group, middle[0], middle[1] - 12, f"{peer.tunnel.interface} WireGuard")
     if peer.egress_via_hub:
-        ET.SubElement(
-            group, "text", x=str(middle[0] - 60), y=str(middle[1] + 24), **{"font-size": "12"}
-        ).text = "mail in ⇄ egress tcp/25"
+        _label(group, middle[0], middle[1] + 24, "mail ⇄ egress")
 
 
 def _flow(svg, source, target, label: str, *, dashed: bool) -> None:
@@ -225,5 +216,9 @@ def _line(svg, start, end, colour: str, *, label: str = "", dashed: bool = False
         **attributes,
     )
     if label:
-        x, y = (start[0] + end[0]) // 2, (start[1] + end[1]) // 2 - 6
-        ET.SubElement(svg, "text", x=str(x - 50), y=str(y), **{"font-size": "12"}).text = label
+        _label(svg, (start[0] + end[0]) // 2, (start[1] + end[1]) // 2 - 6, label)
+
+
+def _label(parent, x: int, y: int, text: str) -> None:
+    attributes = {"font-size": "12", "text-anchor": "middle"}
+    ET.SubElement(parent, "text", x=str(x), y=str(y), **attributes).text = text

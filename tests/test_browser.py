@@ -1,6 +1,7 @@
 """The panel in a real browser (Playwright driving Debian's Chromium, headless): log in with
 TOTP, create a domain and a mailbox, confirm a host's key, plan and deploy it to a lab host
-while a real Celery worker runs the deployment, and watch the log until it succeeds.
+while a real Celery worker runs the deployment, and watch the log until it succeeds; the status
+page and the topology picture on a desktop and a phone.
 Screenshots of each step are kept in ``test-artifacts/browser/``."""
 
 import re
@@ -13,6 +14,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from gateway.models import Domain, Mailbox
 from tests.conftest import PASSWORD
 from tests.deploy_world import relay_host
+from tests.status_world import checked_world
+from tests.world import build_infrastructure
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -97,14 +100,39 @@ def test_the_owner_sets_up_and_deploys_from_the_browser(page, owner, start_worke
     assert b"relayhost" in lab.read("/etc/postfix/main.cf")
 
 
+def signed_in(browser, live_server, client, user, width: int, height: int):
+    client.force_login(user)
+    session = client.cookies["sessionid"].value
+    viewport = {"width": width, "height": height}
+    context = browser.new_context(base_url=live_server.url, viewport=viewport)
+    context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
+    return context
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_status_page_and_the_topology(browser, live_server, client, owner, family):
+    checked_world(build_infrastructure())
+    for name, width, height in (("desktop", 1200, 900), ("phone", 390, 844)):
+        context = signed_in(browser, live_server, client, owner, width, height)
+        page = context.new_page()
+        page.goto("/status/")
+        page.wait_for_selector("svg.topology")
+        assert page.locator("li.status-item.red").count() == 1
+        assert "Start the tunnel on home" in page.inner_text("main")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        shot(page, f"07-status-{name}")
+        page.goto("/")
+        assert page.locator("svg.topology").get_attribute("role") == "img"
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        shot(page, f"08-dashboard-{name}")
+        context.close()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_pages_fit_a_phone(browser, live_server, client, owner):
-    client.force_login(owner)
-    session = client.cookies["sessionid"].value
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844})
-    context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
+    context = signed_in(browser, live_server, client, owner, 390, 844)
     page = context.new_page()
-    for path in ("/", "/domains/", "/deployments/"):
+    for path in ("/", "/domains/", "/deployments/", "/status/"):
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} scrolls sideways on a phone ({width}px)"

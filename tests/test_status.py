@@ -3,6 +3,7 @@ page and the API scoped like everything else (a domain's managers see its items,
 hosts), a fixed number of queries, and "Check now" run by a real Celery worker."""
 
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 from django.db import connection
@@ -14,7 +15,10 @@ from gateway import services
 from gateway.models import ApiToken, StatusChange, StatusItem
 from gateway.status import Colour
 from hosts.models import Host
+from hosts.topology import FILL, topology_load, topology_svg
 from tests.conftest import PASSWORD
+from tests.status_world import checked_world, status_item
+from tests.world import build_infrastructure
 from zones.models import CheckRun
 
 
@@ -139,3 +143,26 @@ def test_check_now_runs_the_probes_on_a_worker(client, owner, family, start_work
     while not StatusItem.objects.filter(key=f"dns:{family.pk}").exists():
         assert time.monotonic() < deadline, "the worker did not refresh the status"
         time.sleep(0.2)
+
+
+def test_it_draws_the_topology_in_the_colours_of_the_status(owner, family):
+    world = build_infrastructure()
+    vps, peer = world["vps"], world["peer"]
+    checked_world(world)
+    status_item("extra", Colour.GREEN, element=f"port:{vps.pk}:465")  # the worst colour wins
+    svg = ET.fromstring(topology_svg(topology_load()))  # noqa: S314 (our own output)
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    assert svg.find("svg:title", ns).text and "home" in svg.find("svg:desc", ns).text
+    titles = {group.find("svg:title", ns).text: group for group in svg.iterfind(".//svg:g", ns)}
+    assert titles["host vps: OK"].find("svg:rect", ns).get("stroke") == FILL[Colour.GREEN]
+    assert (
+        titles["host home: Needs attention"].find("svg:rect", ns).get("stroke")
+        == FILL[Colour.AMBER]
+    )
+    tunnel = titles["WireGuard wg0: Broken"].find("svg:line", ns)
+    assert tunnel.get("stroke") == FILL[Colour.RED]
+    port = titles[f"{vps} port 465 (submissions): Needs attention"]
+    assert port.find("svg:rect", ns).get("fill") == FILL[Colour.AMBER]
+    assert "host spare: not checked yet" in titles
+    assert any(title.startswith("smarthost bridge") for title in titles)
+    assert peer.tunnel.interface == "wg0"

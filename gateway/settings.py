@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "hosts",
     "zones",
     "keys",
+    "lab",
 ]
 
 MIDDLEWARE = [

@@ -119,7 +119,7 @@ def test_it_forwards_every_proxy_protocol_port_with_a_proxy_header(haproxy_world
     config = file_of(haproxy_unit(haproxy_world), haproxy.CONFIG).decode()
     for port in PROXY_PROTOCOL_PORTS:
         assert f"  bind :{port}\n" in config
-        assert f"10.0.1.2:{port} send-proxy-v2 check inter 5s rise 2 fall 2" in config
+        assert f"10.0.1.2:{port} send-proxy-v2 check port {port} inter 5s" in config
     assert "server home 10.0.1.2:80 check" in config  # port 80 without a PROXY header
     assert "server wkd_nginx 127.0.0.1:8443 send-proxy-v2" in config
 

@@ -33,6 +33,9 @@ def units(ctx: RenderContext) -> list[Unit]:
             activate=(
                 f"id -u vmail >/dev/null 2>&1 || useradd --system --home-dir {VMAIL} "
                 "--create-home --shell /usr/sbin/nologin vmail",
+                # The mail store must belong to vmail even where the folder was there before
+                # the user (useradd then leaves it to root and no mail can be delivered).
+                f"install -d -o vmail -g vmail -m 0750 {VMAIL}",
                 systemd.reload("dovecot"),
             ),
         )

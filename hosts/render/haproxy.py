@@ -46,6 +46,11 @@ SMTP_ONLY_CONFIG = "/opt/traefik/haproxy-config/haproxy.cfg"
 HTTP_PORT = 80
 SERVICES = {**MAIL_PORTS, SIEVE_PORT: "sieve", HTTPS_PORT: "https", HTTP_PORT: "http"}
 HEALTH_CHECK = "check inter 5s rise 2 fall 2"  # the reference's port-25 backend
+# With send-proxy-v2, HAProxy's health checks open with a PROXY "LOCAL" header, which makes
+# Postfix's smtpd die ("smtpd_peer_hostaddr_to_sockaddr: cannot convert client address"); its
+# master then throttles the service and real clients wait a minute for the banner (seen in the
+# gateway lab). Naming the check's port turns the header off for checks only: a plain connect.
+PLAIN_CHECK_PORT = "check port {port}"
 # IMAP IDLE leaves a connection silent for up to 29 minutes (RFC 2177), and Dovecot's "still
 # here" comes every 2 minutes, exactly the reference's client/server timeout: give IMAP room.
 IMAP_TUNNEL_TIMEOUT = "timeout tunnel 30m"
@@ -269,6 +274,9 @@ def _backends(frontends: Sequence[Frontend]) -> list[Backend]:
 def _backend_block(backend: Backend) -> list[str]:
     server = backend.server
     proxy = " send-proxy-v2" if server.proxy_header else ""
+    check = HEALTH_CHECK
+    if server.proxy_header:
+        check = check.replace("check", PLAIN_CHECK_PORT.format(port=_port(server.port)), 1)
     why = (
         ["  # PROXY v2 toward the server so it sees the client's address"]
         if server.proxy_header
@@ -280,7 +288,7 @@ def _backend_block(backend: Backend) -> list[str]:
         *(f"  {one_line(setting)}" for setting in backend.settings),
         *why,
         f"  server {_identifier(server.name)} {_address(server.address, server.port)}"
-        f"{proxy} {HEALTH_CHECK}",
+        f"{proxy} {check}",
     ]
 
 

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class LabConfig(AppConfig):
+    """The gateway lab: the reference setup built in network namespaces on this machine."""
+
+    name = "lab"

@@ -1,0 +1,460 @@
+"""The gateway lab: the reference setup built on this machine from network namespaces, and
+registered in Mailgate as a family would register theirs (``../shared/lab/README.md``).
+
+    internet  the outside world: DNS (BIND), an outside domain's MX, the clients of the checks
+    vps       the gateway: public address 203.0.113.10, HAProxy, nginx (WKD), the WireGuard hub
+    home      the mail server (Postfix + Dovecot) behind the tunnel, its ISP link 198.51.100.20
+    relay     a machine at home whose Postfix relays through a smarthost on 127.0.0.1:1025,
+              where a stand-in for the Proton Mail Bridge (STARTTLS + AUTH) listens
+
+Only documentation and benchmarking ranges are used, and only inside the namespaces. A lab CA
+issues the certificates that Let's Encrypt would. Mailgate then deploys every file through its
+normal deploy engine; nothing here writes a configuration file that Mailgate renders.
+
+``up`` records what it made in ``state.json`` of the lab folder, so that ``down`` (another
+process, later) removes all of it, also after a failure halfway.
+"""
+
+import json
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from gateway import services as gateway_services
+from gateway.models import Alias, Domain
+from hosts import engine
+from hosts.choices import DeploymentStatus, GatewayProxy, MailBackend, RelayKind, TlsLevel
+from hosts.lab import LabError, LabHost, sh
+from hosts.models import Deployment, Host, Relay, Tunnel, TunnelPeer
+from keys import services as key_services
+from keys.models import OpenPGPKey
+from lab.ca import LabCA
+from lab.init import SYSTEMCTL
+from zones import services as zone_services
+from zones.selectors import dns_facts
+from zones.zonefile import zone_file
+
+ROOT = Path(__file__).resolve().parent.parent
+DOMAIN = "family.example"
+MAIL_HOST = f"mail.{DOMAIN}"
+OUTSIDE = "outside.example"
+VPS_PUBLIC = "203.0.113.10"
+INTERNET_VPS_SIDE = "203.0.113.1"
+HOME_WAN = "198.51.100.20"
+INTERNET_HOME_SIDE = "198.51.100.1"
+MX_ADDRESS = "192.0.2.25"  # mx.outside.example, on the internet host
+TUNNEL_SUBNET = "10.8.0.0/24"
+HUB_ADDRESS, HOME_ADDRESS = "10.8.0.1", "10.8.0.2"
+TUNNEL_INTERFACE = "wglab0"
+SMARTHOST_PORT = 1025
+SMARTHOST_USER = "family@proton.example"
+NAMES = {"vps": "lab-vps", "home": "lab-home", "relay": "lab-relay"}
+# What each host keeps to itself: all of /etc (the configuration Mailgate deploys, the users
+# Dovecot's activation adds, the certificates), the programs' run and state folders, and the
+# stand-in systemctl in /usr/local/sbin.
+PRIVATE = (
+    "/etc",
+    "/var/spool/postfix",
+    "/var/lib/postfix",
+    "/run/dovecot",
+    "/var/vmail",
+    "/run/haproxy",
+    "/var/log/nginx",
+    "/var/lib/nginx",
+    "/run/wireguard",
+    "/run/opendkim",
+    "/var/lib/mailgate",
+    "/var/log/mailgate-lab",
+    "/run/mailgate-lab",
+    "/run/mailgate-smtp-egress",
+    "/usr/local/sbin",
+)
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Lab:
+    """A lab as ``up`` left it: its hosts and what it registered in Mailgate."""
+
+    folder: Path
+    hosts: dict[str, LabHost] = field(default_factory=dict)
+    made: dict = field(default_factory=dict)  # Mailgate's rows, the demo passwords
+
+    @property
+    def state_file(self) -> Path:
+        return self.folder / "state.json"
+
+    def save(self) -> None:
+        state = {"hosts": {role: host.state() for role, host in self.hosts.items()}}
+        self.state_file.write_text(json.dumps({**state, "made": self.made}, indent=1))
+        self.state_file.chmod(0o600)  # the demo mailboxes' passwords
+
+    @classmethod
+    def load(cls, folder: Path) -> "Lab | None":
+        path = folder / "state.json"
+        if not path.exists():
+            return None
+        state = json.loads(path.read_text())
+        hosts = {role: LabHost.from_state(data) for role, data in state["hosts"].items()}
+        return cls(folder=folder, hosts=hosts, made=state["made"])
+
+    @property
+    def spool(self) -> Path:
+        return self.folder / "spool"
+
+
+def default_folder() -> Path:
+    return settings.DATA_DIR / "lab"
+
+
+def up(*, folder: Path, say: Say = print, prefix: str = "lab") -> Lab:
+    """Build the lab, register it and deploy every host; on any failure remove it all."""
+    if Lab.load(folder):
+        raise LabError(f"A lab is up already ({folder}); run 'lab down' first.")
+    folder.mkdir(parents=True, exist_ok=True)
+    lab = Lab(folder=folder)
+    try:
+        _build(lab, say, prefix)
+        _register(lab, say)
+        _deploy(lab, say)
+    except BaseException:
+        say("The lab failed; removing what it made.")
+        down(folder=folder, say=say)
+        raise
+    say("The lab is up. Check it with: python manage.py lab verify")
+    return lab
+
+
+def down(*, folder: Path, say: Say = print) -> None:
+    """Remove everything ``up`` made: processes, namespaces, files and Mailgate's rows."""
+    lab = Lab.load(folder)
+    if lab is None:
+        say("No lab is up.")
+        return
+    for role, host in lab.hosts.items():
+        say(f"removing {role} ({host.name})")
+        host.close()
+    _unregister(lab.made)
+    shutil.rmtree(folder, ignore_errors=True)
+    say("The lab is down.")
+
+
+def status(*, folder: Path) -> list[tuple[str, str]]:
+    """(role, what is known of it) for every lab host; empty when no lab is up."""
+    lab = Lab.load(folder)
+    if lab is None:
+        return []
+    rows = []
+    for role, host in lab.hosts.items():
+        alive = sh("ip", "netns", "pids", host.name, check=False).split()
+        state = f"{len(alive)} processes" if alive else "DOWN"
+        rows.append((role, f"{host.name} ssh {host.address} {state}"))
+    return rows
+
+
+# --- building -------------------------------------------------------------------------------
+
+
+def _build(lab: Lab, say: Say, prefix: str) -> None:
+    say("building the hosts: internet, vps, home, relay (network namespaces with sshd)")
+    lab.hosts["internet"] = LabHost.create(f"{prefix}-net", nameserver="127.0.0.1")
+    lab.save()
+    for role, nameserver in (
+        ("vps", INTERNET_VPS_SIDE),
+        ("home", INTERNET_HOME_SIDE),
+        ("relay", "127.0.0.1"),
+    ):
+        lab.hosts[role] = LabHost.create(
+            f"{prefix}-{role}", PRIVATE, nameserver=nameserver, syslog=True
+        )
+        lab.save()
+    _link(lab)
+    _prepare_hosts(lab)
+    _start_internet(lab, say)
+
+
+def _link(lab: Lab) -> None:
+    """The public links: vps and home each reach ``internet``, which routes between them."""
+    internet, vps, home = lab.hosts["internet"], lab.hosts["vps"], lab.hosts["home"]
+    for host, outside, inside in (
+        (vps, INTERNET_VPS_SIDE, VPS_PUBLIC),
+        (home, INTERNET_HOME_SIDE, HOME_WAN),
+    ):
+        peer = f"to-{host.name[-6:]}"
+        sh("ip", "-n", host.name, "link", "add", "wan0", "type", "veth", "peer", "name", peer)
+        sh("ip", "-n", host.name, "link", "set", peer, "netns", internet.name)
+        sh("ip", "-n", internet.name, "addr", "add", f"{outside}/24", "dev", peer)
+        sh("ip", "-n", internet.name, "link", "set", peer, "up")
+        sh("ip", "-n", host.name, "addr", "add", f"{inside}/24", "dev", "wan0")
+        sh("ip", "-n", host.name, "link", "set", "wan0", "up")
+        sh("ip", "-n", host.name, "route", "add", "default", "via", outside)
+    sh("ip", "-n", internet.name, "addr", "add", f"{MX_ADDRESS}/32", "dev", "lo")
+    sh("ip", "netns", "exec", internet.name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+
+
+def _prepare_hosts(lab: Lab) -> None:
+    """What the owner of a real VPS and home server does by hand before Mailgate's first
+    deployment: install the certificate (certbot here) and remove the distribution's default
+    web site (it would take port 80, which HAProxy binds)."""
+    ca = LabCA()
+    (lab.folder / "ca.pem").write_bytes(ca.pem)
+    certificate = ca.issue(
+        MAIL_HOST, f"openpgpkey.{DOMAIN}", f"mta-sts.{DOMAIN}", DOMAIN, f"autoconfig.{DOMAIN}"
+    )
+    for role in ("vps", "home", "relay"):
+        private = lab.hosts[role].root / "private"
+        systemctl = private / "usr/local/sbin/systemctl"
+        systemctl.write_text(SYSTEMCTL)
+        systemctl.chmod(0o755)
+        live = private / "etc/letsencrypt/live" / MAIL_HOST
+        live.mkdir(parents=True, exist_ok=True)
+        (live / "fullchain.pem").write_bytes(certificate.fullchain)
+        (live / "privkey.pem").write_bytes(certificate.privkey)
+        (live / "privkey.pem").chmod(0o600)
+        (private / "etc/nginx/sites-enabled/default").unlink(missing_ok=True)
+    smarthost = ca.issue("127.0.0.1")
+    (lab.folder / "smarthost.pem").write_bytes(smarthost.fullchain)
+    (lab.folder / "smarthost.key").write_bytes(smarthost.privkey)
+    (lab.folder / "smarthost.key").chmod(0o600)
+
+
+def _start_internet(lab: Lab, say: Say) -> None:
+    say(f"starting the outside world: DNS, the MX of {OUTSIDE}, the smarthost stand-in")
+    internet = lab.hosts["internet"]
+    _python(internet, "lab.smtp", "--listen", f"{MX_ADDRESS}:25", "--spool", lab.spool / "mx")
+    password = secrets.token_urlsafe(16)
+    lab.made["smarthost_password"] = password
+    _python(
+        lab.hosts["relay"],
+        "lab.smtp",
+        "--listen",
+        f"127.0.0.1:{SMARTHOST_PORT}",
+        "--spool",
+        lab.spool / "smarthost",
+        "--tls",
+        lab.folder / "smarthost.pem",
+        lab.folder / "smarthost.key",
+        environment={"LAB_SMTP_AUTH": f"{SMARTHOST_USER}:{password}"},
+    )
+    lab.save()
+
+
+def _python(host: LabHost, module: str, *arguments, environment: dict | None = None):
+    """Start one of the lab's own programs on ``host`` (entering its mount namespace resets
+    the working directory, so the project comes in through PYTHONPATH)."""
+    log = (host.root / f"{module}.log").open("ab")
+    return host.popen(
+        "env",
+        f"PYTHONPATH={ROOT}",
+        *(f"{name}={value}" for name, value in (environment or {}).items()),
+        sys.executable,
+        "-m",
+        module,
+        *map(str, arguments),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+    )
+
+
+def _start_dns(lab: Lab) -> None:
+    """BIND on the internet host serves the outside domain and the zone file Mailgate exports
+    for the demo domain, so that Postfix finds MX records as it would on the internet."""
+    internet, folder = lab.hosts["internet"], lab.folder / "named"
+    folder.mkdir(exist_ok=True)
+    zones = {
+        OUTSIDE: "\n".join(
+            [
+                "$TTL 300",
+                f"@ IN SOA ns.{OUTSIDE}. hostmaster.{OUTSIDE}. 1 3600 600 86400 300",
+                f"@ IN NS ns.{OUTSIDE}.",
+                f"ns IN A {INTERNET_VPS_SIDE}",
+                f"@ IN MX 10 mx.{OUTSIDE}.",
+                f"mx IN A {MX_ADDRESS}",
+                "",
+            ]
+        ).encode(),
+        DOMAIN: zone_file(
+            dns_facts(),
+            DOMAIN,
+            serial=1,
+            nameservers=[f"ns.{OUTSIDE}"],
+            contact=f"hostmaster@{DOMAIN}",
+            ttl=300,
+        ),
+    }
+    for name, text in zones.items():
+        (folder / f"{name}.zone").write_bytes(text)
+    listen = "; ".join(("127.0.0.1", INTERNET_VPS_SIDE, INTERNET_HOME_SIDE))
+    (folder / "named.conf").write_text(
+        "\n".join(
+            [
+                "options {",
+                f'  directory "{folder}";',
+                f'  pid-file "{folder}/named.pid";',
+                f"  listen-on {{ {listen}; }};",
+                "  listen-on-v6 { none; };",
+                "  recursion no;",
+                "  dnssec-validation no;",
+                "};",
+                *(f'zone "{name}" {{ type primary; file "{name}.zone"; }};' for name in zones),
+                "",
+            ]
+        )
+    )
+    for name in zones:
+        sh("named-checkzone", "-q", name, str(folder / f"{name}.zone"))
+    log = (folder / "named.log").open("ab")
+    internet.popen(
+        "named",
+        "-g",
+        "-c",
+        str(folder / "named.conf"),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+    )
+    for _ in range(80):
+        if MX_ADDRESS in str(probe(internet, "dns", f"mx.{OUTSIDE}", "A").get("values")):
+            return
+        time.sleep(0.25)
+    raise LabError(f"named did not start on {internet.name}: {(folder / 'named.log').read_text()}")
+
+
+def probe(host: LabHost, *arguments: str, password: str = "", timeout: float = 60) -> dict:
+    """Run ``lab.probe`` on ``host`` and return what it printed."""
+    command = shlex.join([sys.executable, "-m", "lab.probe", *arguments])
+    result = host.run(
+        f"cd {shlex.quote(str(ROOT))} && {command}",
+        timeout=timeout,
+        env={"LAB_PROBE_PASSWORD": password},
+    )
+    try:
+        return json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return {"error": (result.stdout + result.stderr).strip()}
+
+
+# --- Mailgate's side ------------------------------------------------------------------------
+
+
+def _register(lab: Lab, say: Say) -> None:
+    say(f"registering the hosts (host keys pinned), the tunnel, the relay and {DOMAIN}")
+    with transaction.atomic():
+        made = _rows(lab)
+    lab.made.update(made)
+    lab.save()
+    _start_dns(lab)
+
+
+def _rows(lab: Lab) -> dict:
+    vps, home, relay_lab = lab.hosts["vps"], lab.hosts["home"], lab.hosts["relay"]
+    relay = Relay.objects.create(
+        name="lab-smarthost",
+        kind=RelayKind.GENERIC,
+        host="127.0.0.1",
+        port=SMARTHOST_PORT,
+        username=SMARTHOST_USER,
+        password=lab.made["smarthost_password"],
+        tls_level=TlsLevel.ENCRYPT,
+        rewrite_sender_to=SMARTHOST_USER,
+    )
+    gateway = _host(
+        vps,
+        NAMES["vps"],
+        is_gateway=True,
+        gateway_proxy=GatewayProxy.HAPROXY,
+        public_ipv4=VPS_PUBLIC,
+        tunnel_address=HUB_ADDRESS,
+        wan_interface="wan0",
+        fqdn=MAIL_HOST,
+    )
+    mailserver = _host(
+        home,
+        NAMES["home"],
+        is_mailserver=True,
+        mail_backend=MailBackend.POSTFIX_DOVECOT,
+        tunnel_address=HOME_ADDRESS,
+        fqdn=MAIL_HOST,
+    )
+    relay_host = _host(relay_lab, NAMES["relay"], is_relay=True, relay=relay)
+    tunnel = Tunnel(interface=TUNNEL_INTERFACE, hub=gateway, subnet=TUNNEL_SUBNET)
+    tunnel.full_clean()
+    tunnel.save()
+    peer = TunnelPeer(tunnel=tunnel, host=mailserver, keepalive=5)
+    peer.full_clean()
+    peer.save()
+    passwords = {local: secrets.token_urlsafe(12) for local in ("alice", "carol")}
+    domain = gateway_services.domain_create(
+        name=DOMAIN,
+        mail_hostname=MAIL_HOST,
+        first_mailbox="alice",
+        first_mailbox_password=passwords["alice"],
+    )
+    carol = gateway_services.mailbox_create(
+        domain=domain, local_part="carol", password=passwords["carol"]
+    )
+    team = Alias(
+        domain=domain,
+        local_part="team",
+        destinations=[f"alice@{DOMAIN}", carol.address],
+        allowed_as_sender=True,
+    )
+    team.full_clean()
+    team.save()
+    key_services.openpgp_key_generate(mailbox=domain.mailboxes.get(local_part="alice"))
+    zone_services.dkim_key_generate(domain=domain)  # the first key signs at once
+    return {
+        "relay": relay.pk,
+        "hosts": [gateway.pk, mailserver.pk, relay_host.pk],
+        "tunnel": tunnel.pk,
+        "domain": domain.pk,
+        "passwords": passwords,
+    }
+
+
+def _host(lab_host: LabHost, name: str, **fields) -> Host:
+    host = Host(
+        name=name,
+        ssh_address=lab_host.address,
+        ssh_private_key=lab_host.client_key,
+        ssh_host_key=lab_host.host_key,  # the lab made the key: nothing to confirm by hand
+        **fields,
+    )
+    host.full_clean()
+    host.save()
+    return host
+
+
+def _unregister(made: dict) -> None:
+    hosts = made.get("hosts", [])
+    with transaction.atomic():
+        OpenPGPKey.objects.filter(mailbox__domain_id=made.get("domain")).delete()
+        Domain.objects.filter(pk=made.get("domain")).delete()
+        Tunnel.objects.filter(pk=made.get("tunnel")).delete()
+        Deployment.objects.filter(host_id__in=hosts).delete()
+        Host.objects.filter(pk__in=hosts).delete()
+        Relay.objects.filter(pk=made.get("relay")).delete()
+
+
+def _deploy(lab: Lab, say: Say) -> None:
+    """Deploy through the engine, as the Deploy button does: the gateway first (the tunnel's
+    hub), then the mail server, then the relay."""
+    for role in ("vps", "home", "relay"):
+        host = Host.objects.get(name=NAMES[role])
+        say(f"deploying {host.name}")
+        deployment = Deployment.objects.create(host=host, trigger="lab")
+        outcome = engine.run(deployment)
+        deployment.refresh_from_db()
+        if outcome != DeploymentStatus.SUCCEEDED:
+            raise LabError(f"Deployment to {host.name} {outcome}:\n{deployment.log}")

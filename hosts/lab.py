@@ -92,6 +92,7 @@ class LabHost:
     helper_pids: list[int] = field(init=False, default_factory=list)  # outside the namespace
     sshd: subprocess.Popen | None = field(init=False, default=None)
     _made_dirs: list[str] = field(init=False, default_factory=list)
+    _made_files: list[str] = field(init=False, default_factory=list)
 
     @classmethod
     def create(
@@ -130,6 +131,7 @@ class LabHost:
             "anchor_pid": self.anchor_pid,
             "helper_pids": self.helper_pids,
             "made_dirs": self._made_dirs,
+            "made_files": self._made_files,
         }
 
     @classmethod
@@ -145,6 +147,7 @@ class LabHost:
             setattr(host, name, state[name])
         host.helper_pids = list(state["helper_pids"])
         host._made_dirs = list(state["made_dirs"])
+        host._made_files = list(state["made_files"])
         return host
 
     @property
@@ -229,6 +232,7 @@ class LabHost:
         self.helper_pids.append(receiver.pid)
         if not DEV_LOG.exists():
             DEV_LOG.touch()
+            self._made_files.append(str(DEV_LOG))
         _wait_until(socket_path.exists, f"the syslog socket of {self.name} did not appear")
 
     def _sshd_config(self) -> Path:
@@ -373,6 +377,8 @@ class LabHost:
         shutil.rmtree(self.netns_etc, ignore_errors=True)
         for path in self._made_dirs:
             shutil.rmtree(path, ignore_errors=True)
+        for path in self._made_files:
+            Path(path).unlink(missing_ok=True)
         if getattr(self, "root", None):
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -13,6 +13,7 @@ echo "$(date -Is) systemctl $*" >> /var/log/mailgate-lab/systemctl.log
 export WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go
 export WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1
 HAPROXY_PID=/run/haproxy/haproxy.pid
+NGINX_PID=/run/mailgate-lab/nginx.pid  # the lab moves it out of the /run that hosts share
 
 alive() { [ -e "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -27,7 +28,7 @@ running() {  # UNIT
     postfix) postfix status >/dev/null 2>&1 ;;
     dovecot) alive /run/dovecot/master.pid ;;
     haproxy) alive "$HAPROXY_PID" ;;
-    nginx) alive /run/nginx.pid ;;
+    nginx) alive "$NGINX_PID" ;;
     opendkim) alive /run/opendkim/opendkim.pid ;;
     wg-quick@*) ip link show dev "${1#wg-quick@}" >/dev/null 2>&1 ;;
     *) [ -e "/run/mailgate-lab/$1.active" ] ;;

@@ -16,6 +16,7 @@ process, later) removes all of it, also after a failure halfway.
 """
 
 import json
+import re
 import secrets
 import shlex
 import shutil
@@ -57,6 +58,7 @@ HUB_ADDRESS, HOME_ADDRESS = "10.8.0.1", "10.8.0.2"
 TUNNEL_INTERFACE = "wglab0"
 SMARTHOST_PORT = 1025
 SMARTHOST_USER = "family@proton.example"
+LAB_RUN = "/run/mailgate-lab"  # the stand-in systemctl's own run folder on every host
 NAMES = {"vps": "lab-vps", "home": "lab-home", "relay": "lab-relay"}
 # What each host keeps to itself: all of /etc (the configuration Mailgate deploys, the users
 # Dovecot's activation adds, the certificates), the programs' run and state folders, and the
@@ -74,7 +76,7 @@ PRIVATE = (
     "/run/opendkim",
     "/var/lib/mailgate",
     "/var/log/mailgate-lab",
-    "/run/mailgate-lab",
+    LAB_RUN,
     "/run/mailgate-smtp-egress",
     "/usr/local/sbin",
 )
@@ -205,7 +207,8 @@ def _link(lab: Lab) -> None:
 def _prepare_hosts(lab: Lab) -> None:
     """What the owner of a real VPS and home server does by hand before Mailgate's first
     deployment: install the certificate (certbot here) and remove the distribution's default
-    web site (it would take port 80, which HAProxy binds)."""
+    web site (it would take port 80, which HAProxy binds). Lab hosts share /run, so nginx's pid
+    file moves to a folder of the host's own."""
     ca = LabCA()
     (lab.folder / "ca.pem").write_bytes(ca.pem)
     certificate = ca.issue(
@@ -222,6 +225,10 @@ def _prepare_hosts(lab: Lab) -> None:
         (live / "privkey.pem").write_bytes(certificate.privkey)
         (live / "privkey.pem").chmod(0o600)
         (private / "etc/nginx/sites-enabled/default").unlink(missing_ok=True)
+        nginx_conf = private / "etc/nginx/nginx.conf"
+        nginx_conf.write_text(
+            re.sub(r"(?m)^pid .*;$", f"pid {LAB_RUN}/nginx.pid;", nginx_conf.read_text())
+        )
     smarthost = ca.issue("127.0.0.1")
     (lab.folder / "smarthost.pem").write_bytes(smarthost.fullchain)
     (lab.folder / "smarthost.key").write_bytes(smarthost.privkey)

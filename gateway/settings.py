@@ -132,7 +132,7 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "gateway.api.authentication.TokenPermission",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "gateway.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "gateway.api.exceptions.exception_handler",

@@ -46,6 +46,12 @@ def test_it_paginates_lists(api, owner, family):
     assert body["count"] == 6 and len(body["results"]) == 2 and body["next"]
 
 
+def test_it_answers_an_offset_past_any_list_with_an_empty_page(api, owner, family):
+    response = api(owner).get(f"/api/aliases/?offset={2**70}&limit={2**70}")
+    assert response.status_code == 200
+    assert response.json()["results"] == [] and response.json()["count"] == 6
+
+
 def test_it_answers_409_when_deleting_a_relay_in_use(api, owner):
     world = build_infrastructure()
     response = api(owner).delete(f"/api/relays/{world['relay'].pk}/")

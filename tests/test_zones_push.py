@@ -151,3 +151,18 @@ def test_it_reports_an_unreachable_resolver_as_red(family, named):
     assert record.status == "fail"
     assert record.message.startswith("Could not check: ")
     assert not run.ok
+
+
+def test_it_asks_a_silent_resolver_once_and_fails_every_record_with_that_reason(family, named):
+    asked = []
+
+    class CountingLookup(Lookup):
+        def query(self, name, rtype, **options):
+            asked.append((name, rtype))
+            return super().query(name, rtype, **options)
+
+    run = services.check_run(domain=family, lookup=CountingLookup([("127.0.0.1", 1)], timeout=0.5))
+    records = run.results.filter(kind="record")
+    assert asked == [("family.example", "SOA")]
+    assert records.count() > 5
+    assert all("no answer within 0.5 s" in result.message for result in records)

@@ -32,13 +32,20 @@ class Finding:
 
 def check_domain(facts: Facts, domain: str, lookup: Lookup) -> list[Finding]:
     records = expected_records(facts, domain)
-    answers = _parallel(lambda record: lookup.query(record.name, record.rtype), records)
+    apex = lookup.query(domain, "SOA", dnssec=True)
+    if apex.timed_out:
+        # The resolver does not answer at all: every record fails with that one reason, at
+        # once, instead of each question waiting out its own time-out.
+        answers = [apex] * len(records)
+    else:
+        answers = _parallel(lambda record: lookup.query(record.name, record.rtype), records)
     findings = [
         check_record(record, answer, zone_of(facts, record.name))
         for record, answer in zip(records, answers, strict=True)
     ]
-    findings += reverse_findings(facts, lookup)
-    findings.append(dnssec_finding(facts, domain, lookup))
+    if not apex.timed_out:
+        findings += reverse_findings(facts, lookup)
+    findings.append(dnssec_finding(facts, domain, apex))
     return findings
 
 
@@ -207,8 +214,8 @@ def helo_finding(facts: Facts, address: str, names: list[str]) -> Finding:
 # --- DNSSEC --------------------------------------------------------------------------------------
 
 
-def dnssec_finding(facts: Facts, domain: str, lookup: Lookup) -> Finding:
-    answer = lookup.query(domain, "SOA", dnssec=True)
+def dnssec_finding(facts: Facts, domain: str, answer: Answer) -> Finding:
+    """The DNSSEC status as the answer to the apex SOA (asked with the DO bit) shows it."""
     tlsa = bool(facts.domain(domain).settings.tlsa_enabled)
     status, message, fix = _dnssec_status(answer, tlsa)
     return Finding(

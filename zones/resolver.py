@@ -32,6 +32,7 @@ class Answer:
     error: str = ""
     rrsig: bool = False  # the answer carried signatures
     authenticated: bool = False  # the resolver validated them (AD flag)
+    timed_out: bool = False  # the resolver did not answer at all
 
 
 def parse_servers(text: str) -> list[tuple[str, int]]:
@@ -105,7 +106,10 @@ class Lookup:
         except dns.resolver.NoNameservers as exc:
             return Answer(error=f"the resolver failed to answer ({_first_error(exc)})")
         except dns.exception.Timeout:
-            return Answer(error=f"no answer within {self.timeout:g} s from {self.description}")
+            return Answer(
+                error=f"no answer within {self.timeout:g} s from {self.description}",
+                timed_out=True,
+            )
         except (dns.exception.DNSException, OSError) as exc:
             return Answer(error=f"the question failed: {exc}")
         return _answer(answer.response, answer.rrset, rtype)

@@ -145,6 +145,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for the status colours, wherever a field uses them.
+    "ENUM_NAME_OVERRIDES": {"ColourEnum": "gateway.status.Colour"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gateway.api.schema.document_errors",
+    ],
 }
 
 # Change log: secrets are censored by gateway.audit.censor before they reach a log entry.

@@ -4,10 +4,12 @@ breaks the schema. The two operations that open an SSH connection to a host (pla
 host key) are left out: here they would send traffic to the world's addresses; the deployment
 tests cover them against lab hosts."""
 
+import os
 import re
 
 import pytest
 import schemathesis
+from django.core.management import call_command
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -48,3 +50,16 @@ def test_the_api_keeps_its_schema(case, owner_token):
         headers={"Authorization": f"Token {owner_token}"},
         checks=[not_a_server_error, response_schema_conformance],
     )
+
+
+def test_the_schema_documents_refused_writes():
+    raw = SchemaGenerator().get_schema(request=None, public=True)
+    domains = raw["paths"]["/api/domains/"]
+    refused = domains["post"]["responses"]["400"]["content"]["application/json"]["schema"]
+    assert refused == {"$ref": "#/components/schemas/ValidationError"}
+    assert "409" in raw["paths"]["/api/relays/{id}/"]["delete"]["responses"]
+    assert "400" not in domains["get"]["responses"]
+
+
+def test_the_schema_is_valid_openapi_without_warnings():
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", os.devnull)

@@ -1,5 +1,5 @@
 """Latency of the main pages and API lists with a large family: 1,000 domains, 10,000
-mailboxes, 20,000 aliases.
+mailboxes, 20,000 aliases, and a status page with two items per domain and their history.
 
     .venv/bin/python bench/ui_api.py [--requests N] [--database-url URL]
 
@@ -43,12 +43,21 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from gateway.models import Alias, ApiToken, Domain, Mailbox
+from gateway.models import Alias, ApiToken, Domain, Mailbox, StatusChange, StatusItem
 
 HASH = "{BLF-CRYPT}$2b$04$pgh9Q.MzFFKMHJaF8bCa3unoZJnX/hJ6X2TKIDfR2.yaBQRcWQ2vC"
-PAGES = ["/", "/domains/", "/mailboxes/", "/aliases/", "/hosts/", "/deployments/"]
-API = ["/api/domains/", "/api/mailboxes/", "/api/aliases/", "/api/hosts/", "/api/deployments/"]
+PAGES = ["/", "/domains/", "/mailboxes/", "/aliases/", "/hosts/", "/deployments/", "/status/"]
+API = [
+    "/api/domains/",
+    "/api/mailboxes/",
+    "/api/aliases/",
+    "/api/hosts/",
+    "/api/deployments/",
+    "/api/status/",
+    "/api/status-changes/",
+]
 
 
 def seed() -> None:
@@ -65,6 +74,29 @@ def seed() -> None:
         Alias(domain_id=pk, local_part=f"alias{a}", destinations=[f"user{a % 10}@x.example"])
         for pk in ids
         for a in range(20)
+    )
+    now = timezone.now()
+    StatusItem.objects.bulk_create(
+        StatusItem(
+            key=f"{probe}:{pk}",
+            probe=probe,
+            section=probe.upper(),
+            label=f"family{n}.example",
+            colour="amber" if n % 7 else "green",
+            message="Two records differ from what Mailgate expects.",
+            fix="Push the DNS plan.",
+            domain_id=pk,
+            checked_at=now,
+            changed_at=now,
+        )
+        for n, pk in enumerate(ids)
+        for probe in ("dns", "keys")
+    )
+    StatusChange.objects.bulk_create(
+        StatusChange(
+            key=f"dns:{pk}", label="DNS", domain_id=pk, before="green", after="amber", at=now
+        )
+        for pk in ids
     )
 
 

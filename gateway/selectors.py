@@ -4,10 +4,14 @@ status page's items as a user may see them."""
 
 from dataclasses import dataclass
 
+from django.core.paginator import Paginator
+from django.db.models import Case, Count, Value, When
+
 from gateway.models import Alias, Domain, Mailbox, StatusChange, StatusItem
-from gateway.status import SEVERITY, worst
+from gateway.status import SEVERITY, Colour, worst
 
 STATUS_HISTORY = 50  # changes shown on the page
+STATUS_PAGE = 100  # items shown on one page
 
 
 @dataclass(frozen=True)
@@ -75,16 +79,22 @@ def mail_directory() -> MailDirectory:
     )
 
 
-def status_overview(user) -> dict:
-    """The status items ``user`` may see, worst first within each section, the overall colour,
-    and the latest changes (two queries)."""
-    items = sorted(
-        StatusItem.objects.visible_to(user),
-        key=lambda item: (item.section, -SEVERITY[item.colour], item.label),
-    )
+def status_overview(user, *, page=1, show_green: bool = False) -> dict:
+    """The status items ``user`` may see: how many of each colour, one page of them grouped by
+    section and worst first within it (only the problems unless ``show_green``: with many
+    domains the OK items run into thousands), and the latest changes. A fixed number of
+    queries, whatever the number of items."""
+    visible = StatusItem.objects.visible_to(user)
+    counts = dict.fromkeys(SEVERITY, 0)
+    counts.update(visible.order_by().values_list("colour").annotate(Count("pk")))
+    listed = visible if show_green else visible.exclude(colour=Colour.GREEN)
+    severity = Case(*(When(colour=c, then=Value(n)) for c, n in SEVERITY.items()), default=0)
+    listed = listed.order_by("section", -severity, "label")
     return {
-        "items": items,
-        "overall": worst(item.colour for item in items),
-        "counts": {colour: sum(item.colour == colour for item in items) for colour in SEVERITY},
+        "page_obj": Paginator(listed, STATUS_PAGE).get_page(page),
+        "show_green": show_green,
+        "overall": worst(colour for colour, count in counts.items() if count),
+        "counts": counts,
+        "checked": any(counts.values()),
         "changes": StatusChange.objects.visible_to(user)[:STATUS_HISTORY],
     }

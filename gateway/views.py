@@ -83,4 +83,7 @@ def status(request):
         transaction.on_commit(tasks.status_refresh.delay)
         messages.success(request, "Checking now: reload this page in a minute for the results.")
         return redirect("status")
-    return render(request, "gateway/status.html", selectors.status_overview(request.user))
+    overview = selectors.status_overview(
+        request.user, page=request.GET.get("page", 1), show_green=request.GET.get("all") == "1"
+    )
+    return render(request, "gateway/status.html", overview)

@@ -91,6 +91,24 @@ def test_it_renders_the_status_page_with_a_fixed_number_of_queries(client, owner
     assert len(many) == len(few)
 
 
+def test_it_lists_the_problems_and_counts_the_ok_items_until_asked_for_them(client, owner):
+    for n in range(3):
+        status_item(f"hosts:{n}:deployment", Colour.GREEN, label=f"host{n}: last deployment")
+    status_item("tunnel:1", Colour.RED, section="Tunnel", label="wg0: home", fix="Start it.")
+    client.force_login(owner)
+    page = client.get(reverse("status")).content.decode()
+    assert "1 broken · 0 to look at · 3 OK" in page and "wg0: home" in page
+    assert "host0: last deployment" not in page and "Show the 3 OK items too" in page
+    page = client.get(reverse("status") + "?all=1").content.decode()
+    assert "host0: last deployment" in page and "Show only what needs attention" in page
+
+
+def test_it_says_when_everything_is_green(client, owner):
+    status_item("hosts:1:deployment", Colour.GREEN)
+    client.force_login(owner)
+    assert "Everything is green" in client.get(reverse("status")).content.decode()
+
+
 def test_it_says_what_to_do_before_the_first_check(client, alice, family):
     client.force_login(alice)
     page = client.get(reverse("status")).content.decode()

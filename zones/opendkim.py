@@ -13,8 +13,9 @@ Two bundle contributions (registered in ``ZonesConfig.ready``), both of the sign
 
 OpenDKIM signs mail from clients that logged in (587 and 465 require it) and from its
 InternalHosts (the host itself, as ``sendmail`` mail reaches it, and the host's LAN networks,
-which Postfix lets relay without logging in), whose From domain is in the SigningTable; it only signs (``Mode s``): judging inbound signatures is the spam
-filter's work, and would cost a DNS query per received message.
+which Postfix lets relay without logging in), whose From domain is in the SigningTable; it only
+signs (``Mode s``): judging inbound signatures is the spam filter's work, and would cost a DNS
+query per received message.
 """
 
 from gateway.bundle import File, Unit

@@ -2,6 +2,7 @@
 namespaces), each printing one JSON object: what a person's mail program or browser would see.
 
     dns NAME TYPE                      the answer of the host's resolver
+    greeting HOST PORT CA|-            the server's first line (TLS from the start with a CA)
     imap HOST USER SUBJECT CA          IMAPS login (password in LAB_PROBE_PASSWORD), find a message
     https URL CA                       GET with the certificate checked against the lab CA
 
@@ -11,6 +12,7 @@ The password comes from the environment, never the command line (any process can
 import imaplib
 import json
 import os
+import socket
 import ssl
 import sys
 import time
@@ -22,6 +24,17 @@ import dns.resolver
 def lookup(name: str, rtype: str) -> dict:
     answer = dns.resolver.resolve(name, rtype, raise_on_no_answer=False, lifetime=5)
     return {"values": sorted(record.to_text() for record in answer)}
+
+
+def greeting(host: str, port: str, ca: str) -> dict:
+    """What a server says first: SMTP's 220 or IMAP's OK, in TLS from the start when ``ca``
+    is given (ports 465 and 993)."""
+    with socket.create_connection((host, int(port)), timeout=10) as plain:
+        if ca == "-":
+            return {"line": plain.makefile("rb").readline().decode(errors="replace").strip()}
+        context = ssl.create_default_context(cafile=ca)
+        with context.wrap_socket(plain, server_hostname=host) as secure:
+            return {"line": secure.makefile("rb").readline().decode(errors="replace").strip()}
 
 
 def imap_find(host: str, user: str, subject: str, ca: str, wait: float = 30) -> dict:
@@ -62,7 +75,7 @@ def https_get(url: str, ca: str) -> dict:
 
 def main() -> None:
     verb, *arguments = sys.argv[1:]
-    function = {"dns": lookup, "imap": imap_find, "https": https_get}[verb]
+    function = {"dns": lookup, "greeting": greeting, "imap": imap_find, "https": https_get}[verb]
     try:
         result = function(*arguments)
     except Exception as exc:  # the check shows what went wrong as its evidence

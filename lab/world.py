@@ -465,3 +465,20 @@ def _deploy(lab: Lab, say: Say) -> None:
         deployment.refresh_from_db()
         if outcome != DeploymentStatus.SUCCEEDED:
             raise LabError(f"Deployment to {host.name} {outcome}:\n{deployment.log}")
+    _wait_for_the_gateway(lab, say)
+
+
+def _wait_for_the_gateway(lab: Lab, say: Say, seconds: float = 60) -> None:
+    """HAProxy takes the mail server in once two health checks in a row found it up: wait until
+    every mail port greets a client on the internet through the tunnel."""
+    say("waiting for the gateway to pass mail through the tunnel")
+    internet, ca = lab.hosts["internet"], str(lab.folder / "ca.pem")
+    ports = {"25": ("-", "220 "), "587": ("-", "220 "), "465": (ca, "220 "), "993": (ca, "* OK")}
+    deadline = time.monotonic() + seconds
+    for port, (tls, expected) in ports.items():
+        answer: dict = {}
+        while not answer.get("line", "").startswith(expected):
+            if time.monotonic() > deadline:
+                raise LabError(f"{MAIL_HOST}:{port} does not greet through the gateway: {answer}")
+            time.sleep(0.5)
+            answer = probe(internet, "greeting", MAIL_HOST, port, tls, timeout=15)

@@ -134,6 +134,10 @@ def up(*, folder: Path, say: Say = print, prefix: str = "lab") -> Lab:
         down(folder=folder, say=say)
         raise
     say("The lab is up. Check it with: python manage.py lab verify")
+    say(
+        f"For the status page's certificate checks, trust the lab CA: "
+        f"MAILGATE_STATUS_CA_FILE={folder / 'ca.pem'}"
+    )
     return lab
 
 
@@ -200,6 +204,9 @@ def _link(lab: Lab) -> None:
         sh("ip", "-n", host.name, "addr", "add", f"{inside}/24", "dev", "wan0")
         sh("ip", "-n", host.name, "link", "set", "wan0", "up")
         sh("ip", "-n", host.name, "route", "add", "default", "via", outside)
+    # This machine (where Mailgate's status checks run) reaches the VPS's public address over
+    # the VPS's own link, as a monitor on the internet would; the route goes with that link.
+    sh("ip", "route", "replace", f"{VPS_PUBLIC}/32", "via", vps.address, "dev", vps.veth)
     sh("ip", "-n", internet.name, "addr", "add", f"{MX_ADDRESS}/32", "dev", "lo")
     sh("ip", "netns", "exec", internet.name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 

@@ -6,8 +6,10 @@ import subprocess
 
 import pytest
 from django.core.management import call_command
+from django.test import override_settings
 
-from gateway.models import Domain
+from gateway import services as gateway_services
+from gateway.models import Domain, StatusItem
 from hosts.lab import LabError
 from hosts.models import Deployment, Host, Relay, Tunnel
 from lab import verify, world
@@ -26,6 +28,17 @@ def assert_nothing_left(folder, prefix: str) -> None:
     assert not folder.exists()
     assert not Host.objects.exists() and not Relay.objects.exists()
     assert not Tunnel.objects.exists() and not Domain.objects.exists()
+
+
+def assert_status_is_green(folder) -> None:
+    """The status page's probes, run from this machine against the lab's gateway: ports, TLS
+    (trusting the lab CA), no open relay, the tunnel's handshake, deployments and drift."""
+    with override_settings(MAILGATE_STATUS_CA_FILE=str(folder / "ca.pem")):
+        gateway_services.status_refresh()
+    items = StatusItem.objects.filter(section__in=["Hosts", "Tunnel", "Ports", "TLS"])
+    colours = {item.label: (item.colour, item.message) for item in items}
+    assert len(colours) > 10, colours
+    assert [item for item in colours.items() if item[1][0] != "green"] == []
 
 
 @pytest.fixture
@@ -51,6 +64,7 @@ def test_it_deploys_the_reference_setup_and_proves_that_mail_flows(folder, capsy
         )
         call_command("lab", "status", folder=folder)
         assert "ssh" in capsys.readouterr().out
+        assert_status_is_green(folder)
     finally:
         world.down(folder=folder, say=print)
     assert_nothing_left(folder, prefix)

@@ -30,7 +30,9 @@ def world():
 
 @pytest.fixture
 def haproxy_world(world):
+    """The all-HAProxy gateway in front of Mailu, which serves every port of the guide."""
     world["vps"].gateway_proxy = "haproxy"
+    world["home"].mail_backend = "mailu"
     return world
 
 
@@ -122,6 +124,19 @@ def test_it_forwards_every_proxy_protocol_port_with_a_proxy_header(haproxy_world
         assert f"10.0.1.2:{port} send-proxy-v2 check port {port} inter 5s" in config
     assert "server home 10.0.1.2:80 check" in config  # port 80 without a PROXY header
     assert "server wkd_nginx 127.0.0.1:8443 send-proxy-v2" in config
+
+
+def test_it_forwards_only_what_postfix_and_dovecot_serve(haproxy_world, tmp_path):
+    haproxy_world["home"].mail_backend = "postfix-dovecot"
+    config = file_of(haproxy_unit(haproxy_world), haproxy.CONFIG)
+    assert_golden(config, "gateway/haproxy-postfix-dovecot.cfg")
+    text = config.decode()
+    for port in (25, 465, 587, 993):
+        assert f"10.0.1.2:{port} send-proxy-v2" in text
+    for port in (443, 995, 4190):
+        assert f"10.0.1.2:{port}" not in text
+    assert "frontend https_in\n  bind :443\n  default_backend wkd_https\n" in text
+    assert haproxy_check(tmp_path, config).returncode == 0
 
 
 def test_it_binds_ipv6_only_when_the_gateway_has_an_ipv6_address(haproxy_world, tmp_path):
@@ -461,6 +476,7 @@ def test_it_renders_valid_files_without_any_domain(world):
 @pytest.mark.parametrize("hostname", ["mail.example.com\nfrontend evil", "mail.example.com x"])
 def test_it_refuses_a_mail_host_name_that_would_change_a_rule(world, flavour, hostname):
     world["vps"].gateway_proxy = flavour
+    world["home"].mail_backend = "mailu"  # its web interface is routed by the mail host name
     ctx = with_directory(context(world, "vps"), domains=(DomainEntry("example.com", hostname),))
     renderer = traefik if flavour == "traefik-haproxy" else haproxy
     with pytest.raises(RenderError):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from gateway.bundle import File, RenderError, Unit
 from gateway.selectors import MailDirectory
 from gateway.writers import lines, one_line, shell_quote
-from hosts.choices import GatewayProxy
+from hosts.choices import GatewayProxy, MailBackend
 from hosts.render import systemd
 from hosts.render.context import (
     HTTPS_PORT,
@@ -51,6 +51,7 @@ HEALTH_CHECK = "check inter 5s rise 2 fall 2"  # the reference's port-25 backend
 # master then throttles the service and real clients wait a minute for the banner (seen in the
 # gateway lab). Naming the check's port turns the header off for checks only: a plain connect.
 PLAIN_CHECK_PORT = "check port {port}"
+POSTFIX_DOVECOT_PORTS = (25, 465, 587, 993)  # what hosts.render.postfix and dovecot listen on
 # IMAP IDLE leaves a connection silent for up to 29 minutes (RFC 2177), and Dovecot's "still
 # here" comes every 2 minutes, exactly the reference's client/server timeout: give IMAP room.
 IMAP_TUNNEL_TIMEOUT = "timeout tunnel 30m"
@@ -140,15 +141,23 @@ def mailserver(ctx: RenderContext) -> Peer | None:
 
 
 def gateway_frontends(ctx: RenderContext, home: Peer) -> list[Frontend]:
-    forwarded = [_forward(home, port) for port in PROXY_PROTOCOL_PORTS if port != HTTPS_PORT]
+    """Every port the mail server serves, through the tunnel with a PROXY header; HTTP (ACME
+    challenges) without one. Mailu serves them all, HTTPS (admin, webmail) included; Postfix +
+    Dovecot only SMTP, submission and IMAPS: forwarding the others (995, 4190, 443) would only
+    lead clients to a closed port, so on 443 the gateway's own nginx (WKD, MTA-STS) answers."""
+    mailu = ctx.mailserver_peer.host.mail_backend == MailBackend.MAILU
+    ports = PROXY_PROTOCOL_PORTS if mailu else POSTFIX_DOVECOT_PORTS
+    forwarded = [_forward(home, port) for port in ports if port != HTTPS_PORT]
     plain_http = _forward(home, HTTP_PORT, proxy_header=False)
-    return sorted([*forwarded, _https(ctx, home), plain_http], key=_by_port)
+    return sorted([*forwarded, _https(ctx, home, mailu=mailu), plain_http], key=_by_port)
 
 
-def _https(ctx: RenderContext, home: Peer) -> Frontend:
-    mail = _backend(home, HTTPS_PORT)
+def _https(ctx: RenderContext, home: Peer, *, mailu: bool) -> Frontend:
     address, port = WKD_BACKEND
     wkd = Backend("wkd_https", Server("wkd_nginx", address, port))
+    if not mailu:
+        return Frontend("https_in", HTTPS_PORT, default=wkd)
+    mail = _backend(home, HTTPS_PORT)
     names = ((wkd, tuple(wkd_names(ctx.directory))), (mail, tuple(mail_names(ctx.directory))))
     return Frontend("https_in", HTTPS_PORT, default=mail, by_sni=names)
 

@@ -125,6 +125,7 @@ def up(*, folder: Path, say: Say = print, prefix: str = "lab") -> Lab:
         raise LabError(f"A lab is up already ({folder}); run 'lab down' first.")
     folder.mkdir(parents=True, exist_ok=True)
     lab = Lab(folder=folder)
+    lab.save()  # from here on, ``down`` finds what to remove
     try:
         _build(lab, say, prefix)
         _register(lab, say)

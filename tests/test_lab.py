@@ -5,7 +5,7 @@ deploys it through the engine, every check of ``lab verify`` passes on real prog
 import subprocess
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from gateway import services as gateway_services
@@ -81,6 +81,14 @@ def test_it_removes_everything_when_up_fails_halfway(folder, monkeypatch):
     with pytest.raises(LabError, match="the deployment failed"):
         world.up(folder=folder, say=print, prefix=prefix)
     assert_nothing_left(folder, prefix)
+
+
+def test_it_says_why_it_cannot_register_and_removes_only_what_it_made(folder):
+    Host.objects.create(name="lab-vps", is_relay=True, ssh_address="192.0.2.1")
+    with pytest.raises(CommandError, match="cannot register its hosts"):
+        call_command("lab", "up", folder=folder)
+    assert namespaces("lab") == [] and not folder.exists()
+    assert list(Host.objects.values_list("name", flat=True)) == ["lab-vps"]  # the panel's own
 
 
 def test_it_refuses_a_second_lab_and_explains_an_empty_one(folder, capsys):

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_filters",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",
@@ -133,6 +134,10 @@ REST_FRAMEWORK = {
         "gateway.api.authentication.TokenPermission",
     ],
     "DEFAULT_PAGINATION_CLASS": "gateway.api.pagination.Pagination",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+    ],
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "gateway.api.exceptions.exception_handler",

@@ -5,7 +5,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from gateway import tasks
-from gateway.api import serializers
+from gateway.api import filters, serializers
 from gateway.api.base import ScopedViewSet
 from gateway.models import Alias, ApiToken, Domain, Mailbox, StatusChange, StatusItem
 from gateway.status import Colour
@@ -14,6 +14,8 @@ from gateway.status import Colour
 class DomainViewSet(ScopedViewSet):
     queryset = Domain.objects.all()
     serializer_class = serializers.DomainSerializer
+    filterset_class = filters.DomainFilter
+    search_fields = ["name", "mail_hostname"]
 
     def get_queryset(self):
         return super().get_queryset().prefetch_related("managers")
@@ -22,6 +24,8 @@ class DomainViewSet(ScopedViewSet):
 class MailboxViewSet(ScopedViewSet):
     queryset = Mailbox.objects.all()
     serializer_class = serializers.MailboxSerializer
+    filterset_class = filters.MailboxFilter
+    search_fields = ["local_part", "display_name", "domain__name"]
     owner_only = False
     select_related = ("domain",)
 
@@ -29,6 +33,8 @@ class MailboxViewSet(ScopedViewSet):
 class AliasViewSet(ScopedViewSet):
     queryset = Alias.objects.all()
     serializer_class = serializers.AliasSerializer
+    filterset_class = filters.AliasFilter
+    search_fields = ["local_part", "domain__name"]
     owner_only = False
     select_related = ("domain",)
 

@@ -2,6 +2,7 @@
 its log, and rollback. Long work is queued (202); a plan is read from the host at once."""
 
 from django.db import transaction
+from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -156,10 +157,19 @@ class HostDeployMixin:
         return self.get_object()
 
 
+class DeploymentFilter(filters.FilterSet):
+    host = filters.CharFilter(field_name="host__name", help_text="The host's name, e.g. vps.")
+
+    class Meta:
+        model = Deployment
+        fields = ["host", "status", "trigger"]
+
+
 class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The deployment history (owner only)."""
 
     serializer_class = DeploymentSerializer
+    filterset_class = DeploymentFilter
 
     def get_queryset(self):
         if not acts_as_owner(self.request.user):

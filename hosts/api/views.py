@@ -14,6 +14,8 @@ from hosts.models import Host, Relay, Tunnel, TunnelPeer
 class HostViewSet(HostDeployMixin, ScopedViewSet):
     queryset = Host.objects.all()
     serializer_class = serializers.HostSerializer
+    filterset_fields = ["is_gateway", "is_mailserver", "is_relay"]
+    search_fields = ["name", "ssh_address", "fqdn"]
     select_related = ("relay",)
 
 

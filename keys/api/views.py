@@ -1,4 +1,5 @@
 from django.db import transaction
+from django_filters import rest_framework as django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -6,6 +7,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from gateway.api.base import ScopedViewSet
+from gateway.api.filters import domain_name
 from gateway.scoping import acts_as_owner
 from keys import services, tasks
 from keys.api import serializers
@@ -32,9 +34,19 @@ class ImportViewSet(ScopedViewSet):
         instance.delete()
 
 
+class OpenPGPKeyFilter(django_filters.FilterSet):
+    domain = domain_name("mailbox__domain__name")
+
+    class Meta:
+        model = OpenPGPKey
+        fields = ["domain", "published"]
+
+
 class OpenPGPKeyViewSet(ImportViewSet):
     queryset = OpenPGPKey.objects.all()
     serializer_class = serializers.OpenPGPKeySerializer
+    filterset_class = OpenPGPKeyFilter
+    search_fields = ["mailbox__local_part", "mailbox__domain__name", "fingerprint"]
     import_serializer_class = serializers.OpenPGPKeyUploadSerializer
     owner_only = False  # managers for their domains, mailbox owners for their own mailbox
     select_related = ("mailbox__domain",)

@@ -101,6 +101,14 @@ class Run:
         return None
 
 
+def _mail_trail(run: Run, role: str) -> str:
+    """Where mail is stuck on a lab host: its queue and its latest Postfix log lines."""
+    host = run.lab.hosts[role]
+    queue = host.run("postqueue -p", timeout=20).stdout.strip()
+    log = [line for line in host.log().splitlines() if "postfix/" in line][-15:]
+    return "\n".join([queue, *log])
+
+
 def _lines(output: str, *needles: str) -> str:
     """The lines of a dialogue that show its outcome."""
     return "\n".join(line for line in output.splitlines() if any(n in line for n in needles))
@@ -138,6 +146,8 @@ def check_inbound(run: Run) -> Result:
         f"its Received header: {received.strip()}",
     ]
     ok = accepted and bool(logged) and bool(imap.get("found")) and bool(received)
+    if not ok:
+        evidence.append(f"home's queue and log say:\n{_mail_trail(run, 'home')}")
     return Result(
         "Inbound: internet -> vps:25 -> tunnel -> Postfix on home, PROXY v2, IMAPS",
         ok,
@@ -207,7 +217,11 @@ def check_open_relay(run: Run) -> Result:
 def check_outbound(run: Run) -> Result:
     record = run.received("mx", run.subject("outbound"))
     if record is None:
-        return Result("Outbound: SNAT to the vps address", False, "mx.outside.example got nothing")
+        return Result(
+            "Outbound: SNAT to the vps address",
+            False,
+            f"mx.{OUTSIDE} got nothing; home's queue and log say:\n{_mail_trail(run, 'home')}",
+        )
     ok = record["peer"] == VPS_PUBLIC and record["peer"] != HOME_WAN
     return Result(
         "Outbound: mail from home reaches the outside MX from the vps address (SNAT)",
@@ -260,7 +274,8 @@ def check_relay(run: Run) -> Result:
     )
     record = run.received("smarthost", subject)
     if record is None:
-        return Result("Relay profile: through the smarthost", False, output)
+        trail = _mail_trail(run, "relay")
+        return Result("Relay profile: through the smarthost", False, f"{output}\n{trail}")
     header = _lines(record["message"], "From: ")
     ok = (
         record["tls"]

@@ -82,6 +82,7 @@ PRIVATE = (
 )
 
 Say = Callable[[str], None]
+LOG_TAIL = 20  # lines of each host's log shown when ``up`` fails
 
 
 @dataclass
@@ -131,7 +132,10 @@ def up(*, folder: Path, say: Say = print, prefix: str = "lab") -> Lab:
         _register(lab, say)
         _deploy(lab, say)
     except BaseException:
-        say("The lab failed; removing what it made.")
+        say("The lab failed; what its hosts logged last, then removing what it made:")
+        for role, host in lab.hosts.items():
+            for line in host.log().splitlines()[-LOG_TAIL:]:
+                say(f"{role}: {line}")
         down(folder=folder, say=say)
         raise
     say("The lab is up. Check it with: python manage.py lab verify")

@@ -161,7 +161,7 @@ class LabHost:
 
     def _build(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
-        block = int(self.name[-6:], 16) % 250
+        block = _free_block(int(self.name[-6:], 16) % 250)
         self.gateway = LINK_NETWORK.format(block=block, host=1)
         self.address = LINK_NETWORK.format(block=block, host=2)
         sh("ip", "netns", "add", self.name)
@@ -390,6 +390,17 @@ _DETACHED = {
     "stdout": subprocess.DEVNULL,
     "stderr": subprocess.DEVNULL,
 }
+
+
+def _free_block(start: int) -> int:
+    """The first /30 link network from ``start`` on that no lab host uses yet: two hosts on one
+    network would answer for each other's address."""
+    used = sh("ip", "-4", "-o", "addr", "show")
+    for offset in range(250):
+        block = (start + offset) % 250
+        if f" {LINK_NETWORK.format(block=block, host=1)}/" not in used:
+            return block
+    raise LabError("Every lab link network (198.18.0.0/16) is taken.")
 
 
 def _wait_until(condition, message: str, *, failed=lambda: False, seconds: float = 10) -> None:

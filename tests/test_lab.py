@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from gateway import services as gateway_services
 from gateway.models import Domain, StatusItem
-from hosts.lab import LabError
+from hosts.lab import LabError, LabHost, _free_block
 from hosts.models import Deployment, Host, Relay, Tunnel
 from lab import verify, world
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
@@ -98,3 +98,12 @@ def test_it_refuses_a_second_lab_and_explains_an_empty_one(folder, capsys):
     (folder / "state.json").write_text('{"hosts": {}, "made": {}}')
     with pytest.raises(LabError, match="A lab is up already"):
         world.up(folder=folder, say=print)
+
+
+def test_two_lab_hosts_never_share_a_link_network():
+    first = LabHost.create("t6n")
+    try:
+        taken = int(first.address.split(".")[2])
+        assert _free_block(taken) == (taken + 1) % 250
+    finally:
+        first.close()

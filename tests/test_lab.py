@@ -104,6 +104,6 @@ def test_two_lab_hosts_never_share_a_link_network():
     first = LabHost.create("t6n")
     try:
         taken = int(first.address.split(".")[2])
-        assert _free_block(taken) == (taken + 1) % 250
+        assert _free_block(taken) != taken
     finally:
         first.close()

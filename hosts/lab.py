@@ -325,7 +325,7 @@ class LabHost:
         """Kill sshd and every session it serves (a dropped link, as the remote sees it);
         processes that left the session (``setsid``) keep running, as on a real host."""
         if self.sshd and self.sshd.poll() is None:
-            for pid in self._pids():
+            for pid in self.pids():
                 if _command(pid).startswith(("sshd", SSHD)):
                     _kill(pid)
             self.sshd.wait(timeout=10)
@@ -361,12 +361,13 @@ class LabHost:
         path = self.root / "syslog"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def _pids(self) -> list[int]:
+    def pids(self) -> list[int]:
+        """The processes running in the host's network namespace."""
         output = sh("ip", "netns", "pids", self.name, check=False)
         return [int(pid) for pid in output.split()]
 
     def close(self) -> None:
-        for pid in (*self._pids(), self.anchor_pid, *self.helper_pids):
+        for pid in (*self.pids(), self.anchor_pid, *self.helper_pids):
             if pid:
                 _kill(pid)
                 _reap(pid)

@@ -104,7 +104,7 @@ class Lab:
 
     @classmethod
     def load(cls, folder: Path) -> "Lab | None":
-        path = folder / "state.json"
+        path = cls(folder=folder).state_file
         if not path.exists():
             return None
         state = json.loads(path.read_text())
@@ -167,7 +167,7 @@ def status(*, folder: Path) -> list[tuple[str, str]]:
         return []
     rows = []
     for role, host in lab.hosts.items():
-        alive = sh("ip", "netns", "pids", host.name, check=False).split()
+        alive = host.pids()
         state = f"{len(alive)} processes" if alive else "DOWN"
         rows.append((role, f"{host.name} ssh {host.address} {state}"))
     return rows

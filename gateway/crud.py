@@ -4,6 +4,7 @@ Each app declares its pages as ``Crud(...)`` objects; the views and templates ar
 every list looks and behaves alike (and asks the same scoped querysets as the API).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.contrib import messages
@@ -28,6 +29,8 @@ class Crud:
     prefetch_related: tuple[str, ...] = ()
     empty_hint: str = ""
     row_links: tuple[tuple[str, str], ...] = ()  # (label, URL name taking the row's pk)
+    # What deleting a row does to other rows, as sentences for the confirmation page.
+    delete_effects: Callable[[object], list[str]] | None = None
     extra_context: dict = field(default_factory=dict)
 
     @property
@@ -130,8 +133,14 @@ class CrudUpdate(CrudFormMixin, generic.UpdateView):
 class CrudDelete(CrudMixin, generic.DeleteView):
     template_name = "crud/confirm_delete.html"
 
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(effects=self._effects(), **kwargs)
+
+    def _effects(self) -> list[str]:
+        return self.crud.delete_effects(self.object) if self.crud.delete_effects else []
+
     def form_valid(self, form):
-        name = str(self.object)
+        name, effects = str(self.object), self._effects()
         try:
             self.object.delete()
         except ProtectedError as exc:
@@ -139,6 +148,8 @@ class CrudDelete(CrudMixin, generic.DeleteView):
             messages.error(self.request, f"{name} is still in use by {used_by}.")
             return redirect(reverse(f"{self.crud.name}-update", args=[self.object.pk]))
         messages.success(self.request, f"Deleted {name}.")
+        for effect in effects:
+            messages.warning(self.request, effect)
         return redirect(self.get_success_url())
 
 

@@ -4,10 +4,9 @@ limited to what the user may manage, and the mail-directory forms."""
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
-from django_otp import devices_for_user
 from django_otp.forms import OTPAuthenticationFormMixin
 
-from gateway import passwords, services
+from gateway import passwords, services, totp
 from gateway.models import Alias, ApiToken, Domain, Mailbox
 from gateway.validators import validate_local_part
 
@@ -210,14 +209,40 @@ class LoginForm(OTPAuthenticationFormMixin, AuthenticationForm):
         return self.cleaned_data
 
     def _chosen_device(self, user):
-        """An account has at most one authenticator (see gateway.views.security)."""
-        return next(devices_for_user(user, confirmed=True), None)
+        return totp.authenticator(user)
 
     def _update_form(self, user):
         """django-otp would render the password back into the page; never do that."""
 
 
-class ApiTokenForm(forms.ModelForm):
+class ReauthenticationForm(forms.Form):
+    """The signed-in user's password or a current authenticator code, asked again before
+    turning two-factor off or making an API token: a session left open is not enough."""
+
+    password = forms.CharField(
+        label="Your password", widget=forms.PasswordInput, required=False, strip=False
+    )
+    otp_token = forms.CharField(
+        required=False,
+        label="…or a code from your authenticator",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+    def __init__(self, *args, request, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.request = request
+
+    def clean(self):
+        cleaned = super().clean()
+        totp.reauthenticate(
+            self.request,
+            password=cleaned.get("password", ""),
+            otp_token=cleaned.get("otp_token", ""),
+        )
+        return cleaned
+
+
+class ApiTokenForm(ReauthenticationForm, forms.ModelForm):
     """A new API token, optionally limited to some of the user's domains and to reading."""
 
     class Meta:
@@ -225,7 +250,6 @@ class ApiTokenForm(forms.ModelForm):
         fields = ["name", "domains", "read_only"]
         widgets = {"domains": forms.CheckboxSelectMultiple}
 
-    def __init__(self, *args, user, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.user = user
-        self.fields["domains"].queryset = Domain.objects.visible_to(user)
+    def __init__(self, *args, request, **kwargs):
+        super().__init__(*args, request=request, **kwargs)
+        self.fields["domains"].queryset = Domain.objects.visible_to(request.user)

@@ -1,5 +1,8 @@
 from auditlog.middleware import AuditlogMiddleware as BaseAuditlogMiddleware
+from django.contrib.auth import logout
 from django.utils.functional import SimpleLazyObject
+
+from gateway.totp import authenticator
 
 
 def _authenticated_user(request):
@@ -14,3 +17,20 @@ class AuditlogMiddleware(BaseAuditlogMiddleware):
     @staticmethod
     def _get_actor(request):
         return SimpleLazyObject(lambda: _authenticated_user(request))
+
+
+class SecondFactorMiddleware:
+    """Log out a session that has not given the second factor while its account has a
+    confirmed authenticator: one made before TOTP was turned on, or by a login that did not
+    ask for the code (Django's own admin login). So no page and no API call is usable on the
+    password alone, whichever way the session was made. Runs after django-otp's OTPMiddleware,
+    which says whether the session is verified."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        if user.is_authenticated and not user.is_verified() and authenticator(user) is not None:
+            logout(request)
+        return self.get_response(request)

@@ -5,11 +5,16 @@ import hashlib
 import secrets
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 
 from gateway import passwords
-from gateway.scoping import DomainScopedQuerySet, ScopedQuerySet, managed_domain_ids
+from gateway.scoping import (
+    DomainScopedQuerySet,
+    ScopedQuerySet,
+    limited_by_token,
+    managed_domain_ids,
+)
 from gateway.status import Colour
 from gateway.validators import (
     reject_control_characters,
@@ -235,6 +240,16 @@ class ApiTokenQuerySet(ScopedQuerySet):
     def write_scope(self, user) -> models.Q:
         return models.Q(user=user)
 
+    def left_without_domains_by(self, domain: Domain) -> models.QuerySet:
+        """The limited tokens whose only domain is ``domain``: once it is deleted they reach
+        nothing (they stay limited)."""
+        elsewhere = self.model.domains.through.objects.exclude(domain=domain)
+        return (
+            self.filter(limited=True, domains=domain)
+            .exclude(pk__in=elsewhere.values("apitoken_id"))
+            .select_related("user")
+        )
+
 
 class ApiToken(models.Model):
     """A token for scripts. Only its SHA-256 digest is stored: a token is never needed again,
@@ -246,6 +261,14 @@ class ApiToken(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
     name = models.CharField(max_length=100, validators=[reject_control_characters])
+    # Said explicitly rather than read from ``domains``: a limited token whose domains are all
+    # deleted must reach nothing, not everything.
+    limited = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="The token reaches only its domains (none once they are all deleted) and "
+        "never hosts, relays or deployments.",
+    )
     domains = models.ManyToManyField(
         Domain,
         blank=True,
@@ -278,6 +301,8 @@ class ApiToken(models.Model):
         cls, *, user, name: str, domains=(), read_only: bool = False
     ) -> tuple["ApiToken", str]:
         """Create a token; the plaintext is returned this once and never stored."""
+        if limited_by_token(user):
+            raise PermissionDenied("A token limited to domains cannot make tokens.")
         outside = {domain.pk for domain in domains} - set(
             Domain.objects.visible_to(user).values_list("pk", flat=True)
         )
@@ -285,7 +310,12 @@ class ApiToken(models.Model):
             raise ValidationError({"domains": "A token can only be limited to your own domains."})
         token = cls.PREFIX + secrets.token_urlsafe(32)
         row = cls(
-            user=user, name=name, read_only=read_only, digest=cls.digest_of(token), hint=token[:8]
+            user=user,
+            name=name,
+            read_only=read_only,
+            limited=bool(domains),
+            digest=cls.digest_of(token),
+            hint=token[:8],
         )
         row.full_clean()
         row.save()

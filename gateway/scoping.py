@@ -6,7 +6,8 @@ change its password). Everybody else sees nothing.
 
 An API token may narrow its user further to some domains (``token_domain_ids``, set on the
 request's user by the token authentication): then only rows of those domains are seen, and the
-infrastructure (hosts, tunnels, deployments) not at all, even for the owner.
+infrastructure (hosts, tunnels, deployments) not at all, even for the owner. A limited token
+whose domains were all deleted has an empty list: it sees nothing.
 """
 
 from django.db import models
@@ -28,8 +29,9 @@ class ScopedQuerySet(models.QuerySet):
         return rows._within_token(user)
 
     def _within_token(self, user) -> models.QuerySet:
-        domain_ids = getattr(user, "token_domain_ids", None)
-        return self if domain_ids is None else self.filter(self.domain_scope(domain_ids))
+        if not limited_by_token(user):
+            return self
+        return self.filter(self.domain_scope(user.token_domain_ids))
 
     def domain_scope(self, domain_ids) -> models.Q:
         """The rows that belong to these domains: none of the infrastructure does."""
@@ -43,9 +45,14 @@ class ScopedQuerySet(models.QuerySet):
         return models.Q(pk__in=[])
 
 
+def limited_by_token(user) -> bool:
+    """Whether the request came with a token limited to domains (even to none left)."""
+    return getattr(user, "token_domain_ids", None) is not None
+
+
 def acts_as_owner(user) -> bool:
     """The owner, not narrowed by a domain-scoped API token: may touch the infrastructure."""
-    return user.is_superuser and getattr(user, "token_domain_ids", None) is None
+    return user.is_superuser and not limited_by_token(user)
 
 
 def managed_domain_ids(user) -> models.QuerySet:

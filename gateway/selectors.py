@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.core.paginator import Paginator
 from django.db.models import Case, Count, Value, When
 
-from gateway.models import Alias, Domain, Mailbox, StatusChange, StatusItem
+from gateway.models import Alias, ApiToken, Domain, Mailbox, StatusChange, StatusItem
 from gateway.status import SEVERITY, Colour, worst
 
 STATUS_HISTORY = 50  # changes shown on the page
@@ -98,3 +98,13 @@ def status_overview(user, *, page=1, show_green: bool = False) -> dict:
         "checked": any(counts.values()),
         "changes": StatusChange.objects.visible_to(user)[:STATUS_HISTORY],
     }
+
+
+def domain_delete_effects(domain: Domain) -> list[str]:
+    """What deleting ``domain`` does beyond its own rows, in sentences: the delete page shows
+    them before, the API's answer after."""
+    return [
+        f"The API token {token} of {token.user} is limited to {domain} alone: it stays "
+        "limited and will reach nothing."
+        for token in ApiToken.objects.left_without_domains_by(domain)
+    ]

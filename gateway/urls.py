@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 
-from gateway import forms, views
+from gateway import forms, selectors, views
 from gateway.crud import Crud
 from gateway.models import Alias, Domain, Mailbox
 
@@ -12,6 +13,7 @@ DOMAINS = Crud(
     create_form_class=forms.DomainCreateForm,
     columns=("name", "mail_hostname", "enabled", "managers"),
     prefetch_related=("managers",),
+    delete_effects=selectors.domain_delete_effects,
     empty_hint="Add your first domain; its standard aliases (postmaster@, abuse@ …) come with it.",
 )
 MAILBOXES = Crud(
@@ -42,6 +44,12 @@ urlpatterns = [
     *MAILBOXES.urls("mailboxes"),
     *ALIASES.urls("aliases"),
     path("api/", include(("gateway.api.urls", "api"))),
+    # The admin's own login form asks no second factor: every login goes through the panel's.
+    path(
+        "admin/login/",
+        RedirectView.as_view(pattern_name="login", query_string=True),
+        name="admin-login",
+    ),
     path("admin/", admin.site.urls),
     path("", include("keys.urls")),
     path("", include("zones.urls")),

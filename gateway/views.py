@@ -6,7 +6,7 @@ from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from gateway import selectors, services, tasks
-from gateway.forms import ApiTokenForm, MailboxPasswordForm
+from gateway.forms import ApiTokenForm, MailboxPasswordForm, ReauthenticationForm
 from gateway.models import ApiToken, Mailbox
 from gateway.totp import base32_secret, qr_svg, verify_new_device
 
@@ -29,7 +29,9 @@ def security(request):
     """Set up (or remove) a TOTP authenticator for the signed-in account."""
     devices = TOTPDevice.objects.devices_for_user(request.user, confirmed=None)
     confirmed = [device for device in devices if device.confirmed]
-    if request.method == "POST" and request.POST.get("action") == "remove":
+    removing = request.method == "POST" and request.POST.get("action") == "remove"
+    remove_form = ReauthenticationForm(request.POST if removing else None, request=request)
+    if removing and remove_form.is_valid():
         TOTPDevice.objects.filter(user=request.user).delete()
         messages.success(request, "Two-factor authentication is off.")
         return redirect("security")
@@ -39,11 +41,11 @@ def security(request):
             user=request.user, name="authenticator", confirmed=False
         )
     if request.method == "POST" and pending is not None:
-        if verify_new_device(pending, request.POST.get("token", "")):
+        if verify_new_device(request, pending, request.POST.get("token", "")):
             messages.success(request, "Two-factor authentication is on.")
             return redirect("security")
         messages.error(request, "That code does not match; check the clock of your phone.")
-    context = {"enabled": bool(confirmed), "pending": pending}
+    context = {"enabled": bool(confirmed), "pending": pending, "form": remove_form}
     if pending is not None:
         context["qr_svg"] = qr_svg(pending.config_url)
         context["secret"] = base32_secret(pending)
@@ -56,7 +58,7 @@ def api_tokens(request):
     """The signed-in user's API tokens: create one (shown once), see when each was used,
     revoke."""
     tokens = ApiToken.objects.filter(user=request.user).prefetch_related("domains")
-    form = ApiTokenForm(request.POST or None, user=request.user)
+    form = ApiTokenForm(request.POST or None, request=request)
     if request.method == "POST" and "revoke" in request.POST:
         tokens.filter(pk=request.POST["revoke"]).delete()
         messages.success(request, "The token is revoked.")
@@ -69,7 +71,7 @@ def api_tokens(request):
             domains=form.cleaned_data["domains"],
             read_only=form.cleaned_data["read_only"],
         )
-        form = ApiTokenForm(user=request.user)
+        form = ApiTokenForm(request=request)
     context = {"tokens": tokens, "form": form, "created": created}
     return render(request, "gateway/api_tokens.html", context)
 

@@ -73,16 +73,17 @@ def test_a_token_cannot_be_limited_to_someone_elses_domain(alice, other):
 
 def test_tokens_are_made_once_and_revoked_through_the_api(api, alice, family, other):
     client = api(alice)
-    made = client.post(
-        "/api/tokens/", {"name": "backup", "domains": [family.pk], "read_only": True}, format="json"
-    )
+    backup = {"name": "backup", "domains": [family.pk], "read_only": True, "password": PASSWORD}
+    made = client.post("/api/tokens/", backup, format="json")
     assert made.status_code == 201 and made.json()["token"].startswith("mg_")
     listed = client.get(f"/api/tokens/{made.json()['id']}/").json()
     assert "token" not in listed and listed["hint"] == made.json()["token"][:8]
-    refused = client.post("/api/tokens/", {"name": "x", "domains": [other.pk]}, format="json")
+    outside = {"name": "x", "domains": [other.pk], "password": PASSWORD}
+    refused = client.post("/api/tokens/", outside, format="json")
     assert refused.status_code == 400
     limited = client_for(made.json()["token"])
-    assert limited.post("/api/tokens/", {"name": "y"}, format="json").status_code == 403
+    wider = {"name": "y", "password": PASSWORD}
+    assert limited.post("/api/tokens/", wider, format="json").status_code == 403
     assert client.delete(f"/api/tokens/{made.json()['id']}/").status_code == 204
     assert limited.get("/api/domains/").status_code == 401
 
@@ -90,7 +91,8 @@ def test_tokens_are_made_once_and_revoked_through_the_api(api, alice, family, ot
 def test_the_tokens_page_shows_a_new_token_once(client, alice, family):
     client.force_login(alice)
     page = client.post(
-        reverse("api-tokens"), {"name": "phone", "domains": [family.pk], "read_only": "on"}
+        reverse("api-tokens"),
+        {"name": "phone", "domains": [family.pk], "read_only": "on", "password": PASSWORD},
     ).content.decode()
     token = ApiToken.objects.get(name="phone")
     assert "shown this once" in page and "mg_" in page

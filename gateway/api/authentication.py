@@ -16,9 +16,10 @@ class ApiTokenAuthentication(authentication.TokenAuthentication):
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         user = token.user
-        domain_ids = list(token.domains.values_list("pk", flat=True))
-        if domain_ids:
-            user.token_domain_ids = domain_ids  # gateway.scoping narrows every queryset
+        if token.limited:
+            # gateway.scoping narrows every queryset; an empty list (its domains deleted) means
+            # nothing at all, never everything.
+            user.token_domain_ids = list(token.domains.values_list("pk", flat=True))
         return user, token
 
 

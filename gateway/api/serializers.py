@@ -1,7 +1,7 @@
 from django.db import transaction
 from rest_framework import serializers
 
-from gateway import passwords, services
+from gateway import passwords, services, totp
 from gateway.api.base import ModelCleanSerializer
 from gateway.models import Alias, ApiToken, Domain, Mailbox, StatusChange, StatusItem
 from gateway.scoping import acts_as_owner
@@ -137,11 +137,33 @@ class ApiTokenSerializer(serializers.ModelSerializer):
     domains = serializers.PrimaryKeyRelatedField(
         many=True, required=False, queryset=Domain.objects.all()
     )
+    password = serializers.CharField(
+        write_only=True,
+        required=False,
+        style={"input_type": "password"},
+        help_text="Your password, asked again to make a token (or give otp_token).",
+    )
+    otp_token = serializers.CharField(
+        write_only=True,
+        required=False,
+        help_text="Or a current code from your authenticator, if two-factor is on.",
+    )
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "domains", "read_only", "hint", "created_at", "last_used_at"]
-        read_only_fields = ["hint", "created_at", "last_used_at"]
+        fields = [
+            "id",
+            "name",
+            "domains",
+            "limited",
+            "read_only",
+            "hint",
+            "created_at",
+            "last_used_at",
+            "password",
+            "otp_token",
+        ]
+        read_only_fields = ["limited", "hint", "created_at", "last_used_at"]
 
     def get_fields(self):
         fields = super().get_fields()
@@ -149,6 +171,14 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         if request is not None:
             fields["domains"].child_relation.queryset = Domain.objects.visible_to(request.user)
         return fields
+
+    def validate(self, attrs):
+        totp.reauthenticate(
+            self.context["request"],
+            password=attrs.pop("password", ""),
+            otp_token=attrs.pop("otp_token", ""),
+        )
+        return attrs
 
     def create(self, validated_data):
         row, token = ApiToken.issue(user=self.context["request"].user, **validated_data)
@@ -186,3 +216,10 @@ class StatusChangeSerializer(serializers.ModelSerializer):
         model = StatusChange
         fields = ["id", "key", "label", "domain", "before", "after", "message", "at"]
         read_only_fields = fields
+
+
+class DomainDeletedSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    effects = serializers.ListField(
+        child=serializers.CharField(), help_text="What the delete did to other rows."
+    )

@@ -4,10 +4,11 @@ from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from gateway import tasks
+from gateway import selectors, tasks
 from gateway.api import filters, serializers
 from gateway.api.base import ScopedViewSet
 from gateway.models import Alias, ApiToken, Domain, Mailbox, StatusChange, StatusItem
+from gateway.scoping import limited_by_token
 from gateway.status import Colour
 
 
@@ -19,6 +20,15 @@ class DomainViewSet(ScopedViewSet):
 
     def get_queryset(self):
         return super().get_queryset().prefetch_related("managers")
+
+    @extend_schema(responses={200: serializers.DomainDeletedSerializer})
+    def destroy(self, request, *args, **kwargs):
+        """Delete the domain; ``effects`` says what that did to other rows (API tokens left
+        without any domain stay limited and reach nothing)."""
+        domain = self.get_object()
+        name, effects = str(domain), selectors.domain_delete_effects(domain)
+        domain.delete()
+        return Response({"detail": f"Deleted {name}.", "effects": effects})
 
 
 class MailboxViewSet(ScopedViewSet):
@@ -54,7 +64,8 @@ class ApiTokenViewSet(
         return ApiToken.objects.manageable_by(self.request.user).prefetch_related("domains")
 
     def create(self, request, *args, **kwargs):
-        if getattr(request.user, "token_domain_ids", None) is not None:
+        # Refused before the body is read: a limited token never gets to try a password.
+        if limited_by_token(request.user):
             raise exceptions.PermissionDenied("A token limited to domains cannot make tokens.")
         return super().create(request, *args, **kwargs)
 

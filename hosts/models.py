@@ -10,15 +10,12 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from gateway import crypto
-from gateway.fields import EncryptedTextField
+from gateway.fields import AddressField, DomainNameField, EncryptedTextField, HostField
 from gateway.scoping import ScopedQuerySet
 from gateway.validators import (
     reject_control_characters,
-    validate_address,
     validate_cidr,
     validate_cidr_list,
-    validate_domain_name,
-    validate_host,
     validate_port,
     validate_wireguard_key,
 )
@@ -63,10 +60,9 @@ class Relay(models.Model):
         "with the credentials its 'info' command shows; any other provider's SMTP server is "
         "'other smarthost'.",
     )
-    host = models.CharField(
+    host = HostField(
         max_length=253,
         default="127.0.0.1",
-        validators=[validate_host],
         help_text="Where the smarthost listens. The Proton Mail Bridge listens on 127.0.0.1 "
         "of the machine it runs on.",
     )
@@ -99,11 +95,10 @@ class Relay(models.Model):
         help_text="The smarthost's self-signed certificate in PEM form, to trust it explicitly "
         "(the Bridge exports it from its settings).",
     )
-    rewrite_sender_to = models.CharField(
+    rewrite_sender_to = AddressField(
         "rewrite senders to",
         max_length=254,
         blank=True,
-        validators=[validate_address],
         help_text="Rewrite every sender to this address (sender_canonical_maps), for a "
         "smarthost that only sends from its own addresses, such as the Proton Bridge.",
     )
@@ -143,10 +138,9 @@ class Host(models.Model):
     is_relay = models.BooleanField(
         "relay", default=False, help_text="Runs Postfix that relays through a smarthost."
     )
-    ssh_address = models.CharField(
+    ssh_address = HostField(
         "SSH address",
         max_length=253,
-        validators=[validate_host],
         help_text="Name or IP address Mailgate connects to over SSH.",
     )
     ssh_port = models.PositiveIntegerField(
@@ -199,11 +193,10 @@ class Host(models.Model):
         blank=True,
         help_text="This host's address inside the WireGuard tunnel, e.g. 10.8.0.1 on the hub.",
     )
-    fqdn = models.CharField(
+    fqdn = DomainNameField(
         "public host name",
         max_length=253,
         blank=True,
-        validators=[validate_domain_name],
         help_text="The name the host greets other mail servers with (Postfix myhostname, "
         "HELO). Mail that leaves through the gateway must greet with the gateway's PTR name, "
         "e.g. mail.family.example. Empty: the first domain's mail host name.",
@@ -241,10 +234,10 @@ class Host(models.Model):
         help_text="The gateway's interface toward the internet, where SMTP egress is "
         "translated to its public address (SNAT).",
     )
-    acme_email = models.EmailField(
+    acme_email = AddressField(
         "ACME e-mail",
+        max_length=254,
         blank=True,
-        validators=[reject_control_characters],
         help_text="Let's Encrypt account address for the gateway's Traefik certificates.",
     )
     cloudflare_api_token = EncryptedTextField(
@@ -308,6 +301,13 @@ class Host(models.Model):
             errors["gateway_proxy"] = "Only a gateway has a gateway proxy."
         if self.is_gateway and not (self.public_ipv4 or self.public_ipv6):
             errors["public_ipv4"] = "A gateway needs its public address (the MX and egress IP)."
+        if self.mail_backend == MailBackend.POSTFIX_DOVECOT and self.lan_networks:
+            # Its listeners all read the gateway's PROXY header, where any address can be
+            # claimed: no network may relay by its address (hosts/render/postfix.py).
+            errors["lan_networks"] = (
+                "A Postfix + Dovecot mail server behind the gateway trusts no network: LAN "
+                "machines send through 587 with a login, or through a relay host."
+            )
         if self.relay_id and not (self.is_mailserver or self.is_relay):
             errors["relay"] = "Only a mail server or relay host sends through a smarthost."
         if errors:

@@ -5,15 +5,20 @@ namespaces), each printing one JSON object: what a person's mail program or brow
     greeting HOST PORT CA|-            the server's first line (TLS from the start with a CA)
     imap HOST USER SUBJECT CA          IMAPS login (password in LAB_PROBE_PASSWORD), find a message
     https URL CA                       GET with the certificate checked against the lab CA
+    relay HOST PORT CLAIM...           try to relay through an SMTP server reached directly,
+                                       after a PROXY v2 header claiming each CLAIM (``-``: none)
+    tls HOST PORT SNI                  which TLS versions and suites the server accepts
 
 The password comes from the environment, never the command line (any process can read that).
 """
 
 import imaplib
+import ipaddress
 import json
 import os
 import socket
 import ssl
+import struct
 import sys
 import time
 import urllib.request
@@ -73,9 +78,130 @@ def https_get(url: str, ca: str) -> dict:
         }
 
 
+# PROXY protocol v2 (haproxy's proxy-protocol.txt, section 2.2): signature, version 2 with
+# the PROXY command, then TCP over IPv4 or IPv6 and the addresses and ports.
+PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+RELAY_TARGET = "victim@elsewhere.example"
+
+
+def proxy_header(claimed: str, server: str, port: int) -> bytes:
+    """A v2 header saying the connection came from ``claimed``; its destination is the server
+    where the families agree, otherwise the claim's family's unspecified address."""
+    source, destination = ipaddress.ip_address(claimed), ipaddress.ip_address(server)
+    if destination.version != source.version:
+        destination = ipaddress.ip_address("::" if source.version == 6 else "0.0.0.0")  # noqa: S104
+    family = 0x11 if source.version == 4 else 0x21
+    addresses = source.packed + destination.packed + struct.pack("!HH", 40000, port)
+    return (
+        PROXY_V2_SIGNATURE + bytes([0x21, family]) + struct.pack("!H", len(addresses)) + addresses
+    )
+
+
+def relay_attempts(host: str, port: str, *claims: str) -> dict:
+    return {"attempts": {claim: relay_attempt(host, int(port), claim) for claim in claims}}
+
+
+def relay_attempt(host: str, port: int, claim: str) -> dict:
+    """An attacker who reaches a mail server directly (not through the gateway): an optional
+    forged PROXY header, then EHLO and an envelope to an outside address. ``relayed`` is true
+    when the server accepted that recipient."""
+    try:
+        plain = socket.create_connection((host, port), timeout=10)
+    except OSError as exc:
+        return {"connected": False, "relayed": False, "dialogue": [f"connect: {exc}"]}
+    dialogue: list[str] = []
+    with plain:
+        try:
+            if claim != "-":
+                plain.sendall(proxy_header(claim, host, port))
+            smtp = _Smtp(_insecure().wrap_socket(plain) if port == 465 else plain, dialogue)
+            smtp.say(None)
+            smtp.say("EHLO attacker.example")
+            if port == 587 and smtp.say("STARTTLS").startswith("220"):
+                smtp = _Smtp(_insecure().wrap_socket(plain), dialogue)
+                smtp.say("EHLO attacker.example")
+            smtp.say("MAIL FROM:<spammer@attacker.example>")
+            relayed = smtp.say(f"RCPT TO:<{RELAY_TARGET}>").startswith("250")
+        except (OSError, ssl.SSLError) as exc:
+            dialogue.append(f"{type(exc).__name__}: {exc}")
+            relayed = False
+    return {"connected": True, "relayed": relayed, "dialogue": dialogue}
+
+
+class _Smtp:
+    """Commands and their last reply line, written down in ``dialogue``."""
+
+    def __init__(self, conn, dialogue: list[str]):
+        self.conn, self.replies, self.dialogue = conn, conn.makefile("rb"), dialogue
+
+    def say(self, line: str | None) -> str:
+        if line is not None:
+            self.conn.sendall(f"{line}\r\n".encode())
+        while True:
+            text = self.replies.readline().decode(errors="replace").rstrip()
+            if len(text) < 4 or text[3] != "-":
+                break
+        self.dialogue.append(f"{line or '(greeting)'} -> {text}")
+        return text
+
+
+def _insecure(context: ssl.SSLContext | None = None) -> ssl.SSLContext:
+    context = context or ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context
+
+
+# What a scanner tries: each offer is a client that speaks only that (OpenSSL's security level
+# 0, so that the client itself allows the old and the anonymous).
+TLS_OFFERS = {
+    "TLS 1.3": (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_3, ""),
+    "TLS 1.2 ECDHE AES-GCM": (
+        ssl.TLSVersion.TLSv1_2,
+        ssl.TLSVersion.TLSv1_2,
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
+    ),
+    "TLS 1.2 CBC": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2, "AES:!AESGCM:!AESCCM"),
+    "TLS 1.2 anonymous": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2, "aNULL"),
+    "TLS 1.1": (ssl.TLSVersion.TLSv1_1, ssl.TLSVersion.TLSv1_1, "ALL"),
+}
+
+
+def tls_offers(host: str, port: str, sni: str) -> dict:
+    """For each of ``TLS_OFFERS``: what the server agreed to, or why not. SMTP's 25 and 587
+    start in plain text and switch with STARTTLS."""
+    results = {}
+    for name, (lowest, highest, ciphers) in TLS_OFFERS.items():
+        context = _insecure()
+        context.minimum_version, context.maximum_version = lowest, highest
+        if ciphers:
+            context.set_ciphers(f"{ciphers}:@SECLEVEL=0")
+        try:
+            with socket.create_connection((host, int(port)), timeout=10) as plain:
+                if port in ("25", "587"):
+                    smtp = _Smtp(plain, [])
+                    smtp.say(None)
+                    smtp.say("EHLO scanner.example")
+                    smtp.say("STARTTLS")
+                with context.wrap_socket(plain, server_hostname=sni) as secure:
+                    results[name] = {
+                        "accepted": True,
+                        "agreed": [secure.version(), secure.cipher()[0]],
+                    }
+        except (OSError, ssl.SSLError) as exc:
+            results[name] = {"accepted": False, "error": f"{type(exc).__name__}: {exc}"[:160]}
+    return results
+
+
 def main() -> None:
     verb, *arguments = sys.argv[1:]
-    function = {"dns": lookup, "greeting": greeting, "imap": imap_find, "https": https_get}[verb]
+    function = {
+        "dns": lookup,
+        "greeting": greeting,
+        "imap": imap_find,
+        "https": https_get,
+        "relay": relay_attempts,
+        "tls": tls_offers,
+    }[verb]
     try:
         result = function(*arguments)
     except Exception as exc:  # the check shows what went wrong as its evidence

@@ -19,7 +19,9 @@ from keys import wkd
 from keys.models import OpenPGPKey
 from lab.world import (
     DOMAIN,
+    HOME_ADDRESS,
     HOME_WAN,
+    HUB_ADDRESS,
     INTERNET_VPS_SIDE,
     MAIL_HOST,
     OUTSIDE,
@@ -214,6 +216,72 @@ def check_open_relay(run: Run) -> Result:
     )
 
 
+# What an attacker's forged PROXY header claims: no header, loopback, a LAN, the tunnel's two
+# ends, the gateway's public address.
+CLAIMS = ("-", "127.0.0.1", "::1", "192.168.1.5", HUB_ADDRESS, HOME_ADDRESS, VPS_PUBLIC)
+SMTP_PORTS = ("25", "465", "587")
+
+
+def check_direct_attack(run: Run) -> Result:
+    """The mail server reached without the gateway: at its own address from the internet, and
+    at its tunnel address routed through that address (as a machine on its LAN could), every
+    port that reads a PROXY header is closed. From the gateway itself, the one client allowed
+    to send a header, a header claiming one of our own addresses still relays nothing."""
+    internet, vps = run.lab.hosts["internet"], run.lab.hosts["vps"]
+    ports = (*SMTP_PORTS, "993")
+    routed = f"{HOME_ADDRESS} via {HOME_WAN}"
+    evidence, ok = [], True
+    internet.run(f"ip route replace {HOME_ADDRESS}/32 via {HOME_WAN}", timeout=10)
+    try:
+        for label, target in ((HOME_WAN, HOME_WAN), (routed, HOME_ADDRESS)):
+            for port in ports:
+                tried = probe(internet, "relay", target, port, *CLAIMS).get("attempts", {})
+                reached = [claim for claim, seen in tried.items() if seen["connected"]]
+                ok = ok and len(tried) == len(CLAIMS) and not reached
+                evidence.append(f"internet -> {label}:{port}: connected: {reached or 'none'}")
+    finally:
+        internet.run(f"ip route del {HOME_ADDRESS}/32", timeout=10)
+    for port in SMTP_PORTS:
+        tried = probe(vps, "relay", HOME_ADDRESS, port, *CLAIMS[1:]).get("attempts", {})
+        relayed = [claim for claim, seen in tried.items() if seen["relayed"]]
+        answer = next(iter(tried.values()), {}).get("dialogue", ["nothing"])[-1]
+        ok = ok and len(tried) == len(CLAIMS) - 1 and not relayed
+        evidence.append(f"vps -> {HOME_ADDRESS}:{port}: relayed for {relayed or 'none'} ({answer})")
+    return Result(
+        "Direct attack: no forged PROXY header relays mail, from anywhere",
+        ok,
+        "\n".join(evidence),
+    )
+
+
+# Mozilla's intermediate profile where TLS is required; port 25 is opportunistic (RFC 7435) and
+# only refuses the anonymous suites.
+OUTDATED = {"TLS 1.2 CBC", "TLS 1.2 anonymous", "TLS 1.1"}
+TLS_ENDPOINTS = {
+    "25": (MAIL_HOST, {"TLS 1.2 anonymous"}),
+    "465": (MAIL_HOST, OUTDATED),
+    "587": (MAIL_HOST, OUTDATED),
+    "993": (MAIL_HOST, OUTDATED),
+    "443": (f"openpgpkey.{DOMAIN}", OUTDATED),
+}
+TLS_REQUIRED = {"TLS 1.3", "TLS 1.2 ECDHE AES-GCM"}
+
+
+def check_tls(run: Run) -> Result:
+    evidence, ok = [], True
+    for port, (name, refused) in TLS_ENDPOINTS.items():
+        offers = probe(run.lab.hosts["internet"], "tls", VPS_PUBLIC, port, name)
+        accepted = {offer for offer, seen in offers.items() if seen.get("accepted")}
+        ok = ok and accepted >= TLS_REQUIRED and not (accepted & refused)
+        agreed = "; ".join(f"{o}: {' '.join(offers[o]['agreed'])}" for o in sorted(accepted))
+        evidence.append(f"{port} ({name}) accepts {agreed or 'nothing'}; refuses {sorted(refused)}")
+    return Result(
+        "TLS: Mozilla intermediate on 465, 587, 993 and 443; no anonymous suite on 25",
+        ok,
+        "\n".join(evidence),
+    )
+
+
 def check_outbound(run: Run) -> Result:
     record = run.received("mx", run.subject("outbound"))
     if record is None:
@@ -324,6 +392,8 @@ CHECKS: tuple[Callable[[Run], Result], ...] = (
     check_spoofed_sender,
     check_alias_sender,
     check_open_relay,
+    check_direct_attack,
+    check_tls,
     check_outbound,
     check_dkim,
     check_handshake,

@@ -60,6 +60,12 @@ def test_it_deploys_the_reference_setup_and_proves_that_mail_flows(folder, capsy
         assert "connect from unknown[203.0.113.1]" in evidence["Inbound"]
         assert "from 203.0.113.10" in evidence["Outbound"]
         assert any("553 5.7.1" in r.evidence for r in results)  # the spoofed sender
+        # The mail server attacked directly (issue 14): every port, every forged claim.
+        attack = evidence["Direct attack"].splitlines()
+        assert sum("connected: none" in line for line in attack) == 8, attack
+        assert sum("relayed for none" in line for line in attack) == 3, attack
+        assert "Relay access denied" in attack[-3]
+        assert "refuses ['TLS 1.1', 'TLS 1.2 CBC', 'TLS 1.2 anonymous']" in evidence["TLS"]
         call_command("lab", "status", folder=folder)
         assert "ssh" in capsys.readouterr().out
         assert_status_is_green(folder)

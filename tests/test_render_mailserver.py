@@ -8,9 +8,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from django.core.exceptions import ValidationError
 
 from gateway.bundle import Bundle, RenderError
-from hosts.render import bridge, dovecot, postfix, render
+from hosts.render import bridge, dovecot, postfix, render, tls
 from hosts.render.local import run_check, run_checks
 from tests.render_world import assert_golden, context, hosts, with_directory
 
@@ -159,8 +160,92 @@ def test_it_never_renders_an_open_relay(world):
     assert dict(postfix.main_cf(context(world, "relay"), mailserver=False))["mynetworks"] == (
         "127.0.0.0/8 [::1]/128 192.168.1.0/24"
     )
-    master = postfix.master_cf(mailserver=True)
+    master = postfix.master_cf(context(world, "home"), mailserver=True)
     assert master.count("  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject") == 2
+
+
+def services_of(master: list[str]) -> dict[str, list[str]]:
+    """master.cf as {service line: its -o options}."""
+    services: dict[str, list[str]] = {}
+    last = ""
+    for line in master:
+        if line.startswith("  -o "):
+            services[last].append(line.removeprefix("  -o "))
+        elif line and not line.startswith("#"):
+            last = line
+            services[last] = []
+    return services
+
+
+def test_only_the_tunnel_address_reads_a_proxy_header_and_no_claimed_address_is_trusted(world):
+    services = services_of(postfix.master_cf(context(world, "home"), mailserver=True))
+    inet = {line: options for line, options in services.items() if " inet " in line}
+    proxied = {line: o for line, o in inet.items() if "smtpd_upstream_proxy_protocol=haproxy" in o}
+    assert sorted(line.split()[0] for line in proxied) == [
+        "10.0.1.2:smtp",
+        "10.0.1.2:submission",
+        "10.0.1.2:submissions",
+    ]
+    # Whatever a header claims (loopback, a LAN), permit_mynetworks matches nothing there.
+    assert all("mynetworks=" in options for options in proxied.values())
+    # Inbound mail never reaches the signing milter: a forged header cannot get a signature.
+    assert "smtpd_milters=" in proxied["10.0.1.2:smtp inet n - y - - smtpd"]
+    # The one other listener is loopback, without a header: programs on the host itself.
+    assert set(inet) - set(proxied) == {"127.0.0.1:smtp inet n - y - - smtpd"}
+    settings = dict(postfix.main_cf(context(world, "home"), mailserver=True))
+    assert settings["inet_interfaces"] == "loopback-only"
+    assert settings["mynetworks"] == "127.0.0.0/8 [::1]/128"
+    assert "listen = 10.0.1.2" in dovecot.dovecot_conf(context(world, "home"))
+
+
+def test_an_ipv6_tunnel_address_is_bracketed_as_master_cf_reads_hosts(world):
+    world["home"].tunnel_address = "fd00:8::2"
+    master = postfix.master_cf(context(world, "home"), mailserver=True)
+    assert "[fd00:8::2]:submission inet n - y - - smtpd" in master
+
+
+def test_a_mail_server_outside_a_tunnel_is_refused_not_opened(world):
+    world["peer"].host = world["relay"]
+    with pytest.raises(RenderError, match="spoke of a tunnel"):
+        postfix.master_cf(context(world, "home"), mailserver=True)
+
+
+def test_a_mail_server_refuses_lan_networks_a_header_could_claim(world):
+    home = world["home"]
+    home.lan_networks = ["192.168.1.0/24"]
+    with pytest.raises(ValidationError) as refused:
+        home.clean()
+    assert "trusts no network" in str(refused.value.message_dict["lan_networks"])
+    with pytest.raises(RenderError, match="trusts no network"):  # a row saved before the rule
+        render(context(world, "home"))
+    home.mail_backend = "mailu"  # Mailu judges headers by its own REAL_IP_FROM
+    home.clean()
+
+
+def test_submission_and_imaps_get_mozilla_intermediate_and_port_25_no_anonymous_suite(world):
+    ctx = context(world, "home")
+    settings = dict(postfix.main_cf(ctx, mailserver=True))
+    assert settings["smtpd_tls_mandatory_protocols"] == ">=TLSv1.2"
+    assert settings["smtpd_tls_mandatory_ciphers"] == "high"
+    assert settings["tls_high_cipherlist"] == tls.INTERMEDIATE_CIPHERS
+    assert "aNULL" in settings["smtpd_tls_exclude_ciphers"]  # every level, port 25 too
+    services = services_of(postfix.master_cf(ctx, mailserver=True))
+    for service in ("submission", "submissions"):
+        options = services[f"10.0.1.2:{service} inet n - y - - smtpd"]
+        assert "smtpd_tls_security_level=encrypt" in options  # so the mandatory settings apply
+    conf = dovecot.dovecot_conf(ctx)
+    assert f"ssl_cipher_list = {tls.INTERMEDIATE_CIPHERS}" in conf
+    assert "ssl_min_protocol = TLSv1.2" in conf
+    # Every suite named is forward-secret AEAD: no CBC, no RSA key exchange.
+    assert all(
+        suite.startswith(("ECDHE-", "DHE-")) and ("GCM" in suite or "CHACHA20" in suite)
+        for suite in tls.INTERMEDIATE_CIPHERS.split(":")
+    )
+    listed = subprocess.run(
+        ["openssl", "ciphers", tls.INTERMEDIATE_CIPHERS], capture_output=True, text=True
+    )
+    known = set(listed.stdout.strip().split(":"))  # OpenSSL knows every name
+    assert listed.returncode == 0 and set(tls.INTERMEDIATE_CIPHERS.split(":")) <= known
 
 
 def test_it_pins_a_pasted_smarthost_certificate_by_fingerprint(world):

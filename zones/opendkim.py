@@ -11,9 +11,10 @@ Two bundle contributions (registered in ``ZonesConfig.ready``), both of the sign
   submission ports, ``non_smtpd_milters`` for mail made on the host). ``hosts.render.postfix``
   writes ``main.cf`` and merges them (``gateway.bundle.contributed_settings``).
 
-OpenDKIM signs mail from clients that logged in (587 and 465 require it) and from its
-InternalHosts (the host itself, as ``sendmail`` mail reaches it, and the host's LAN networks,
-which Postfix lets relay without logging in), whose From domain is in the SigningTable; it only
+OpenDKIM signs mail from clients that logged in (587 and 465 require it) and from the host
+itself (its default InternalHosts: ``sendmail`` and the loopback listener), whose From domain is
+in the SigningTable. Mail from other servers on port 25 never reaches it (``master.cf`` gives
+that service no milter), so no address a forged PROXY header claims gets a signature. It only
 signs (``Mode s``): judging inbound signatures is the spam filter's work, and would cost a DNS
 query per received message.
 """
@@ -50,7 +51,7 @@ def units(ctx) -> list[Unit]:
         Unit(
             name="opendkim",
             files=(
-                File(CONFIG, key_values(config(ctx.host), separator=" ")),
+                File(CONFIG, key_values(config(), separator=" ")),
                 File(KEY_TABLE, table((key.record_name, _key_entry(key)) for key in keys)),
                 File(SIGNING_TABLE, table((key.domain.name, key.record_name) for key in keys)),
                 *key_files,
@@ -74,7 +75,7 @@ def postfix_settings(ctx) -> list[tuple[str, str]]:
     ]
 
 
-def config(host) -> list[tuple[str, str]]:
+def config() -> list[tuple[str, str]]:
     return [
         # OpenDKIM logs only through syslog(3). On a host with systemd that is the journal;
         # where nothing listens on /dev/log (a container, the lab's namespaces) the messages
@@ -90,16 +91,7 @@ def config(host) -> list[tuple[str, str]]:
         ("OversignHeaders", "From"),  # a second From added in transit breaks the signature
         ("KeyTable", f"file:{KEY_TABLE}"),
         ("SigningTable", f"file:{SIGNING_TABLE}"),
-        *_internal_hosts(host),
     ]
-
-
-def _internal_hosts(host) -> list[tuple[str, str]]:
-    """Without LAN networks OpenDKIM's default (the host itself) is right; with them the list
-    replaces that default, so it names loopback too."""
-    if not host.lan_networks:
-        return []
-    return [("InternalHosts", ", ".join(["127.0.0.1", "::1", *host.lan_networks]))]
 
 
 def key_path(key) -> str:

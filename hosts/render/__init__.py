@@ -4,7 +4,8 @@ Every module here is a pure function ``units(ctx) -> list[Unit]`` of a ``RenderC
 returns the units its host gets, none when the host has no such role. ``render_host`` loads the
 context once and asks every renderer, then the other apps' contributors (``gateway.bundle``).
 Order matters only for activation: Dovecot's sockets exist before Postfix reloads, the tunnel is
-up before the egress rules and the proxies that use it.
+up before the egress rules and the proxies that use it, the mail guard's filter is in place
+before the services it guards listen.
 """
 
 from collections.abc import Iterable
@@ -12,10 +13,21 @@ from collections.abc import Iterable
 from gateway.bundle import Bundle, contributions
 from gateway.selectors import mail_directory
 from hosts.models import Host
-from hosts.render import bridge, dovecot, egress, haproxy, mailu, nginx, postfix, traefik, wireguard
+from hosts.render import (
+    bridge,
+    dovecot,
+    egress,
+    guard,
+    haproxy,
+    mailu,
+    nginx,
+    postfix,
+    traefik,
+    wireguard,
+)
 from hosts.render.context import RenderContext, load_context
 
-RENDERERS = (wireguard, egress, dovecot, postfix, bridge, mailu, traefik, haproxy, nginx)
+RENDERERS = (wireguard, egress, guard, dovecot, postfix, bridge, mailu, traefik, haproxy, nginx)
 
 
 def render(ctx: RenderContext) -> Bundle:

@@ -9,12 +9,13 @@ what ``doveconf -n`` shows is exactly what Mailgate decided.
 from gateway.bundle import File, RenderError, Unit
 from gateway.writers import lines, one_line, shell_quote
 from hosts.choices import MailBackend
-from hosts.render import systemd
+from hosts.render import systemd, tls
 from hosts.render.context import RenderContext
 
 CONFIG = "/etc/dovecot/dovecot.conf"
 USERS = "/etc/dovecot/mailgate-users"
 VMAIL = "/var/vmail"
+IMAPS_PORT = 993  # behind the gateway, with its PROXY v2 header
 LOCKED = "*"  # never a valid hash: a mailbox without a password cannot log in
 
 
@@ -66,7 +67,8 @@ def dovecot_conf(ctx: RenderContext) -> list[str]:
     postmaster = f"postmaster@{ctx.directory.domains[0].name}" if ctx.directory.domains else ""
     return [
         "protocols = imap lmtp",
-        "listen = *, ::",
+        "# Only where the gateway's connections arrive: the tunnel address.",
+        f"listen = {one_line(ctx.host.tunnel_address)}",
         f"mail_home = {VMAIL}/%d/%n",
         "mail_location = maildir:~/Maildir",
         "mail_uid = vmail",
@@ -77,7 +79,10 @@ def dovecot_conf(ctx: RenderContext) -> list[str]:
         "ssl = required",
         f"ssl_cert = <{one_line(ctx.certificate)}",
         f"ssl_key = <{one_line(ctx.certificate_key)}",
-        "ssl_min_protocol = TLSv1.2",
+        "# Mozilla's intermediate profile (hosts/render/tls.py).",
+        f"ssl_min_protocol = {tls.MIN_PROTOCOL}",
+        f"ssl_cipher_list = {tls.INTERMEDIATE_CIPHERS}",
+        "ssl_prefer_server_ciphers = no",
         "auth_mechanisms = plain login",
         "disable_plaintext_auth = yes",
         "",
@@ -99,7 +104,7 @@ def dovecot_conf(ctx: RenderContext) -> list[str]:
         "    port = 0",
         "  }",
         "  inet_listener imaps {",
-        "    port = 993",
+        f"    port = {IMAPS_PORT}",
         "    ssl = yes",
         "    haproxy = yes",
         "  }",

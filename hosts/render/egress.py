@@ -410,13 +410,19 @@ def _unit(interface: str, script: bytes) -> Unit:
             File(SCRIPT, script, mode=0o755),
             File(SERVICE_PATH, _service(tunnel)),
         ),
-        checks=(
-            f'bash -n "$STAGE"{quoted}',
-            f'if command -v shellcheck >/dev/null 2>&1; then shellcheck "$STAGE"{quoted}; fi',
-        ),
+        checks=script_checks(SCRIPT),
         # The unit's own start runs enable the first time; running enable again applies a
         # changed script to an already active unit without a gap in the rules.
         activate=(systemd.enable_now(SERVICE), f"{quoted} enable"),
+    )
+
+
+def script_checks(path: str) -> tuple[str, ...]:
+    """A rendered shell script is checked by bash's parser and, where installed, shellcheck."""
+    quoted = shell_quote(path)
+    return (
+        f'bash -n "$STAGE"{quoted}',
+        f'if command -v shellcheck >/dev/null 2>&1; then shellcheck "$STAGE"{quoted}; fi',
     )
 
 

@@ -26,7 +26,7 @@ import re
 from gateway.bundle import File, RenderError, Unit
 from gateway.writers import lines, one_line, shell_quote
 from hosts.choices import GatewayProxy
-from hosts.render import systemd
+from hosts.render import systemd, tls
 from hosts.render.context import (
     WKD_BACKEND,
     WKD_CONTAINER,
@@ -115,8 +115,11 @@ def _host_server(ctx: RenderContext, domains: list[str]) -> list[str]:
         "",
         f"    ssl_certificate {_path(ctx.certificate)};",
         f"    ssl_certificate_key {_path(ctx.certificate_key)};",
-        "    # Not in the guide (Traefik holds TLS there): Traefik's own minimum, TLS 1.2.",
+        "    # Not in the guide (Traefik holds TLS there): Mozilla's intermediate profile.",
         "    ssl_protocols TLSv1.2 TLSv1.3;",
+        f"    ssl_ciphers {tls.INTERMEDIATE_CIPHERS};",
+        "    ssl_prefer_server_ciphers off;",
+        "    ssl_session_tickets off;",
         "",
         "    # Log the client, not HAProxy: its address comes in the PROXY header.",
         f"    set_real_ip_from {one_line(address)};",

@@ -4,8 +4,14 @@ outgoing mail to a smarthost such as the Proton Mail Bridge.
 Follows ``reference/postfix-submission-relaying.txt`` (submission on 587 with STARTTLS enforced,
 submissions on 465 in wrapper mode, Dovecot SASL, ``reject_sender_login_mismatch`` with aliases
 allowed as senders) and ``reference/proton-bridge-relay.txt`` (relayhost, SASL password map keyed
-as Postfix looks it up, canonical sender rewriting, mynetworks for LAN clients). Mail arrives from
-the gateway with a PROXY v2 header, so every public smtpd service expects one.
+as Postfix looks it up, canonical sender rewriting, mynetworks for LAN clients).
+
+On the mail server, mail arrives from the gateway with a PROXY v2 header, and Postfix believes
+whatever address such a header names: it has no list of trusted proxies. So the services that
+read one listen only on the tunnel address, ``mailgate-mail-guard`` (``guard.py``) lets only the
+hub's tunnel address reach them, and they trust no network (``mynetworks`` is empty there): an
+address a header claims never lets mail relay, and inbound mail on port 25 never reaches the
+signing milter. Programs on the host itself send through a plain listener on loopback.
 """
 
 import ipaddress
@@ -19,7 +25,7 @@ from gateway.selectors import MailDirectory
 from gateway.writers import key_values, lines, one_line, shell_quote, table
 from hosts.choices import MailBackend, TlsLevel
 from hosts.models import Relay
-from hosts.render import systemd
+from hosts.render import systemd, tls
 from hosts.render.context import RenderContext
 
 CONFIG_DIR = "/etc/postfix"
@@ -28,6 +34,8 @@ MAIN_CF = f"{CONFIG_DIR}/main.cf"
 MAPS_DIR = "/etc/postfix/mailgate"
 MAPS = ("virtual_domains", "virtual_mailboxes", "virtual_aliases", "sender_logins")
 LOOPBACK = ("127.0.0.0/8", "[::1]/128")
+# The services that read the gateway's PROXY v2 header, by port (master.cf service names).
+PROXIED_SERVICES = {25: "smtp", 587: "submission", 465: "submissions"}
 
 
 def units(ctx: RenderContext) -> list[Unit]:
@@ -45,7 +53,7 @@ def _unit(ctx: RenderContext, *, mailserver: bool) -> Unit:
     relay = ctx.host.relay
     files = [
         File(MAIN_CF, key_values(main_cf(ctx, mailserver=mailserver))),
-        File(f"{CONFIG_DIR}/master.cf", lines(master_cf(mailserver=mailserver))),
+        File(f"{CONFIG_DIR}/master.cf", lines(master_cf(ctx, mailserver=mailserver))),
     ]
     if mailserver:
         files += [File(f"{MAPS_DIR}/{name}", table(rows)) for name, rows in maps(ctx).items()]
@@ -67,11 +75,10 @@ def main_cf(ctx: RenderContext, *, mailserver: bool) -> list[tuple[str, str]]:
         ("myhostname", ctx.hostname),
         ("myorigin", "$myhostname"),
         ("mydestination", "localhost"),
-        ("inet_interfaces", "all"),
-        (
-            "mynetworks",
-            " ".join([*LOOPBACK, *(_postfix_network(net) for net in host.lan_networks)]),
-        ),
+        # The mail server's services name their addresses in master.cf; the relay host's
+        # smtpd serves its LAN on every interface.
+        ("inet_interfaces", "loopback-only" if mailserver else "all"),
+        ("mynetworks", " ".join([*LOOPBACK, *_lan_networks(host, mailserver=mailserver)])),
         ("smtpd_banner", "$myhostname ESMTP"),
         ("biff", "no"),
         ("append_dot_mydomain", "no"),
@@ -105,7 +112,13 @@ def _mailserver_settings(ctx: RenderContext) -> list[tuple[str, str]]:
         ("smtpd_tls_key_file", ctx.certificate_key),
         ("smtpd_tls_security_level", "may"),
         ("smtpd_tls_auth_only", "yes"),
-        ("smtpd_tls_mandatory_protocols", ">=TLSv1.2"),
+        # Submission (587, 465) requires TLS and so gets the "mandatory" settings: Mozilla's
+        # intermediate profile. Port 25 stays opportunistic (RFC 7435), without anonymous suites.
+        ("smtpd_tls_mandatory_protocols", f">={tls.MIN_PROTOCOL}"),
+        ("smtpd_tls_mandatory_ciphers", "high"),
+        ("tls_high_cipherlist", tls.INTERMEDIATE_CIPHERS),
+        ("smtpd_tls_exclude_ciphers", "aNULL, eNULL"),
+        ("tls_preempt_cipherlist", "no"),
         ("smtpd_sasl_type", "dovecot"),
         ("smtpd_sasl_path", "private/auth"),
         # AUTH belongs to the submission ports; port 25 is for other mail servers.
@@ -236,29 +249,54 @@ _SUBMISSION = (
 )
 
 
-def master_cf(*, mailserver: bool) -> list[str]:
+def master_cf(ctx: RenderContext, *, mailserver: bool) -> list[str]:
     internal = [*_INTERNAL_SERVICES]
     if not mailserver:
         return ["smtp inet n - y - - smtpd", *internal]
-    proxied = "smtpd_upstream_proxy_protocol=haproxy"
+    at = proxied_address(ctx)
+    # Whatever address a PROXY header names, it is never one of ours.
+    proxied = ("smtpd_upstream_proxy_protocol=haproxy", "mynetworks=")
     return [
-        *_service("smtp inet n - y - - smtpd", proxied),
+        "# Programs on this host (a web application, monitoring) send through loopback.",
+        "127.0.0.1:smtp inet n - y - - smtpd",
+        "# Behind the gateway: the tunnel address only, each connection after a PROXY header.",
         *_service(
-            "submission inet n - y - - smtpd",
+            f"{at}:{PROXIED_SERVICES[25]} inet n - y - - smtpd",
+            *proxied,
+            # Mail from other servers is never signed: the milters of main.cf sign ours.
+            "smtpd_milters=",
+        ),
+        *_service(
+            f"{at}:{PROXIED_SERVICES[587]} inet n - y - - smtpd",
             "syslog_name=postfix/submission",
-            proxied,
+            *proxied,
             "smtpd_tls_security_level=encrypt",
             *_SUBMISSION,
         ),
         *_service(
-            "submissions inet n - y - - smtpd",
+            f"{at}:{PROXIED_SERVICES[465]} inet n - y - - smtpd",
             "syslog_name=postfix/submissions",
-            proxied,
+            *proxied,
             "smtpd_tls_wrappermode=yes",
+            "smtpd_tls_security_level=encrypt",
             *_SUBMISSION,
         ),
         *internal,
     ]
+
+
+def proxied_address(ctx: RenderContext) -> str:
+    """The mail server's tunnel address as master.cf names a host: where the gateway's
+    connections arrive."""
+    address = ctx.host.tunnel_address if ctx.spoke_of else ""
+    try:
+        parsed = ipaddress.ip_address(one_line(address))
+    except ValueError:
+        raise RenderError(
+            f"{ctx.host} receives mail through the gateway's PROXY header, so it must be a spoke "
+            "of a tunnel and have a tunnel address."
+        ) from None
+    return f"[{parsed}]" if parsed.version == 6 else str(parsed)
 
 
 def _service(columns: str, *options: str) -> list[str]:
@@ -310,6 +348,18 @@ def _override(settings: list[tuple[str, str]]) -> list[tuple[str, str]]:
     for key, value in settings:
         merged[key] = value
     return list(merged.items())
+
+
+def _lan_networks(host, *, mailserver: bool) -> list[str]:
+    """LAN machines relay without logging in only through the relay host's plain smtpd. The
+    mail server has no such listener (all but loopback read a PROXY header) and refuses them
+    (``Host.clean``); a row saved before that rule fails here instead of being ignored."""
+    if mailserver and host.lan_networks:
+        raise RenderError(
+            f"{host} lists LAN networks, but a mail server behind the gateway trusts no network: "
+            "LAN machines send through 587 with a login, or through a relay host."
+        )
+    return [_postfix_network(net) for net in host.lan_networks]
 
 
 def _postfix_network(network: str) -> str:

@@ -550,3 +550,12 @@ def test_it_shares_no_path_with_the_wkd_nginx_unit(world):
         ctx = context(world, "vps")
         units = [*traefik.units(ctx), *haproxy.units(ctx), *nginx.units(ctx)]
         assert len(Bundle(host="vps", units=tuple(units)).units) == 2
+
+
+def test_what_traefik_terminates_follows_mozilla_intermediate(world):
+    _, dynamic, _ = documents(world)
+    default = dynamic["tls"]["options"]["default"]
+    assert default["minVersion"] == "VersionTLS12"
+    assert all("GCM" in suite or "CHACHA20" in suite for suite in default["cipherSuites"])
+    assert all(suite.startswith("TLS_ECDHE_") for suite in default["cipherSuites"])
+    assert jsonschemas.problems("traefik-v3-file-provider", dynamic) == []

@@ -29,7 +29,7 @@ import yaml
 from gateway.bundle import File, RenderError, Unit
 from gateway.writers import one_line, shell_quote, yaml_document
 from hosts.choices import GatewayProxy
-from hosts.render import haproxy, jsonschemas
+from hosts.render import haproxy, jsonschemas, tls
 from hosts.render.context import (
     HTTPS_PORT,
     MAIL_PORTS,
@@ -189,7 +189,20 @@ def _resolvers(ctx: RenderContext) -> dict:
 def dynamic(ctx: RenderContext, home: haproxy.Peer) -> dict:
     mail = haproxy.mail_names(ctx.directory)
     wkd = haproxy.wkd_names(ctx.directory)
-    return {"http": _http(ctx, home, mail, wkd), "tcp": _tcp(home, mail)}
+    return {"http": _http(ctx, home, mail, wkd), "tcp": _tcp(home, mail), "tls": _tls()}
+
+
+def _tls() -> dict:
+    """What Traefik terminates itself (WKD) follows Mozilla's intermediate profile; the mail
+    ports pass through to the mail server, which holds its own TLS settings."""
+    return {
+        "options": {
+            "default": {
+                "minVersion": "VersionTLS12",
+                "cipherSuites": tls.INTERMEDIATE_GO_SUITES,
+            }
+        }
+    }
 
 
 def _http(ctx: RenderContext, home: haproxy.Peer, mail: list[str], wkd: list[str]) -> dict:
@@ -222,11 +235,11 @@ def _http(ctx: RenderContext, home: haproxy.Peer, mail: list[str], wkd: list[str
 
 def _tcp(home: haproxy.Peer, mail: list[str]) -> dict:
     routers = {}
-    for name, (entry_point, tls) in TCP_ROUTES.items():
+    for name, (entry_point, passthrough) in TCP_ROUTES.items():
         # The mail names share 443 with WKD, so they are told apart by SNI; the others own a port.
         rule = _any("HostSNI", mail) if entry_point == "web-secure" else "HostSNI(`*`)"
         if rule:
-            routers[name] = _tcp_router(name, entry_point, rule, tls=tls)
+            routers[name] = _tcp_router(name, entry_point, rule, tls=passthrough)
     services = {
         name: _tcp_service(_host_port(home.address, ENTRY_POINTS[entry_point]))
         for name, (entry_point, _) in TCP_ROUTES.items()

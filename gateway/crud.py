@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.db.models import ProtectedError
 from django.shortcuts import redirect
 from django.urls import path, reverse
@@ -110,7 +110,11 @@ class CrudFormMixin(CrudMixin):
         return {**super().get_form_kwargs(), "user": self.request.user}
 
     def form_valid(self, form):
-        response = super().form_valid(form)
+        try:
+            response = super().form_valid(form)
+        except ValidationError as exc:  # refused on saving, e.g. an address taken a moment ago
+            form.add_error(None, exc)
+            return self.form_invalid(form)
         messages.success(self.request, f"Saved {self.object}.")
         return response
 

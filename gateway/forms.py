@@ -8,7 +8,7 @@ from django_otp.forms import OTPAuthenticationFormMixin
 
 from gateway import passwords, services, totp
 from gateway.models import Alias, ApiToken, Domain, Mailbox
-from gateway.validators import validate_local_part
+from gateway.validators import to_local_part
 
 SECRET_SET = "Set. Leave empty to keep it, or enter a new value to replace it."  # noqa: S105 (help text, not a password)
 SECRET_UNSET = "Not set."  # noqa: S105
@@ -101,10 +101,8 @@ class DomainCreateForm(PanelForm):
         fields = ["name", "mail_hostname", "enabled"]
 
     def clean_first_mailbox(self):
-        local_part = self.cleaned_data["first_mailbox"].strip().lower()
-        if local_part:
-            validate_local_part(local_part)
-        return local_part
+        local_part = self.cleaned_data["first_mailbox"]
+        return to_local_part(local_part) if local_part else local_part
 
     def clean(self):
         cleaned = super().clean()
@@ -137,7 +135,16 @@ class DomainForm(PanelForm):
         fields = ["name", "mail_hostname", "enabled", "managers"]
 
 
-class MailboxForm(PasswordPairMixin, PanelForm):
+class AddressForm(PanelForm):
+    """A mailbox or alias, saved through ``services.address_save``: losing a race for its
+    address raises the ValidationError the page shows (``gateway.crud``)."""
+
+    def save(self, commit=True):
+        services.address_save(self.instance)
+        return self.instance
+
+
+class MailboxForm(PasswordPairMixin, AddressForm):
     class Meta:
         model = Mailbox
         fields = ["domain", "local_part", "display_name", "quota_mb", "enabled", "owner"]
@@ -181,7 +188,7 @@ class LinesField(forms.CharField):
         return [line.strip() for line in (value or "").splitlines() if line.strip()]
 
 
-class AliasForm(PanelForm):
+class AliasForm(AddressForm):
     destinations = LinesField(help_text=Alias._meta.get_field("destinations").help_text)
 
     class Meta:

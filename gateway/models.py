@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 
 from gateway import passwords
+from gateway.fields import AddressListField, DomainNameField, LocalPartField
 from gateway.scoping import (
     DomainScopedQuerySet,
     ScopedQuerySet,
@@ -16,13 +17,7 @@ from gateway.scoping import (
     managed_domain_ids,
 )
 from gateway.status import Colour
-from gateway.validators import (
-    reject_control_characters,
-    to_ascii_domain,
-    validate_address,
-    validate_domain_name,
-    validate_local_part,
-)
+from gateway.validators import reject_control_characters
 
 STANDARD_ALIASES = ("abuse", "hostmaster", "noc", "postmaster", "security", "webmaster")
 
@@ -38,16 +33,14 @@ class DomainQuerySet(ScopedQuerySet):
 class Domain(models.Model):
     """A mail domain hosted by this gateway."""
 
-    name = models.CharField(
+    name = DomainNameField(
         max_length=253,
         unique=True,
-        validators=[validate_domain_name],
         help_text="The domain people write after the @, e.g. family.example. "
         "Internationalized names are stored in their ASCII (xn--) form.",
     )
-    mail_hostname = models.CharField(
+    mail_hostname = DomainNameField(
         max_length=253,
-        validators=[validate_domain_name],
         help_text="The public name of the mail server (MX, SMTP banner, TLS certificate), "
         "e.g. mail.family.example.",
     )
@@ -68,15 +61,6 @@ class Domain(models.Model):
     def __str__(self):
         return self.unicode_name
 
-    def clean(self):
-        for field in ("name", "mail_hostname"):
-            value = getattr(self, field)
-            if value:
-                try:
-                    setattr(self, field, to_ascii_domain(value))
-                except ValidationError as exc:
-                    raise ValidationError({field: exc}) from None
-
     @property
     def unicode_name(self) -> str:
         import idna
@@ -96,11 +80,7 @@ class Mailbox(models.Model):
     """A mailbox (a user account that receives and sends mail)."""
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="mailboxes")
-    local_part = models.CharField(
-        max_length=64,
-        validators=[validate_local_part],
-        help_text="The part before the @, e.g. alice.",
-    )
+    local_part = LocalPartField(max_length=64, help_text="The part before the @, e.g. alice.")
     display_name = models.CharField(
         max_length=200,
         blank=True,
@@ -138,15 +118,9 @@ class Mailbox(models.Model):
     def address(self) -> str:
         return f"{self.local_part}@{self.domain.name}"
 
-    def clean(self):
-        self.local_part = (self.local_part or "").lower()
-        if (
-            self.domain_id
-            and Alias.objects.filter(domain_id=self.domain_id, local_part=self.local_part).exists()
-        ):
-            raise ValidationError(
-                {"local_part": "An alias with this address already exists in the domain."}
-            )
+    def validate_unique(self, exclude=None):
+        super().validate_unique(exclude)
+        _refuse_taken_address(self, Alias, "An alias", exclude)
 
     def set_password(self, raw_password: str) -> None:
         self.password_hash = passwords.hash_password(raw_password)
@@ -160,12 +134,12 @@ class AliasQuerySet(DomainScopedQuerySet):
 
 
 def validate_destinations(value) -> None:
+    """The list's shape; each address was already brought to its stored form (or refused) by
+    ``AddressListField``, so that ``A@x`` and ``a@x`` count as the same destination."""
     if not isinstance(value, list) or not value:
         raise ValidationError("Give at least one destination address.", code="no_destination")
-    for address in value:
-        if not isinstance(address, str):
-            raise ValidationError("Each destination must be an address.", code="invalid_address")
-        validate_address(address)
+    if not all(isinstance(address, str) for address in value):
+        raise ValidationError("Each destination must be an address.", code="invalid_address")
     if len(set(value)) != len(value):
         raise ValidationError("A destination is listed twice.", code="duplicate_destination")
 
@@ -174,12 +148,12 @@ class Alias(models.Model):
     """An address that forwards to one or more destinations; an empty local part catches all."""
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="aliases")
-    local_part = models.CharField(
+    local_part = LocalPartField(
         max_length=64,
         blank=True,
         help_text="The part before the @; leave empty for a catch-all of the whole domain.",
     )
-    destinations = models.JSONField(
+    destinations = AddressListField(
         validators=[validate_destinations],
         help_text="Where mail to this alias goes: one address per line.",
     )
@@ -213,27 +187,56 @@ class Alias(models.Model):
     def is_catch_all(self) -> bool:
         return not self.local_part
 
+    def validate_unique(self, exclude=None):
+        super().validate_unique(exclude)
+        _refuse_taken_address(self, Mailbox, "A mailbox", exclude)
+
     def clean(self):
-        self.local_part = (self.local_part or "").lower()
-        if self.local_part:
-            try:
-                validate_local_part(self.local_part)
-            except ValidationError as exc:
-                raise ValidationError({"local_part": exc}) from None
-        if isinstance(self.destinations, list):
-            self.destinations = [str(d).strip().lower() for d in self.destinations]
-        if (
-            self.domain_id
-            and self.local_part
-            and Mailbox.objects.filter(
-                domain_id=self.domain_id, local_part=self.local_part
-            ).exists()
-        ):
-            raise ValidationError(
-                {"local_part": "A mailbox with this address already exists in the domain."}
-            )
         if self.domain_id and self.address in (self.destinations or []):
             raise ValidationError({"destinations": "An alias cannot forward to itself."})
+
+
+def _refuse_taken_address(row, other: type[models.Model], what: str, exclude) -> None:
+    """The friendly form of ``AddressClaim``'s guarantee. In validate_unique() rather than
+    clean(): Django leaves out a local part that failed its own checks, which then must not
+    reach a query (a lone surrogate cannot)."""
+    if "local_part" in (exclude or ()) or not (row.domain_id and row.local_part):
+        return
+    if other.objects.filter(domain_id=row.domain_id, local_part=row.local_part).exists():
+        raise ValidationError(
+            {"local_part": f"{what} with this address already exists in the domain."}
+        )
+
+
+class AddressClaim(models.Model):
+    """An address of a domain, held by the one mailbox or alias that has it: the database's own
+    guarantee that an address is one thing, also between two requests at the same moment.
+
+    Rows are written by triggers on the mailbox and alias tables (migration
+    ``0005_address_claims``), for every way a row is written, so no code maintains them;
+    ``validate_unique()`` above gives the friendly message, this table the guarantee."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="+")
+    local_part = models.CharField(max_length=64, blank=True)
+    mailbox = models.OneToOneField(
+        Mailbox, on_delete=models.CASCADE, null=True, related_name="address_claim"
+    )
+    alias = models.OneToOneField(
+        Alias, on_delete=models.CASCADE, null=True, related_name="address_claim"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "local_part"], name="address_claim_unique"),
+            models.CheckConstraint(
+                condition=models.Q(mailbox__isnull=True, alias__isnull=False)
+                | models.Q(mailbox__isnull=False, alias__isnull=True),
+                name="address_claim_one_owner",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.local_part}@{self.domain_id}"
 
 
 class ApiTokenQuerySet(ScopedQuerySet):

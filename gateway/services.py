@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from gateway import status
@@ -39,7 +39,7 @@ def domain_create(
             continue
         alias = Alias(domain=domain, local_part=local_part, destinations=[aliases_to.address])
         alias.full_clean()
-        alias.save()
+        address_save(alias)
     return domain
 
 
@@ -47,8 +47,21 @@ def mailbox_create(*, domain: Domain, local_part: str, password: str, **fields) 
     mailbox = Mailbox(domain=domain, local_part=local_part, **fields)
     mailbox_set_password(mailbox=mailbox, password=password, save=False)
     mailbox.full_clean()
-    mailbox.save()
+    address_save(mailbox)
     return mailbox
+
+
+def address_save(row: Mailbox | Alias) -> None:
+    """Save a cleaned mailbox or alias. Two requests for one address at the same moment both
+    pass ``full_clean()``; the database refuses the second (``AddressClaim`` and each table's
+    unique address) once the first commits, and cleaning again, which now sees the first,
+    raises the ValidationError a request a moment later would have got."""
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError:
+        row.full_clean()
+        raise  # not about the address: a fault, not the input
 
 
 def mailbox_set_password(*, mailbox: Mailbox, password: str, save: bool = True) -> None:

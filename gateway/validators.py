@@ -12,7 +12,14 @@ import unicodedata
 import idna
 from django.core.exceptions import ValidationError
 
-_LOCAL_PART = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+# What Postfix, Dovecot and Mailu all read as one plain local part, as a dot-atom: Dovecot's
+# default auth_username_chars (letters, digits, "." "-" "_"), and "+", which Postfix and Mailu
+# look up whole before they read it as a sub-address (alice+lists@).
+# Everything else means something to one of them: "#" starts a comment line in a map or the
+# passwd-file, ":" separates passwd-file fields, "," and spaces separate a Postfix or Mailu list,
+# "%" and "!" are Postfix's percent hack and bang paths, "$" expands in a regexp map, "|" and "/"
+# name commands and files in aliases(5). Mail to such an address is rare enough to refuse.
+_LOCAL_PART = re.compile(r"^[a-z0-9_+-]+(\.[a-z0-9_+-]+)*$")
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _WIREGUARD_KEY = re.compile(r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$")
 
@@ -22,7 +29,8 @@ def first_control_character(value: str) -> str | None:
     if value.isprintable():  # the common case, in C: printable excludes every such character
         return None
     for char in value:
-        if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"}:
+        # Cs: a lone surrogate (JSON's "\\ud800") is no character at all; no file can hold it.
+        if unicodedata.category(char) in {"Cc", "Cf", "Cs", "Zl", "Zp"}:
             return char
     return None
 
@@ -37,9 +45,17 @@ def reject_control_characters(value: str) -> None:
 
 
 def to_ascii_domain(value: str) -> str:
-    """Return the lowercase IDNA (A-label) form of a domain name, or raise ValidationError."""
+    """The one stored form of a domain name: lowercase A-labels (``xn--``), without the root's
+    trailing dot; or ValidationError.
+
+    Internationalized names go through UTS #46 mapping (the ``idna`` package, non-transitional,
+    as browsers and Postfix's SMTPUTF8 do), so ``family.example`` typed in fullwidth letters
+    (U+FF46...) is stored as ``family.example`` and ``ß`` stays ``ß`` (``xn--zca``). One
+    trailing dot (the DNS root) is dropped; anything else that is not a host name (a space, a
+    second dot) is refused rather than repaired.
+    """
     reject_control_characters(value)
-    name = value.strip().rstrip(".")
+    name = value.removesuffix(".")
     if not name or "." not in name:
         raise ValidationError(
             "Enter a fully qualified domain name such as example.org.", code="invalid_domain"
@@ -70,36 +86,53 @@ def validate_domain_name(value: str) -> None:
     to_ascii_domain(value)
 
 
-def validate_local_part(value: str) -> None:
+def to_local_part(value: str) -> str:
+    """The one stored form of a local part (lowercase, see ``_LOCAL_PART``), or ValidationError."""
     reject_control_characters(value)
-    if len(value) > 64 or not _LOCAL_PART.match(value):
+    local_part = value.lower()
+    if len(local_part) > 64 or not _LOCAL_PART.match(local_part):
         raise ValidationError(
-            "%(value)s is not a valid local part: use lowercase letters, digits and . _ - + "
-            "(no leading, trailing or double dot, at most 64 characters).",
+            "%(value)s is not a valid local part: use letters, digits and . _ - + "
+            "(no leading, trailing or double dot, no space or #, at most 64 characters).",
             code="invalid_local_part",
             params={"value": value},
         )
+    return local_part
 
 
-def validate_address(value: str) -> None:
-    local, at, domain = value.rpartition("@")
+def validate_local_part(value: str) -> None:
+    to_local_part(value)
+
+
+def to_address(value: str) -> str:
+    """The one stored form of a mail address: ``local@domain`` as the two parts are stored."""
+    reject_control_characters(value)
+    local, at, domain = value.strip().rpartition("@")
     if not at or not local:
         raise ValidationError(
             "%(value)s is not a mail address (local@domain).",
             code="invalid_address",
             params={"value": value},
         )
-    validate_local_part(local)
-    validate_domain_name(domain)
+    return f"{to_local_part(local)}@{to_ascii_domain(domain)}"
+
+
+def validate_address(value: str) -> None:
+    to_address(value)
+
+
+def to_host(value: str) -> str:
+    """A host is an IP address or a domain name (an SSH target, a smarthost), the name stored
+    as ``to_ascii_domain`` makes it."""
+    reject_control_characters(value)
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return to_ascii_domain(value)
 
 
 def validate_host(value: str) -> None:
-    """A host is a domain name or an IP address (an SSH target, a smarthost)."""
-    reject_control_characters(value)
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        to_ascii_domain(value)
+    to_host(value)
 
 
 def validate_cidr(value: str) -> None:

@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
+from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -60,7 +61,11 @@ def api_tokens(request):
     tokens = ApiToken.objects.filter(user=request.user).prefetch_related("domains")
     form = ApiTokenForm(request.POST or None, request=request)
     if request.method == "POST" and "revoke" in request.POST:
-        tokens.filter(pk=request.POST["revoke"]).delete()
+        try:
+            revoked = int(request.POST["revoke"])
+        except ValueError:  # the page only ever sends a token's id
+            return HttpResponseBadRequest("Choose the token to revoke by its id.")
+        tokens.filter(pk=revoked).delete()
         messages.success(request, "The token is revoked.")
         return redirect("api-tokens")
     created = None

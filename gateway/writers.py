@@ -85,9 +85,13 @@ def json_yaml_document(data) -> bytes:
 
 
 def _map_key(key: str) -> str:
+    """A key as Postfix reads it: the line's first word, and a line that starts with ``#`` is a
+    comment, so such a key would silently drop its row (a mailbox, an alias)."""
     key = one_line(key)
-    if not key or any(char.isspace() for char in key):
-        raise RenderError(f"Refusing to render the map key {key!r}: it is empty or has a space.")
+    if not key or key.startswith("#") or any(char.isspace() for char in key):
+        raise RenderError(
+            f"Refusing to render the map key {key!r}: it is empty, has a space or starts with #."
+        )
     return key
 
 

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from gateway.models import Mailbox
+from gateway.validators import to_address
 from keys import wkd
 from keys.choices import AlertKind
 from keys.colons import KeyInfo, ascii_lower
@@ -45,6 +46,7 @@ class GeneratedKey:
 def openpgp_key_upload(*, mailbox: Mailbox, key_data: bytes) -> OpenPGPKey:
     """Publish a public key (armored or binary) for ``mailbox``. Refused unless it is one public
     key with a user ID for the mailbox's address; only that user ID is kept."""
+    _check_address(mailbox)
     with Keyring.temporary() as scratch:
         info = _import_one(scratch, key_data)
         return _save_mailbox_key(scratch, mailbox, info)
@@ -53,6 +55,7 @@ def openpgp_key_upload(*, mailbox: Mailbox, key_data: bytes) -> OpenPGPKey:
 def openpgp_key_generate(*, mailbox: Mailbox, passphrase: str = "") -> GeneratedKey:
     """Make a Curve25519 key for ``mailbox`` (valid two years) in a throwaway keyring, publish
     its public part, and return the private key and revocation certificate once."""
+    _check_address(mailbox)
     with Keyring.temporary() as scratch:
         fingerprint = scratch.generate(mailbox.address, passphrase=passphrase)
         key = _save_mailbox_key(scratch, mailbox, scratch.key(fingerprint))
@@ -61,6 +64,18 @@ def openpgp_key_generate(*, mailbox: Mailbox, passphrase: str = "") -> Generated
             private_key=scratch.export_secret(fingerprint, passphrase=passphrase),
             revocation_certificate=scratch.revocation_certificate(fingerprint),
         )
+
+
+def _check_address(mailbox: Mailbox) -> None:
+    """A mailbox saved before addresses were checked as now (``#x``) would reach gpg, which
+    reads ``#``, ``<`` or ``=`` at the start of a user ID as its own syntax: refuse it first."""
+    try:
+        to_address(mailbox.address)
+    except ValidationError as exc:
+        raise ValidationError(
+            f"{mailbox.address!r} cannot have an OpenPGP key until it is renamed: "
+            + " ".join(exc.messages)
+        ) from None
 
 
 def _save_mailbox_key(scratch: Keyring, mailbox: Mailbox, info: KeyInfo) -> OpenPGPKey:

@@ -248,7 +248,7 @@ BAD_VALUES = [
     (mailbox_payload, "local_part", "dave..x", "not a valid local part"),
     (mailbox_payload, "local_part", ".dave", "not a valid local part"),
     (mailbox_payload, "local_part", "d@ve", "not a valid local part"),
-    (mailbox_payload, "local_part", "x" * 65, "at most 64"),
+    (mailbox_payload, "local_part", "x" * 65, "64 characters"),
     (mailbox_payload, "local_part", "postmaster", "alias with this address"),
     (mailbox_payload, "password", "ü" * 37, "at most 72 bytes"),
     (alias_payload, "destinations", ["not-an-address"], "not a mail address"),

@@ -10,13 +10,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from gateway.fields import EncryptedTextField
+from gateway.fields import AddressField, DomainNameListField, EncryptedTextField
 from gateway.models import Domain
 from gateway.scoping import DomainScopedQuerySet
 from gateway.validators import (
     reject_control_characters,
-    validate_address,
-    validate_domain_name,
     validate_port,
 )
 from hosts.validators import validate_pem_certificate
@@ -60,10 +58,9 @@ def validate_spf_terms(value: str) -> None:
 
 
 def validate_name_list(value) -> None:
+    """The list's shape; ``DomainNameListField`` already checked (and stored) each name."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ValidationError("Give a list of host names.", code="invalid_names")
-    for name in value:
-        validate_domain_name(name)
 
 
 def validate_hex_digest(value: str) -> None:
@@ -194,7 +191,7 @@ class ZoneSettings(models.Model):
         validators=[MinValueValidator(60), MaxValueValidator(604800)],
         help_text="Seconds resolvers keep the records; lower it a day before a planned change.",
     )
-    nameservers = models.JSONField(
+    nameservers = DomainNameListField(
         "name servers",
         default=list,
         blank=True,
@@ -210,19 +207,17 @@ class ZoneSettings(models.Model):
         help_text="What receivers do with mail that fails DMARC. Start with quarantine, move to "
         "reject once the reports show only your own servers.",
     )
-    dmarc_rua = models.CharField(
+    dmarc_rua = AddressField(
         "DMARC aggregate reports to",
         max_length=254,
         blank=True,
-        validators=[validate_address],
         help_text="Empty: postmaster@<domain>. An address in another domain needs that domain's "
         "report authorization record (Mailgate lists it).",
     )
-    dmarc_ruf = models.CharField(
+    dmarc_ruf = AddressField(
         "DMARC failure reports to",
         max_length=254,
         blank=True,
-        validators=[validate_address],
         help_text="Optional; few receivers send failure reports.",
     )
     dmarc_strict_alignment = models.BooleanField(
@@ -230,11 +225,10 @@ class ZoneSettings(models.Model):
         default=True,
         help_text="adkim=s; aspf=s: only this exact domain aligns, not its subdomains (as Mailu).",
     )
-    tlsrpt_rua = models.CharField(
+    tlsrpt_rua = AddressField(
         "TLS reports to",
         max_length=254,
         blank=True,
-        validators=[validate_address],
         help_text="Where senders report TLS failures (TLS-RPT). Empty: the DMARC report address.",
     )
     mta_sts_mode = models.CharField(
@@ -305,8 +299,6 @@ class ZoneSettings(models.Model):
             raise ValidationError(
                 {"tlsa_certificate": "Paste the certificate or its digest to publish TLSA."}
             )
-        if isinstance(self.nameservers, list):
-            self.nameservers = [str(name).strip().lower().rstrip(".") for name in self.nameservers]
 
 
 class PushTarget(models.Model):

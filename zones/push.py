@@ -162,8 +162,10 @@ class Rfc2136:
                 f"{where} refused the TSIG key {self.key_name!r} ({exc}): check its name, "
                 "algorithm and secret against the server's key statement."
             ) from None
-        except (dns.exception.DNSException, OSError) as exc:
-            raise PushError(f"{where} did not take the update: {exc}") from None
+        except (dns.exception.DNSException, OSError, EOFError) as exc:  # EOF: closed on us
+            raise PushError(
+                f"{where} did not take the update: {exc or type(exc).__name__}"
+            ) from None
         rcode = response.rcode()
         if rcode != dns.rcode.NOERROR:
             raise PushError(

@@ -139,7 +139,8 @@ def ask_server(address: str, port: int, name: str, rtype: str, timeout: float = 
     query.flags &= ~dns.flags.RD
     try:
         response = dns.query.tcp(query, address, port=port, timeout=timeout)
-    except (dns.exception.DNSException, OSError) as exc:
+    # EOFError: dnspython's word for a server that closed the connection without an answer.
+    except (dns.exception.DNSException, OSError, EOFError) as exc:
         return Answer(error=f"{address}:{port} did not answer: {exc or type(exc).__name__}")
     rcode = response.rcode()
     if rcode == dns.rcode.NXDOMAIN:

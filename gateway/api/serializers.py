@@ -75,7 +75,23 @@ class DomainSerializer(ModelCleanSerializer):
         return domain
 
 
-class MailboxSerializer(ModelCleanSerializer):
+class AddressSerializer(ModelCleanSerializer):
+    """A mailbox or alias, saved through ``services.address_save`` so that losing a race for
+    its address is a 400 that says so."""
+
+    def create(self, validated_data):
+        row = self.Meta.model(**validated_data)
+        services.address_save(row)
+        return row
+
+    def update(self, instance, validated_data):
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        services.address_save(instance)
+        return instance
+
+
+class MailboxSerializer(AddressSerializer):
     address = serializers.CharField(read_only=True)
     password = serializers.CharField(
         write_only=True,
@@ -113,7 +129,7 @@ class MailboxSerializer(ModelCleanSerializer):
         return attrs
 
 
-class AliasSerializer(ModelCleanSerializer):
+class AliasSerializer(AddressSerializer):
     address = serializers.CharField(read_only=True)
     destinations = serializers.ListField(child=serializers.CharField(), allow_empty=False)
 

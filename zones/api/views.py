@@ -5,13 +5,15 @@ use all of it for that domain; others see nothing of it (404)."""
 
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
+from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from gateway.api.base import ScopedViewSet
+from gateway.api.filters import IdFilter
 from gateway.bundle import RenderError
 from zones import selectors, services
 from zones.api import serializers
@@ -120,16 +122,21 @@ def _run_push(function, **kwargs):
         raise PushFailed(str(exc)) from None
 
 
+class CheckRunFilter(filters.FilterSet):
+    domain = IdFilter(field_name="domain_id", help_text="Only this domain (its id).")
+
+    class Meta:
+        model = CheckRun
+        fields = ["domain"]
+
+
 class CheckRunViewSet(viewsets.ReadOnlyModelViewSet):
     """The history of live checks, newest first; filter with ``?domain=<id>``."""
 
+    filterset_class = CheckRunFilter
+
     def get_queryset(self):
         runs = CheckRun.objects.visible_to(self.request.user).select_related("domain")
-        domain = self.request.query_params.get("domain")
-        if domain:
-            if not domain.isdigit():
-                raise exceptions.ValidationError({"domain": "Give the domain's id."})
-            runs = runs.filter(domain_id=int(domain))
         if self.action == "retrieve":
             runs = runs.prefetch_related("results")
         return runs
@@ -138,10 +145,6 @@ class CheckRunViewSet(viewsets.ReadOnlyModelViewSet):
         if self.action == "retrieve":
             return serializers.CheckRunDetailSerializer
         return serializers.CheckRunSerializer
-
-    @extend_schema(parameters=[OpenApiParameter("domain", int, description="Only this domain.")])
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
 
 
 class DkimKeyViewSet(

@@ -121,9 +121,29 @@ def test_it_forwards_every_proxy_protocol_port_with_a_proxy_header(haproxy_world
     config = file_of(haproxy_unit(haproxy_world), haproxy.CONFIG).decode()
     for port in PROXY_PROTOCOL_PORTS:
         assert f"  bind :{port}\n" in config
-        assert f"10.0.1.2:{port} send-proxy-v2 check port {port} inter 5s" in config
-    assert "server home 10.0.1.2:80 check" in config  # port 80 without a PROXY header
+        assert f"10.0.1.2:{port} send-proxy-v2 " in config
+    assert "server home 10.0.1.2:80\n" in config  # port 80 without a PROXY header
     assert "server wkd_nginx 127.0.0.1:8443 send-proxy-v2" in config
+
+
+def test_it_checks_each_server_once_a_minute_and_never_the_acme_port(haproxy_world, tmp_path):
+    """A check is a connection the mail server logs as an error (no PROXY header): one per
+    server and minute, the other backends track it; port 80 has none, so an ACME client that
+    starts only for the renewal is reached at once."""
+    config = file_of(haproxy_unit(haproxy_world), haproxy.CONFIG).decode()
+    servers = [line.strip() for line in config.splitlines() if line.strip().startswith("server")]
+    checks = [line for line in servers if " check " in line]
+    assert [line.split()[1] for line in checks] == ["home", "wkd_nginx"]
+    assert all("inter 60s" in line for line in checks)
+    assert "server home 10.0.1.2:25 send-proxy-v2 check port 25 inter 60s" in checks[0]
+    tracking = [line for line in servers if " track " in line]
+    assert len(tracking) == len(servers) - len(checks) - 1
+    assert all(line.endswith("track mailserver_smtp/home") for line in tracking)
+    assert "server home 10.0.1.2:80" in servers
+    bundle = Bundle(host="vps", units=(haproxy_unit(haproxy_world),))
+    bundle.write_to(tmp_path)
+    result = run_check("haproxy", bundle.unit("haproxy").checks[0], tmp_path)
+    assert result.ok, result.output  # haproxy -c accepts the tracking
 
 
 def test_it_forwards_only_what_postfix_and_dovecot_serve(haproxy_world, tmp_path):

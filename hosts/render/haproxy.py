@@ -45,12 +45,18 @@ CONFIG = "/etc/haproxy/haproxy.cfg"
 SMTP_ONLY_CONFIG = "/opt/traefik/haproxy-config/haproxy.cfg"
 HTTP_PORT = 80
 SERVICES = {**MAIL_PORTS, SIEVE_PORT: "sieve", HTTPS_PORT: "https", HTTP_PORT: "http"}
-HEALTH_CHECK = "check inter 5s rise 2 fall 2"  # the reference's port-25 backend
-# With send-proxy-v2, HAProxy's health checks open with a PROXY "LOCAL" header, which makes
-# Postfix's smtpd die ("smtpd_peer_hostaddr_to_sockaddr: cannot convert client address"); its
-# master then throttles the service and real clients wait a minute for the banner (seen in the
-# gateway lab). Naming the check's port turns the header off for checks only: a plain connect.
-PLAIN_CHECK_PORT = "check port {port}"
+# One health check per mail server, on its SMTP port, once a minute; every other backend of
+# that server tracks its result. The reference checks each port every 5 s, and each check is a
+# connection without a PROXY header that the mail server logs as an error: with five ports that
+# is 86,000 log lines a day. With send-proxy-v2, HAProxy's checks would open with a PROXY
+# "LOCAL" header instead, which makes Postfix's smtpd die ("smtpd_peer_hostaddr_to_sockaddr:
+# cannot convert client address") and its master throttle the service (seen in the gateway
+# lab); naming the check's port turns the header off for checks only: a plain connect.
+HEALTH_CHECK = "check port {port} inter 60s fastinter 5s rise 2 fall 2"
+CHECKED_PORT = 25
+# Port 80 carries ACME HTTP-01 challenges to a client that may start only for the renewal: a
+# health check would mark it up seconds after the validation failed, so it has none.
+UNCHECKED_PORTS = (80,)
 POSTFIX_DOVECOT_PORTS = (25, 465, 587, 993)  # what hosts.render.postfix and dovecot listen on
 # IMAP IDLE leaves a connection silent for up to 29 minutes (RFC 2177), and Dovecot's "still
 # here" comes every 2 minutes, exactly the reference's client/server timeout: give IMAP room.
@@ -206,12 +212,14 @@ def dns_name(value) -> str:
 
 def haproxy_cfg(frontends: Sequence[Frontend], *, ipv6: bool, run_as: str = "") -> bytes:
     """A TCP-mode haproxy.cfg for these frontends and the backends they use."""
+    backends = _backends(frontends)
+    checked = _checked_backends(backends)
     return lines(
         [
             *_global(run_as),
             *_defaults(),
             *(line for frontend in frontends for line in _frontend(frontend, ipv6=ipv6)),
-            *(line for backend in _backends(frontends) for line in _backend_block(backend)),
+            *(line for backend in backends for line in _backend_block(backend, checked)),
         ]
     )
 
@@ -280,12 +288,19 @@ def _backends(frontends: Sequence[Frontend]) -> list[Backend]:
     return sorted(seen.values(), key=lambda backend: (backend.server.port, backend.name))
 
 
-def _backend_block(backend: Backend) -> list[str]:
+def _checked_backends(backends: Sequence[Backend]) -> dict[str, str]:
+    """For each server (by name): the one backend whose check speaks for it, its SMTP port
+    where it has one."""
+    checked: dict[str, str] = {}
+    for backend in sorted(backends, key=lambda b: b.server.port != CHECKED_PORT):
+        if backend.server.port not in UNCHECKED_PORTS:
+            checked.setdefault(backend.server.name, backend.name)
+    return checked
+
+
+def _backend_block(backend: Backend, checked: dict[str, str]) -> list[str]:
     server = backend.server
     proxy = " send-proxy-v2" if server.proxy_header else ""
-    check = HEALTH_CHECK
-    if server.proxy_header:
-        check = check.replace("check", PLAIN_CHECK_PORT.format(port=_port(server.port)), 1)
     why = (
         ["  # PROXY v2 toward the server so it sees the client's address"]
         if server.proxy_header
@@ -297,8 +312,18 @@ def _backend_block(backend: Backend) -> list[str]:
         *(f"  {one_line(setting)}" for setting in backend.settings),
         *why,
         f"  server {_identifier(server.name)} {_address(server.address, server.port)}"
-        f"{proxy} {check}",
+        f"{proxy}{_health(backend, checked)}",
     ]
+
+
+def _health(backend: Backend, checked: dict[str, str]) -> str:
+    server = backend.server
+    if server.port in UNCHECKED_PORTS:
+        return ""
+    speaker = checked[server.name]
+    if backend.name == speaker:
+        return " " + HEALTH_CHECK.format(port=_port(server.port))
+    return f" track {_identifier(speaker)}/{_identifier(server.name)}"
 
 
 # --- values --------------------------------------------------------------------------------------

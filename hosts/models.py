@@ -501,6 +501,11 @@ class Deployment(models.Model):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rollbacks"
     )
     log = models.TextField(blank=True)
+    plan_digest = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The digest of the plan that was shown; a different plan is not deployed.",
+    )
     units = models.JSONField(
         default=list,
         blank=True,

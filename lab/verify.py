@@ -282,6 +282,36 @@ def check_tls(run: Run) -> Result:
     )
 
 
+def check_local_mail(run: Run) -> Result:
+    """Mail made on the mail server for root (cron's) reaches a person: the postmaster of the
+    host's domain, alice here, read over IMAPS through the gateway."""
+    subject = run.subject("local")
+    message = shlex.quote(f"Subject: {subject}\n\nfrom cron\n")
+    sent = run.lab.hosts["home"].run(f"printf %s {message} | sendmail root", timeout=30)
+    imap = probe(
+        run.lab.hosts["internet"],
+        "imap",
+        MAIL_HOST,
+        run.alice,
+        subject,
+        str(run.lab.folder / "ca.pem"),
+        password=run.password("alice"),
+    )
+    found = bool(imap.get("found"))
+    evidence = [
+        f"sendmail root on home: exit {sent.returncode} {sent.stderr.strip()}",
+        f"{run.alice} over IMAPS: "
+        + ("message found" if found else f"not found {imap.get('error', '')}"),
+    ]
+    if not found:
+        evidence.append(f"home's queue and log say:\n{_mail_trail(run, 'home')}")
+    return Result(
+        "Local mail: root on the mail server reaches the postmaster's mailbox",
+        sent.returncode == 0 and found,
+        "\n".join(evidence),
+    )
+
+
 def check_outbound(run: Run) -> Result:
     record = run.received("mx", run.subject("outbound"))
     if record is None:
@@ -394,6 +424,7 @@ CHECKS: tuple[Callable[[Run], Result], ...] = (
     check_open_relay,
     check_direct_attack,
     check_tls,
+    check_local_mail,
     check_outbound,
     check_dkim,
     check_handshake,

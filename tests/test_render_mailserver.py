@@ -322,3 +322,38 @@ def test_it_puts_nothing_on_a_host_without_a_postfix_role(world):
     assert postfix.units(context(world, "vps")) == []
     assert dovecot.units(context(world, "vps")) == []
     assert Bundle(host="vps").files == []
+
+
+def test_postmaster_and_root_reach_a_person_on_every_domain_and_the_host(world, tmp_path):
+    """RFC 5321 4.5.1: postmaster@ of every domain reaches a mailbox, and so do root and
+    postmaster of the host itself (cron, bounces), instead of looping to the gateway."""
+    staged(tmp_path, context(world, "home"))
+    aliases = "/etc/postfix/mailgate/virtual_aliases"
+    assert postmap_query(tmp_path, aliases, "postmaster@family.example") == "alice@family.example"
+    assert postmap_query(tmp_path, aliases, "postmaster@example.com") == "john@example.com"  # own
+    for local in ("root", "postmaster"):
+        for host in ("mail.example.com", "localhost"):
+            target = postmap_query(tmp_path, aliases, f"{local}@{host}")
+            assert target == "postmaster@example.com", (local, host)
+
+
+def test_a_mailbox_named_postmaster_or_root_is_never_shadowed(world):
+    ctx = context(world, "home")
+    box = ctx.directory.mailboxes[0]
+    own = box.__class__(**{**box.__dict__, "address": "postmaster@family.example"})
+    rows = dict(
+        postfix.maps(with_directory(ctx, mailboxes=(*ctx.directory.mailboxes, own)))[
+            "virtual_aliases"
+        ]
+    )
+    assert "postmaster@family.example" not in rows
+
+
+def test_mail_leaves_over_ipv4_only_when_it_goes_through_the_gateway(world):
+    assert dict(postfix.main_cf(context(world, "home"), mailserver=True))["inet_protocols"] == (
+        "ipv4"
+    )
+    world["peer"].egress_via_hub = False  # the home line sends itself: IPv6 is its own
+    assert dict(postfix.main_cf(context(world, "home"), mailserver=True))["inet_protocols"] == (
+        "all"
+    )

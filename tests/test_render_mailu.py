@@ -216,6 +216,15 @@ def test_it_maps_the_tls_level_to_one_mailu_knows(world, level, mailu_level):
     assert env_settings(with_relay(world, tls_level=level))["OUTBOUND_TLS_LEVEL"] == mailu_level
 
 
+def test_a_relay_host_without_a_password_is_reached_as_postfix_offers_it(world):
+    """A Mailgate relay host on the LAN relays for Mailu's subnet without a login and offers no
+    STARTTLS: Mailu must not insist on TLS there (it deferred every message before)."""
+    env = env_settings(with_relay(world, port=25, username="", password="", tls_level="may"))
+    assert env["RELAYHOST"] == "[192.168.1.11]:25"
+    assert env["OUTBOUND_TLS_LEVEL"] == "may"
+    assert "RELAYUSER" not in env and "RELAYPASSWORD" not in env
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.1.1", "localhost", "::1", "[::1]"])
 def test_it_refuses_a_relay_on_the_containers_loopback(world, host):
     with pytest.raises(RenderError) as raised:

@@ -185,6 +185,7 @@ def test_it_refuses_a_newline_in_a_wg0_conf_value(world):
 
 
 def test_it_renders_the_home_egress_script_for_mailu_as_in_the_reference(world):
+    world["home"].mail_backend = "mailu"
     (unit,) = units(egress, world, "home")
     script, service = unit.files
     assert (script.path, script.mode) == (SCRIPT, 0o755)
@@ -200,6 +201,7 @@ def test_it_renders_the_home_egress_script_for_postfix_on_the_host(world):
 
 
 def test_it_renders_the_gateway_egress_script_as_in_the_reference(world):
+    world["home"].mail_backend = "mailu"
     (unit,) = units(egress, world, "vps")
     script, service = unit.files
     rw.assert_golden(script.content, "tunnel/vps-mailgate-smtp-egress")
@@ -363,7 +365,14 @@ GATEWAY_RULES = [
     "nat -A POSTROUTING -s 192.168.203.0/24 -o eth0 -p tcp -m tcp --dport 25 "
     "-j SNAT --to-source 1.2.3.4",
 ]
-POLICY = (["10025:\tfrom all fwmark 0x19 lookup 100"], ["default dev wg0 scope link"])
+PRIVATE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
+POLICY = (
+    [
+        *(f"10024:\tfrom all to {net} fwmark 0x19 lookup main" for net in PRIVATE),
+        "10025:\tfrom all fwmark 0x19 lookup 100",
+    ],
+    ["default dev wg0 scope link"],
+)
 
 
 def assert_home_cycle(namespace: str, script: Egress, expected: list[str]) -> None:
@@ -383,11 +392,13 @@ def assert_home_cycle(namespace: str, script: Egress, expected: list[str]) -> No
 
 
 def test_it_enables_the_home_egress_for_mailu_once_and_removes_it(namespace, tmp_path, world):
+    world["home"].mail_backend = "mailu"
     assert inside(namespace, "iptables", "-n", "-L", "DOCKER-USER").returncode != 0
     assert_home_cycle(namespace, Egress(namespace, tmp_path, world, "home"), MAILU_RULES)
 
 
 def test_it_adds_the_docker_exceptions_when_docker_user_exists(namespace, tmp_path, world):
+    world["home"].mail_backend = "mailu"
     assert inside(namespace, "iptables", "-N", "DOCKER-USER").returncode == 0
     script = Egress(namespace, tmp_path, world, "home")
     script.run("enable")
@@ -404,7 +415,32 @@ def test_it_enables_the_home_egress_for_its_own_postfix_once(namespace, tmp_path
     assert_home_cycle(namespace, Egress(namespace, tmp_path, world, "home"), LOCAL_RULES)
 
 
+def test_postfix_beside_a_routed_subnet_sends_through_the_tunnel_too(namespace, tmp_path, world):
+    """Postfix + Dovecot with a routed subnet (issue 15): the host's own mail is marked as well
+    as the subnet's, and the gateway forwards both sources."""
+    assert_home_cycle(
+        namespace, Egress(namespace, tmp_path, world, "home"), MAILU_RULES + LOCAL_RULES
+    )
+    text = units(egress, world, "vps")[0].files[0].content.decode()
+    assert "SOURCES=(192.168.203.0/24 10.0.1.2/32)\n" in text
+
+
+def test_marked_mail_to_a_private_address_keeps_the_main_route(namespace, tmp_path, world):
+    """A relay host on the LAN is reached over the LAN, not through the gateway (whose SNAT
+    would send it to a private address on the VPS's own network)."""
+    script = Egress(namespace, tmp_path, world, "home")
+    script.run("enable")
+    inside(namespace, "ip", "link", "add", "lan0", "type", "veth", "peer", "name", "lan0-end")
+    inside(namespace, "ip", "addr", "add", "192.168.1.10/24", "dev", "lan0")
+    inside(namespace, "ip", "link", "set", "lan0", "up")
+    lan = inside(namespace, "ip", "-4", "route", "get", "192.168.1.11", "mark", "0x19").stdout
+    internet = inside(namespace, "ip", "-4", "route", "get", "192.0.2.25", "mark", "0x19").stdout
+    assert " dev lan0 " in lan and " dev wg0 " in internet
+    script.run("disable")
+
+
 def test_it_enables_the_gateway_egress_once_and_removes_it(namespace, tmp_path, world):
+    world["home"].mail_backend = "mailu"
     script = Egress(namespace, tmp_path, world, "vps")
     script.run("enable")
     script.run("enable")
@@ -418,6 +454,7 @@ def test_it_enables_the_gateway_egress_once_and_removes_it(namespace, tmp_path, 
 
 
 def test_it_undoes_an_earlier_version_before_enabling_a_new_one(namespace, tmp_path, world):
+    world["home"].mail_backend = "mailu"
     Egress(namespace, tmp_path, world, "vps").run("enable")
     world["peer"].routed_subnet = "192.168.204.0/24"
     Egress(namespace, tmp_path, world, "vps").run("enable")

@@ -7,10 +7,11 @@ Both sides get the same two files: ``/usr/local/sbin/mailgate-smtp-egress``
 tunnel comes up, so the rules survive a reboot.
 
 - **Home (a spoke with ``egress_via_hub``)**: tcp/25 is marked (fwmark 0x19) and a policy rule
-  sends marked packets to table 100, whose only route is the tunnel. The source is either the
-  spoke's routed subnet (Mailu's containers: marked as they are forwarded, with the reference's
-  Docker exceptions) or, without one, the host's own Postfix (marked as it leaves, then given
-  the tunnel address as source).
+  sends marked packets to table 100, whose only route is the tunnel; mail to a private address
+  (a relay host on the LAN) keeps the main table's route. The sources are the spoke's routed
+  subnet (Mailu's containers: marked as they are forwarded, with the reference's Docker
+  exceptions) and the host's own Postfix where it runs one (Postfix + Dovecot, a relay host, or
+  any spoke without a subnet: marked as it leaves, then given the tunnel address as source).
 - **Gateway (a hub with such spokes)**: forwards those sources' tcp/25 to the internet and
   translates them to its public IPv4.
 
@@ -28,6 +29,7 @@ import ipaddress
 
 from gateway.bundle import File, RenderError, Unit
 from gateway.writers import lines, shell_quote
+from hosts.choices import MailBackend
 from hosts.models import TunnelPeer
 from hosts.render import systemd
 from hosts.render.context import RenderContext
@@ -37,6 +39,10 @@ SCRIPT = "/usr/local/sbin/mailgate-smtp-egress"
 SERVICE = "mailgate-smtp-egress.service"
 SERVICE_PATH = f"/etc/systemd/system/{SERVICE}"
 MARK = "0x19"  # 25, for SMTP
+PRIVATE_NETS = tuple(
+    ipaddress.IPv4Network(net)
+    for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
+)
 TABLE = 100
 PRIORITY = 10025
 
@@ -135,13 +141,14 @@ docker_user_chain() {
 
 each_rule() {
   local act="$1"
-  if [ -z "$SOURCE_NET" ]; then
+  if [ "$OWN_MAIL" = yes ]; then
     # This host's own Postfix: its source address was chosen for the main table's route before
-    # the mark sent the packet into the tunnel, so it gets the tunnel address.
+    # the mark sent the packet into the tunnel, so it gets the tunnel address (the routed
+    # subnet's rule below comes first in POSTROUTING and keeps the containers' addresses).
     "$act" mangle -A OUTPUT -p tcp --dport 25 -j MARK --set-mark "$MARK_HEX"
     "$act" nat -I POSTROUTING -o "$WG_IF" -p tcp --dport 25 -j SNAT --to-source "$TUNNEL_ADDRESS"
-    return 0
   fi
+  [ -n "$SOURCE_NET" ] || return 0
   "$act" mangle -A PREROUTING -s "$SOURCE_NET" -p tcp --dport 25 -j MARK --set-mark "$MARK_HEX"
   # No masquerading into the tunnel: the gateway translates the containers' own addresses.
   "$act" nat -I POSTROUTING -o "$WG_IF" -s "$SOURCE_NET" -p tcp --dport 25 -j ACCEPT
@@ -159,15 +166,32 @@ policy_rule() {
   ip -4 rule show pref "$PRIORITY" fwmark "$MARK_HEX" table "$TABLE"
 }
 
+# Marked mail to a private address (a relay host on the LAN, the tunnel) keeps the main
+# table's route: the gateway would only send it to its own provider's network.
+private_rule() {
+  ip -4 rule show pref "$((PRIORITY - 1))" to "$1" fwmark "$MARK_HEX" lookup main
+}
+
 add_routing() {
+  local net
   if [ -z "$(policy_rule)" ]; then
     ip -4 rule add pref "$PRIORITY" fwmark "$MARK_HEX" table "$TABLE"
   fi
+  for net in "${PRIVATE_NETS[@]}"; do
+    if [ -z "$(private_rule "$net")" ]; then
+      ip -4 rule add pref "$((PRIORITY - 1))" to "$net" fwmark "$MARK_HEX" lookup main
+    fi
+  done
   ip -4 route replace default dev "$WG_IF" table "$TABLE"
 }
 
 del_routing() {
+  local net
   while ip -4 rule del pref "$PRIORITY" fwmark "$MARK_HEX" table "$TABLE" 2>/dev/null; do :; done
+  for net in "${PRIVATE_NETS[@]}"; do
+    while ip -4 rule del pref "$((PRIORITY - 1))" to "$net" fwmark "$MARK_HEX" lookup main \
+      2>/dev/null; do :; done
+  done
   ip -4 route del default dev "$WG_IF" table "$TABLE" 2>/dev/null || true
 }
 
@@ -193,13 +217,19 @@ set_sysctls() {
 }
 
 check_routing() {
-  local route
+  local route net
   if [ -n "$(policy_rule)" ]; then
     echo "ok       ip rule pref $PRIORITY fwmark $MARK_HEX table $TABLE"
   else
     echo "MISSING  ip rule pref $PRIORITY fwmark $MARK_HEX table $TABLE"
     return 1
   fi
+  for net in "${PRIVATE_NETS[@]}"; do
+    if [ -z "$(private_rule "$net")" ]; then
+      echo "MISSING  ip rule pref $((PRIORITY - 1)) to $net fwmark $MARK_HEX lookup main"
+      return 1
+    fi
+  done
   route="$(ip -4 route get "$PROBE" mark "$MARK_HEX" 2>/dev/null || true)"
   case "$route" in
     *" dev $WG_IF "*) echo "ok       marked packets leave through $WG_IF" ;;
@@ -345,17 +375,35 @@ def home_script(peer: TunnelPeer) -> bytes:
     variables = [
         ("WG_IF", peer.tunnel.interface),
         ("SOURCE_NET", source),
+        ("OWN_MAIL", "yes" if own_mail(peer) else "no"),
         ("TUNNEL_ADDRESS", _ipv4_address(peer.host.tunnel_address, peer)),
         ("MARK_HEX", MARK),
         ("TABLE", TABLE),
         ("PRIORITY", PRIORITY),
     ]
-    purpose = (
-        "tcp/25 from SOURCE_NET (e.g. Mailu's containers) enters the tunnel."
-        if source
-        else "this host's own tcp/25 enters the tunnel (SOURCE_NET is empty)."
+    senders = [
+        *(["tcp/25 from SOURCE_NET (e.g. Mailu's containers)"] if source else []),
+        *(["this host's own tcp/25 (OWN_MAIL)"] if own_mail(peer) else []),
+    ]
+    purpose = f"{' and '.join(senders)} enters the tunnel."
+    private = " ".join(shell_quote(str(net)) for net in PRIVATE_NETS)
+    return _script(
+        f"SMTP egress through the gateway, home side: {purpose}",
+        variables,
+        HOME,
+        extra=[f"PRIVATE_NETS=({private})"],
     )
-    return _script(f"SMTP egress through the gateway, home side: {purpose}", variables, HOME)
+
+
+def own_mail(peer: TunnelPeer) -> bool:
+    """Whether the spoke's own Postfix sends (a Postfix + Dovecot mail server or a relay host),
+    beside or instead of a routed subnet's containers (Mailu's)."""
+    host = peer.host
+    return (
+        not peer.routed_subnet
+        or host.mail_backend == MailBackend.POSTFIX_DOVECOT
+        or (host.is_relay)
+    )
 
 
 def gateway_script(ctx: RenderContext, spokes: list[TunnelPeer]) -> bytes:
@@ -366,7 +414,7 @@ def gateway_script(ctx: RenderContext, spokes: list[TunnelPeer]) -> bytes:
             f"The gateway {host.name} needs a public IPv4 address for its spokes' SMTP to "
             "leave from."
         )
-    sources = " ".join(shell_quote(egress_source(peer)) for peer in spokes)
+    sources = " ".join(shell_quote(source) for peer in spokes for source in egress_sources(peer))
     variables = [
         ("WAN_IF", host.wan_interface),
         ("WG_IF", ctx.hub_of.interface),
@@ -381,12 +429,13 @@ def gateway_script(ctx: RenderContext, spokes: list[TunnelPeer]) -> bytes:
     )
 
 
-def egress_source(peer: TunnelPeer) -> str:
+def egress_sources(peer: TunnelPeer) -> list[str]:
     """The addresses whose tcp/25 a spoke sends through the hub: its routed subnet (Mailu's
-    containers), or else its own tunnel address (after its own SNAT to it)."""
-    if peer.routed_subnet:
-        return str(_ipv4_network(peer.routed_subnet, peer))
-    return f"{_ipv4_address(peer.host.tunnel_address, peer)}/32"
+    containers) and its own tunnel address (its own Postfix, after its own SNAT to it)."""
+    sources = [str(_ipv4_network(peer.routed_subnet, peer))] if peer.routed_subnet else []
+    if own_mail(peer):
+        sources.append(f"{_ipv4_address(peer.host.tunnel_address, peer)}/32")
+    return sources
 
 
 def _script(purpose: str, variables: list, body: str, extra: list[str] = ()) -> bytes:

@@ -54,10 +54,10 @@ WEBMAIL = "snappymail"
 PORTS = (25, 80, 443, 465, 587, 993, 995, 4190)
 MIB = 1024 * 1024  # Mailgate's quota "MB" is Dovecot's "M" (the Postfix+Dovecot renderer's too)
 
-# Mailu accepts only these two; every Mailgate level maps to the nearest one that is no weaker:
-# "may" would send the relay password in clear to a relay without STARTTLS (Mailu refuses
-# plaintext SASL then anyway), so it becomes "encrypt"; "verify" checks the certificate's chain and
-# name, as Mailu's "secure" does.
+# Mailu documents only these two; with a password every Mailgate level maps to the nearest one
+# that is no weaker: "may" would send the relay password in clear to a relay without STARTTLS
+# (Mailu refuses plaintext SASL then anyway), so it becomes "encrypt"; "verify" checks the
+# certificate's chain and name, as Mailu's "secure" does. See ``outbound_tls_level``.
 OUTBOUND_TLS = {
     TlsLevel.MAY: "encrypt",
     TlsLevel.ENCRYPT: "encrypt",
@@ -127,8 +127,8 @@ COMMENTS = {
     "PROXY_PROTOCOL": "Every port the gateway forwards with a PROXY v2 header. 443 too, unlike "
     "the guide's mailu.env line: its own Traefik service sends the header to 443. "
     "REAL_IP_HEADER stays unset, as Mailu requires with PROXY_PROTOCOL.",
-    "OUTBOUND_TLS_LEVEL": "Mailu knows only encrypt and secure (Mailgate's may and verify map "
-    "to the stricter neighbour).",
+    "OUTBOUND_TLS_LEVEL": "Postfix's smtp_tls_security_level toward the relay: may for a relay "
+    "without a password (a relay host on the LAN), else at least encrypt.",
 }
 
 
@@ -218,7 +218,18 @@ def _relay_settings(relay: Relay | None, subnet: ipaddress.IPv4Network) -> list[
     pairs = [("RELAYHOST", relay.next_hop)]
     if relay.username:
         pairs += [("RELAYUSER", relay.username), ("RELAYPASSWORD", relay.password)]
-    return [*pairs, ("OUTBOUND_TLS_LEVEL", OUTBOUND_TLS[TlsLevel(relay.tls_level)])]
+    return [*pairs, ("OUTBOUND_TLS_LEVEL", outbound_tls_level(relay))]
+
+
+def outbound_tls_level(relay: Relay) -> str:
+    """Mailu writes OUTBOUND_TLS_LEVEL into Postfix's smtp_tls_security_level as it is. A relay
+    that takes no password (a Mailgate relay host on the LAN, whose Postfix offers no STARTTLS)
+    keeps "may": "encrypt" would defer every message. With a password, "may" becomes "encrypt"
+    so that the password never crosses in clear."""
+    level = TlsLevel(relay.tls_level)
+    if level == TlsLevel.MAY and not relay.username:
+        return "may"
+    return OUTBOUND_TLS[level]
 
 
 def _is_loopback(host: str) -> bool:

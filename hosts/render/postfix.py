@@ -78,6 +78,9 @@ def main_cf(ctx: RenderContext, *, mailserver: bool) -> list[tuple[str, str]]:
         # The mail server's services name their addresses in master.cf; the relay host's
         # smtpd serves its LAN on every interface.
         ("inet_interfaces", "loopback-only" if mailserver else "all"),
+        # SMTP egress through the gateway is IPv4 (its SNAT, its SPF record, its PTR): mail
+        # to an IPv6 MX would leave from the home line instead.
+        ("inet_protocols", "ipv4" if _egress_via_hub(ctx) else "all"),
         ("mynetworks", " ".join([*LOOPBACK, *_lan_networks(host, mailserver=mailserver)])),
         ("smtpd_banner", "$myhostname ESMTP"),
         ("biff", "no"),
@@ -181,18 +184,53 @@ def maps(ctx: RenderContext) -> dict[str, list[tuple[str, str]]]:
     return {
         "virtual_domains": [(domain.name, "OK") for domain in directory.domains],
         "virtual_mailboxes": [(mailbox.address, "OK") for mailbox in directory.mailboxes],
-        "virtual_aliases": _virtual_aliases(directory),
+        "virtual_aliases": _virtual_aliases(ctx),
         "sender_logins": _sender_logins(directory),
     }
 
 
-def _virtual_aliases(directory: MailDirectory) -> list[tuple[str, str]]:
+def _virtual_aliases(ctx: RenderContext) -> list[tuple[str, str]]:
+    directory = ctx.directory
     rows = [(alias.address, ",".join(alias.destinations)) for alias in directory.aliases]
     # A catch-all (@domain) would also swallow the domain's mailboxes, because
     # virtual_alias_maps is consulted before delivery: map each mailbox to itself first.
     catch_all = {alias.domain for alias in directory.aliases if not alias.local_part}
     rows += [(box.address, box.address) for box in directory.mailboxes if box.domain in catch_all]
-    return sorted(rows)
+    return sorted([*rows, *_postmasters(ctx, taken={key for key, _ in rows})])
+
+
+LOCAL_RECIPIENTS = ("postmaster", "root")  # bounces (RFC 5321 4.5.1), cron
+
+
+def _postmasters(ctx: RenderContext, *, taken: set[str]) -> list[tuple[str, str]]:
+    """A person behind every postmaster address (RFC 5321 4.5.1 requires one per domain):
+    a domain without its own postmaster@ mailbox or alias gets its first mailbox; mail for
+    the host itself (cron's root, bounces' postmaster, Postfix appends the host name to a
+    bare name) goes to the postmaster of the host's own domain. Virtual aliases apply to every
+    recipient, local ones too, so nothing is left to the host's /etc/aliases or a mailbox
+    nobody reads."""
+    directory = ctx.directory
+    taken = taken | {box.address for box in directory.mailboxes}
+    first: dict[str, str] = {}
+    for box in directory.mailboxes:
+        first.setdefault(box.domain, box.address)
+    if not first:
+        return []
+    fallback = next(iter(first.values()))
+    rows = [
+        (f"postmaster@{domain.name}", first.get(domain.name, fallback))
+        for domain in directory.domains
+        if f"postmaster@{domain.name}" not in taken
+    ]
+    own = next((d.name for d in directory.domains if d.mail_hostname == ctx.hostname), None)
+    person = f"postmaster@{own}" if own else fallback
+    rows += [
+        (f"{local}@{host}", person)
+        for host in (ctx.hostname, "localhost")
+        for local in LOCAL_RECIPIENTS
+        if f"{local}@{host}" not in taken
+    ]
+    return rows
 
 
 def _sender_logins(directory: MailDirectory) -> list[tuple[str, str]]:
@@ -348,6 +386,10 @@ def _override(settings: list[tuple[str, str]]) -> list[tuple[str, str]]:
     for key, value in settings:
         merged[key] = value
     return list(merged.items())
+
+
+def _egress_via_hub(ctx: RenderContext) -> bool:
+    return bool(ctx.spoke_of and ctx.spoke_of.egress_via_hub)
 
 
 def _lan_networks(host, *, mailserver: bool) -> list[str]:

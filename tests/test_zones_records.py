@@ -4,8 +4,11 @@ setup records for the ports the gateway forwards, and what changes with a relay 
 
 import pytest
 
+from hosts.render.context import SERVED_PORTS
+from tests.world import build_infrastructure
 from zones.models import DkimKey, ZoneSettings
 from zones.records import DomainFacts, Facts, expected_records, zone_of, zone_records
+from zones.selectors import dns_facts
 
 FAMILY = DomainFacts("family.example", "mail.family.example", ZoneSettings())
 
@@ -66,6 +69,19 @@ def test_it_publishes_client_setup_only_for_forwarded_ports():
     assert found[("autoconfig.family.example", "CNAME")] == ("mail.family.example.",)
 
 
+def test_it_advertises_only_what_a_postfix_dovecot_server_serves():
+    """Postfix + Dovecot serve no POP3, Sieve or autodiscover: their SRV records say so
+    (RFC 6186 "0 0 0 ."), the rest point at the mail host."""
+    found = records(facts(offered_ports=frozenset(SERVED_PORTS["postfix-dovecot"])))
+    for service in ("_pop3s", "_sieve", "_autodiscover"):
+        assert found[(f"{service}._tcp.family.example", "SRV")] == ("0 0 0 .",), service
+    assert found[("_submission._tcp.family.example", "SRV")] == ("20 1 587 mail.family.example.",)
+    assert found[("_imaps._tcp.family.example", "SRV")] == ("10 1 993 mail.family.example.",)
+    mailu = records(facts(offered_ports=frozenset(SERVED_PORTS["mailu"])))
+    assert mailu[("_pop3s._tcp.family.example", "SRV")] == ("10 1 995 mail.family.example.",)
+    assert mailu[("_sieve._tcp.family.example", "SRV")] == ("10 1 4190 mail.family.example.",)
+
+
 def test_it_authorizes_reports_sent_to_another_domain():
     settings = ZoneSettings(dmarc_rua="dmarc@reports.example", dmarc_ruf="ruf@family.example")
     found = records(facts(DomainFacts("family.example", "mail.family.example", settings)))
@@ -114,3 +130,12 @@ def test_it_refuses_a_control_character_in_any_value(char):
     poisoned = DomainFacts("family.example", f"mail.family.example{char}x", ZoneSettings())
     with pytest.raises(ValueError, match="control character"):
         expected_records(facts(poisoned), "family.example")
+
+
+@pytest.mark.django_db
+def test_the_deployed_backend_decides_what_is_advertised(family):
+    world = build_infrastructure()
+    assert dns_facts().offered_ports == frozenset(SERVED_PORTS["postfix-dovecot"])
+    world["home"].mail_backend = "mailu"
+    world["home"].save()
+    assert 995 in dns_facts().offered_ports and 4190 in dns_facts().offered_ports

@@ -27,9 +27,10 @@ from zones.choices import MtaStsMode
 SPF_PREFIX = "v=spf1"
 TXT_CHUNK = 255  # bytes in one character-string of a TXT record (RFC 1035 §3.3)
 
-# RFC 6186/8314 service records, as Mailu publishes them (FACTS §3), for the ports the gateway
-# forwards (hosts.render.context.MAIL_PORTS). Plain IMAP (143) and POP3 (110) are not forwarded:
-# "0 0 0 ." tells clients the service does not exist, so they use the TLS ports.
+# RFC 6186/8314 service records, as Mailu publishes them, for the ports the mail server serves
+# through the gateway (hosts.render.context.SERVED_PORTS). Plain IMAP (143) and POP3 (110) are
+# never forwarded, and Postfix + Dovecot serve no POP3, Sieve or autodiscover: "0 0 0 ." tells
+# clients the service does not exist (RFC 6186 section 3.4), so they use what does.
 SERVICES = (
     ("_submissions._tcp", 10, 465),
     ("_submission._tcp", 20, 587),
@@ -40,7 +41,7 @@ SERVICES = (
     ("_autodiscover._tcp", 10, HTTPS_PORT),
     ("_sieve._tcp", 10, SIEVE_PORT),
 )
-OFFERED_PORTS = {*MAIL_PORTS, HTTPS_PORT, SIEVE_PORT}
+ALL_PORTS = frozenset({*MAIL_PORTS, HTTPS_PORT, SIEVE_PORT})
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class Facts:
     gateway_ipv6: str = ""
     helo_name: str = ""  # the mail server's greeting (Postfix myhostname, Mailu's first HOSTNAMES)
     relay_host: str = ""  # the smarthost's host name, when mail leaves through one
+    # What the mail server serves through the gateway; every port until one is known.
+    offered_ports: frozenset[int] = ALL_PORTS
     problems: tuple[str, ...] = field(default=())
 
     def domain(self, name: str) -> DomainFacts:
@@ -113,7 +116,7 @@ def expected_records(facts: Facts, domain: str) -> list[Record]:
         *_dmarc(entry),
         *_mta_sts(facts, entry),
         _tls_rpt(entry),
-        *_autoconfig(entry),
+        *_autoconfig(facts, entry),
         *_addresses(facts, f"openpgpkey.{entry.name}", _ttl(entry), "WKD: OpenPGP keys"),
         *_tlsa(entry),
         *ptr_records(facts, _ttl(entry)),
@@ -217,7 +220,7 @@ def _tls_rpt(entry: DomainFacts) -> Record:
     return Record(_name(f"_smtp._tls.{entry.name}"), "TXT", (text,), _ttl(entry), "TLS-RPT")
 
 
-def _autoconfig(entry: DomainFacts) -> list[Record]:
+def _autoconfig(facts: Facts, entry: DomainFacts) -> list[Record]:
     host, ttl = _name(entry.mail_hostname), _ttl(entry)
     records = [
         Record(_name(f"{prefix}.{entry.name}"), "CNAME", (f"{host}.",), ttl, "Client setup")
@@ -225,8 +228,9 @@ def _autoconfig(entry: DomainFacts) -> list[Record]:
         if f"{prefix}.{entry.name}" != host
     ]
     for service, priority, port in SERVICES:
-        value = f"{priority} 1 {port} {host}." if port in OFFERED_PORTS else "0 0 0 ."
-        purpose = "Client setup" if port in OFFERED_PORTS else "Client setup: not offered"
+        offered = port in facts.offered_ports
+        value = f"{priority} 1 {port} {host}." if offered else "0 0 0 ."
+        purpose = "Client setup" if offered else "Client setup: not offered"
         records.append(Record(_name(f"{service}.{entry.name}"), "SRV", (value,), ttl, purpose))
     return records
 

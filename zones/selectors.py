@@ -8,9 +8,9 @@ from django.db.models import OuterRef, Subquery
 from gateway.models import Domain
 from gateway.selectors import DomainEntry, MailDirectory
 from hosts.models import Host, TunnelPeer
-from hosts.render.context import RenderContext
+from hosts.render.context import SERVED_PORTS, RenderContext
 from zones.models import CheckRun, DkimKey, PushTarget, ZoneSettings
-from zones.records import DomainFacts, Facts
+from zones.records import ALL_PORTS, DomainFacts, Facts
 
 
 def settings_for(domain: Domain) -> ZoneSettings:
@@ -67,6 +67,7 @@ def dns_facts() -> Facts:
         gateway_ipv6=str(gateway.public_ipv6 or "") if gateway else "",
         helo_name=_helo_name(mailserver, domains) if mailserver else "",
         relay_host=_relay_host(mailserver),
+        offered_ports=_offered_ports(mailserver),
         problems=tuple(_problems(mailserver, gateway)),
     )
 
@@ -94,6 +95,12 @@ def _helo_name(mailserver: Host, domains: list[Domain]) -> str:
     return context.hostname
 
 
+def _offered_ports(mailserver: Host | None) -> frozenset[int]:
+    if mailserver is None or mailserver.mail_backend not in SERVED_PORTS:
+        return ALL_PORTS
+    return frozenset(SERVED_PORTS[mailserver.mail_backend])
+
+
 def _relay_host(mailserver: Host | None) -> str:
     if mailserver is None or mailserver.relay is None:
         return ""
@@ -114,9 +121,10 @@ def _problems(mailserver: Host | None, gateway: Host | None) -> list[str]:
     if mailserver is None:
         problems.append("There is no mail server host yet: its HELO name (the PTR) is unknown.")
     elif mailserver.relay is not None:
+        # Not named: domain managers read this too, and the relays are the owner's.
         problems.append(
-            f"Mail leaves through the smarthost {mailserver.relay}: add the addresses it sends "
-            "from to SPF under 'more SPF senders' (e.g. include:_spf.protonmail.ch for Proton)."
+            "Mail leaves through a smarthost: add the addresses it sends from to SPF under "
+            "'more SPF senders' (e.g. include:_spf.protonmail.ch for Proton)."
         )
     return problems
 

@@ -4,7 +4,7 @@ hosts it talks to, and a snapshot of the mail directory. Renderers are pure func
 from dataclasses import dataclass
 
 from gateway.selectors import MailDirectory, mail_directory
-from hosts.choices import GatewayProxy
+from hosts.choices import GatewayProxy, MailBackend
 from hosts.models import Host, Tunnel, TunnelPeer
 
 CERTBOT_LIVE = "/etc/letsencrypt/live"
@@ -15,6 +15,13 @@ MAIL_PORTS = {25: "smtp", 465: "submissions", 587: "submission", 993: "imaps", 9
 SIEVE_PORT = 4190
 HTTPS_PORT = 443
 PROXY_PROTOCOL_PORTS = (25, 443, 465, 587, 993, 995, 4190)
+# What each mail backend serves behind the gateway: Mailu all of them (443: admin, webmail,
+# autoconfig), Postfix + Dovecot SMTP, submission and IMAPS (hosts.render.postfix, dovecot).
+# The gateways forward only these, and DNS advertises only these (zones.records).
+SERVED_PORTS = {
+    MailBackend.MAILU: PROXY_PROTOCOL_PORTS,
+    MailBackend.POSTFIX_DOVECOT: (25, 465, 587, 993),
+}
 
 # Where the gateway's nginx serves the Web Key Directory: on the all-HAProxy gateway, nginx on
 # the host behind HAProxy's SNI routing; on the Traefik gateway, an nginx container beside

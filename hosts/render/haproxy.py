@@ -35,7 +35,7 @@ from hosts.render import systemd
 from hosts.render.context import (
     HTTPS_PORT,
     MAIL_PORTS,
-    PROXY_PROTOCOL_PORTS,
+    SERVED_PORTS,
     SIEVE_PORT,
     WKD_BACKEND,
     RenderContext,
@@ -57,7 +57,6 @@ CHECKED_PORT = 25
 # Port 80 carries ACME HTTP-01 challenges to a client that may start only for the renewal: a
 # health check would mark it up seconds after the validation failed, so it has none.
 UNCHECKED_PORTS = (80,)
-POSTFIX_DOVECOT_PORTS = (25, 465, 587, 993)  # what hosts.render.postfix and dovecot listen on
 # IMAP IDLE leaves a connection silent for up to 29 minutes (RFC 2177), and Dovecot's "still
 # here" comes every 2 minutes, exactly the reference's client/server timeout: give IMAP room.
 IMAP_TUNNEL_TIMEOUT = "timeout tunnel 30m"
@@ -151,8 +150,9 @@ def gateway_frontends(ctx: RenderContext, home: Peer) -> list[Frontend]:
     challenges) without one. Mailu serves them all, HTTPS (admin, webmail) included; Postfix +
     Dovecot only SMTP, submission and IMAPS: forwarding the others (995, 4190, 443) would only
     lead clients to a closed port, so on 443 the gateway's own nginx (WKD, MTA-STS) answers."""
-    mailu = ctx.mailserver_peer.host.mail_backend == MailBackend.MAILU
-    ports = PROXY_PROTOCOL_PORTS if mailu else POSTFIX_DOVECOT_PORTS
+    backend = ctx.mailserver_peer.host.mail_backend
+    mailu = backend == MailBackend.MAILU
+    ports = SERVED_PORTS[backend]
     forwarded = [_forward(home, port) for port in ports if port != HTTPS_PORT]
     plain_http = _forward(home, HTTP_PORT, proxy_header=False)
     return sorted([*forwarded, _https(ctx, home, mailu=mailu), plain_http], key=_by_port)

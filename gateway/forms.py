@@ -8,6 +8,7 @@ from django_otp.forms import OTPAuthenticationFormMixin
 
 from gateway import passwords, services, totp
 from gateway.models import Alias, ApiToken, Domain, Mailbox
+from gateway.scoping import choices_for
 from gateway.validators import to_local_part
 
 SECRET_SET = "Set. Leave empty to keep it, or enter a new value to replace it."  # noqa: S105 (help text, not a password)
@@ -45,8 +46,8 @@ class PanelForm(forms.ModelForm):
                 status = SECRET_SET if stored and self.instance.pk else SECRET_UNSET
                 field.help_text = f"{status} {field.help_text}".strip()
             queryset = getattr(field, "queryset", None)
-            if queryset is not None and hasattr(queryset, "visible_to"):
-                field.queryset = queryset.visible_to(user)
+            if queryset is not None:
+                field.queryset = choices_for(queryset, user)
 
     def clean(self):
         cleaned = super().clean()

@@ -1,4 +1,5 @@
 from auditlog.middleware import AuditlogMiddleware as BaseAuditlogMiddleware
+from django.conf import settings
 from django.contrib.auth import logout
 from django.utils.functional import SimpleLazyObject
 
@@ -34,3 +35,16 @@ class SecondFactorMiddleware:
         if user.is_authenticated and not user.is_verified() and authenticator(user) is not None:
             logout(request)
         return self.get_response(request)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Send ``CONTENT_SECURITY_POLICY`` with every response that has none of its own (Django
+    5.2 has no built-in CSP), so an injected script or style is not run."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        return response

@@ -10,6 +10,7 @@ infrastructure (hosts, tunnels, deployments) not at all, even for the owner. A l
 whose domains were all deleted has an empty list: it sees nothing.
 """
 
+from django.contrib.auth import get_user_model
 from django.db import models
 
 
@@ -71,3 +72,17 @@ class DomainScopedQuerySet(ScopedQuerySet):
 
     def domain_scope(self, domain_ids) -> models.Q:
         return models.Q(**{f"{self.domain_lookup}__in": domain_ids})
+
+
+def visible_users(user) -> models.QuerySet:
+    """The panel accounts ``user`` may see in a choice: all of them for the owner, otherwise
+    only themselves (a manager must not learn the other accounts' names)."""
+    users = get_user_model().objects.all()
+    return users if acts_as_owner(user) else users.filter(pk=user.pk)
+
+
+def choices_for(queryset: models.QuerySet, user) -> models.QuerySet:
+    """The rows of a form's or serializer's choice that ``user`` may pick from."""
+    if queryset.model is get_user_model():
+        return visible_users(user)
+    return queryset.visible_to(user) if hasattr(queryset, "visible_to") else queryset

@@ -1,13 +1,17 @@
 """Workflows on the mail directory that touch several rows, and the status page's refresh."""
 
+import time
 from datetime import datetime
 
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from gateway import status
+from gateway import status, tasks
 from gateway.models import STANDARD_ALIASES, Alias, Domain, Mailbox, StatusChange, StatusItem
+from gateway.scoping import acts_as_owner
 
 
 @transaction.atomic
@@ -126,3 +130,28 @@ def _status_change(finding: status.Finding, *, before: str, moment: datetime) ->
         message=finding.message,
         at=moment,
     )
+
+
+class TooSoon(Exception):
+    """A status check was queued moments ago; ``wait`` seconds until the next may be."""
+
+    def __init__(self, wait: int):
+        super().__init__(f"A check was started moments ago; try again in {wait} s.")
+        self.wait = wait
+
+
+STATUS_CHECK_LOCK = "gateway:status-check-queued"
+
+
+def status_refresh_queue(*, user) -> None:
+    """Queue a run of every status probe (after commit), for the owner alone and at most once
+    per ``MAILGATE_STATUS_CHECK_COOLDOWN`` seconds: each run connects to every host over SSH
+    and probes the gateway's ports, so clicks and scripts must not multiply that. The mark
+    lives in the cache that every web worker shares."""
+    if not acts_as_owner(user):
+        raise PermissionDenied("Only the owner starts a status check.")
+    cooldown = settings.MAILGATE_STATUS_CHECK_COOLDOWN
+    until = time.time() + cooldown
+    if not cache.add(STATUS_CHECK_LOCK, until, timeout=cooldown):
+        raise TooSoon(max(1, round((cache.get(STATUS_CHECK_LOCK) or until) - time.time())))
+    transaction.on_commit(tasks.status_refresh.delay)

@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "gateway.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "gateway.middleware.ContentSecurityPolicyMiddleware",
     "gateway.middleware.AuditlogMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -147,6 +148,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Mailgate API",
     "DESCRIPTION": "Domains, mailboxes, aliases, hosts, relays and tunnels of a mail gateway.",
     "VERSION": "1",
+    # The schema and its documentation are for signed-in people and tokens only: they list
+    # every operation and field, which the world need not know.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -182,6 +186,21 @@ CELERY_RESULT_BACKEND = env.string(
     else CELERY_BROKER_URL,
 )
 CELERY_TASK_ALWAYS_EAGER = env.boolean("CELERY_TASK_ALWAYS_EAGER", False)
+
+# The cache holds state every web worker must share (the status check's cooldown): Redis
+# beside a Redis broker, else files in MAILGATE_DATA_DIR (the embedded default has no server).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CELERY_BROKER_URL,
+        "KEY_PREFIX": "mailgate",
+    }
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    else {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(DATA_DIR / "cache"),
+    }
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
@@ -195,6 +214,8 @@ MAILGATE_DNS_CHECK_INTERVAL = env.integer("MAILGATE_DNS_CHECK_INTERVAL", 3600)
 # open-relay probe asks the gateway to take mail for this outside address (never sent: the
 # probe stops before DATA).
 MAILGATE_STATUS_INTERVAL = env.integer("MAILGATE_STATUS_INTERVAL", 300)
+# "Check now" (page and API) queues at most one run per this many seconds.
+MAILGATE_STATUS_CHECK_COOLDOWN = env.integer("MAILGATE_STATUS_CHECK_COOLDOWN", 60)
 MAILGATE_STATUS_CA_FILE = env.string("MAILGATE_STATUS_CA_FILE", "")
 MAILGATE_RELAY_PROBE_RECIPIENT = env.string(
     "MAILGATE_RELAY_PROBE_RECIPIENT", "mailgate-relay-probe@example.net"
@@ -229,3 +250,20 @@ if not DEBUG:
     CSRF_COOKIE_HTTPONLY = False
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+
+# Every response's Content-Security-Policy (gateway.middleware): scripts, styles, images and
+# connections from Mailgate itself only; the pages have no inline script or style.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+# MAILGATE_HTTPS: the panel is reached over HTTPS only, through a proxy that terminates TLS and
+# says so in X-Forwarded-Proto. Cookies are then sent over HTTPS only and browsers are told
+# (HSTS) never to use plain HTTP for a year.
+MAILGATE_HTTPS = env.boolean("MAILGATE_HTTPS", False)
+if MAILGATE_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 365 * 24 * 60 * 60

@@ -1,12 +1,11 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from gateway import selectors, services, tasks
+from gateway import selectors, services
 from gateway.forms import ApiTokenForm, MailboxPasswordForm, ReauthenticationForm
 from gateway.models import ApiToken, Mailbox
 from gateway.totp import base32_secret, qr_svg, verify_new_device
@@ -87,8 +86,12 @@ def status(request):
     """Every status item the user may see, grouped, with the fix for each and the history of
     colour changes; "Check now" queues the probes."""
     if request.method == "POST":
-        transaction.on_commit(tasks.status_refresh.delay)
-        messages.success(request, "Checking now: reload this page in a minute for the results.")
+        try:
+            services.status_refresh_queue(user=request.user)
+        except services.TooSoon as exc:
+            messages.info(request, str(exc))
+        else:
+            messages.success(request, "Checking now: reload this page in a minute for the results.")
         return redirect("status")
     overview = selectors.status_overview(
         request.user, page=request.GET.get("page", 1), show_green=request.GET.get("all") == "1"

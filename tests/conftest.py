@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -18,6 +19,12 @@ from tests.deploy_world import lab_with_relay_files
 
 PASSWORD = "correct horse battery staple"
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts without cached state, such as the status check's cooldown."""
+    cache.clear()
 
 
 @pytest.fixture

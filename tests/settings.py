@@ -11,3 +11,6 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 # Panel accounts only: a fast hasher keeps fixtures quick (mailbox hashes stay real bcrypt).
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# One cache per test process, emptied before each test (tests/conftest.py): a Redis cache would
+# share the status check's cooldown between tests and with other runs.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -138,3 +138,23 @@ def test_the_pages_fit_a_phone(browser, live_server, client, owner):
         assert width <= 390, f"{path} scrolls sideways on a phone ({width}px)"
     shot(page, "06-phone")
     context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pages_break_no_content_security_policy_rule(browser, live_server, client, owner):
+    """The CSP allows no inline script or style: the pages must need none."""
+    context = signed_in(browser, live_server, client, owner, 1200, 900)
+    page = context.new_page()
+    refused = []
+
+    def note(message):
+        if "Content Security Policy" in message.text:
+            refused.append((page.url, message.text))
+
+    page.on("console", note)
+    for path in ("/", "/domains/", "/domains/new/", "/status/", "/account/security/", "/api/docs/"):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+    page.wait_for_selector(".swagger-ui .info .title")  # the docs' script ran, from a file
+    assert refused == []
+    context.close()

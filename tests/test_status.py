@@ -109,8 +109,8 @@ def test_it_says_when_everything_is_green(client, owner):
     assert "Everything is green" in client.get(reverse("status")).content.decode()
 
 
-def test_it_says_what_to_do_before_the_first_check(client, alice, family):
-    client.force_login(alice)
+def test_it_says_what_to_do_before_the_first_check(client, owner, family):
+    client.force_login(owner)
     page = client.get(reverse("status")).content.decode()
     assert "Nothing has been checked yet" in page and "Check now" in page
 

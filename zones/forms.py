@@ -1,6 +1,8 @@
 from django import forms
 
 from gateway.forms import LinesField, PanelForm, SecretField
+from gateway.scoping import acts_as_owner
+from zones import services
 from zones.models import PushTarget, ZoneSettings, validate_selector
 
 
@@ -38,6 +40,18 @@ class PushTargetForm(PanelForm):
             "provider_username",
             "provider_token",
         ]
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, user=user, **kwargs)
+        if not acts_as_owner(user):
+            for name in services.PUSH_TARGET_OWNER_FIELDS:
+                self.fields[name].disabled = True
+                self.fields[name].help_text += " Only the owner changes it."
+
+    def clean(self):
+        cleaned = super().clean()
+        services.push_target_check_change(target=self.instance, values=cleaned, user=self.user)
+        return cleaned
 
 
 class DkimGenerateForm(forms.Form):

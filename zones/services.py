@@ -2,7 +2,8 @@
 zone file, and pushing a zone.
 
 Who may do what is decided by the callers through ``gateway.scoping``: a domain's managers (and
-the owner) generate and rotate its DKIM keys, check it and push it; nothing here looks at users.
+the owner) generate and rotate its DKIM keys, check it and push it. Only where a push goes
+(``push_target_check_change``) looks at the user: that is the owner's.
 """
 
 from django.core.exceptions import ValidationError
@@ -10,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from gateway.models import Domain
+from gateway.scoping import acts_as_owner
 from zones import checks, dkim, push, zonefile
 from zones.choices import CheckTrigger
 from zones.models import CheckResult, CheckRun, DkimKey, PushTarget
@@ -137,6 +139,29 @@ def zone_file_for(*, domain: Domain) -> bytes:
 
 
 # --- push ----------------------------------------------------------------------------------------
+
+
+# A push is a connection from Mailgate's own network to this address and port: only the owner
+# aims it. Managers keep the TSIG key and the provider settings.
+PUSH_TARGET_OWNER_FIELDS = ("server", "port")
+
+
+def push_target_check_change(*, target: PushTarget, values: dict, user) -> None:
+    """Refuse ``values`` for ``target`` (saved or new) that move its server or port, unless
+    ``user`` acts as the owner."""
+    if acts_as_owner(user):
+        return
+    saved = PushTarget.objects.filter(pk=target.pk).values(*PUSH_TARGET_OWNER_FIELDS).first()
+    before = saved or {
+        name: PushTarget._meta.get_field(name).get_default() for name in PUSH_TARGET_OWNER_FIELDS
+    }
+    changed = {
+        name: "Only the owner changes where the zone is pushed to."
+        for name in PUSH_TARGET_OWNER_FIELDS
+        if name in values and values[name] != before[name]
+    }
+    if changed:
+        raise ValidationError(changed)
 
 
 def push_plan(*, target: PushTarget) -> push.Plan:

@@ -7,7 +7,7 @@ from rest_framework import exceptions, serializers, viewsets
 from rest_framework.serializers import as_serializer_error
 
 from gateway.fields import EncryptedTextField
-from gateway.scoping import acts_as_owner
+from gateway.scoping import acts_as_owner, choices_for
 
 
 class ModelCleanSerializer(serializers.ModelSerializer):
@@ -18,10 +18,11 @@ class ModelCleanSerializer(serializers.ModelSerializer):
         fields = super().get_fields()
         request = self.context.get("request")
         for name, field in list(fields.items()):
-            if isinstance(field, serializers.PrimaryKeyRelatedField) and request is not None:
-                queryset = field.queryset
-                if queryset is not None and hasattr(queryset, "visible_to"):
-                    field.queryset = queryset.visible_to(request.user)
+            # A many-to-many field's choices are its child's (Domain.managers).
+            relation = getattr(field, "child_relation", field)
+            queryset = getattr(relation, "queryset", None)
+            if isinstance(relation, serializers.RelatedField) and queryset is not None and request:
+                relation.queryset = choices_for(queryset, request.user)
             model_field = _model_field(self.Meta.model, name)
             if isinstance(model_field, EncryptedTextField):
                 field.write_only = True

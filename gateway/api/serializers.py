@@ -49,6 +49,7 @@ class DomainSerializer(ModelCleanSerializer):
             for key in ("aliases_to", "first_mailbox", "first_mailbox_password")
         }
         attrs = super().validate(attrs)
+        self._check_managers(attrs.get("managers"))
         if self.instance is None:
             if bool(creation["aliases_to"]) == bool(creation["first_mailbox"]):
                 raise serializers.ValidationError(
@@ -61,6 +62,16 @@ class DomainSerializer(ModelCleanSerializer):
                 )
         self.creation = creation
         return attrs
+
+    def _check_managers(self, managers) -> None:
+        """Who manages a domain is the owner's to say, never a token limited to domains (it
+        could hand its domain to another account)."""
+        if managers is None or acts_as_owner(self.context["request"].user):
+            return
+        if self.instance is None or set(managers) != set(self.instance.managers.all()):
+            raise serializers.ValidationError(
+                {"managers": "Only the owner, with a token not limited to domains, changes this."}
+            )
 
     @transaction.atomic
     def create(self, validated_data):

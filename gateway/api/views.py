@@ -1,10 +1,9 @@
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from gateway import selectors, tasks
+from gateway import selectors, services
 from gateway.api import filters, serializers
 from gateway.api.base import ScopedViewSet
 from gateway.models import Alias, ApiToken, Domain, Mailbox, StatusChange, StatusItem
@@ -85,11 +84,15 @@ class StatusItemViewSet(viewsets.ReadOnlyModelViewSet):
         colour = self.request.query_params.get("colour")
         return items.filter(colour=colour) if colour in Colour.values else items
 
-    @extend_schema(request=None, responses={202: None})
+    @extend_schema(request=None, responses={202: None, 429: None})
     @action(detail=False, methods=["post"], pagination_class=None)
     def check(self, request):
-        """Run every status probe now (in a worker); read the results here a minute later."""
-        transaction.on_commit(tasks.status_refresh.delay)
+        """Run every status probe now (in a worker); read the results here a minute later.
+        The owner's alone, at most once a minute (429 with Retry-After otherwise)."""
+        try:
+            services.status_refresh_queue(user=request.user)
+        except services.TooSoon as exc:
+            raise exceptions.Throttled(wait=exc.wait, detail=str(exc)) from None
         return Response(status=status.HTTP_202_ACCEPTED)
 
 

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from gateway.api.base import ModelCleanSerializer
 from gateway.models import Domain
+from zones import services
 from zones.models import CheckResult, CheckRun, DkimKey, PushTarget, ZoneSettings, validate_selector
 
 
@@ -154,3 +155,10 @@ class PushTargetSerializer(ModelCleanSerializer):
             "last_pushed_at",
         ]
         read_only_fields = ["last_pushed_at"]
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        services.push_target_check_change(
+            target=self.instance or PushTarget(), values=attrs, user=self.context["request"].user
+        )
+        return attrs

@@ -25,14 +25,16 @@ TRAEFIK_FILES = {
 
 @pytest.fixture
 def world():
-    return hosts()
+    """The guide's setup: the Traefik gateway in front of Mailu, which serves every port."""
+    world = hosts()
+    world["home"].mail_backend = "mailu"
+    return world
 
 
 @pytest.fixture
 def haproxy_world(world):
-    """The all-HAProxy gateway in front of Mailu, which serves every port of the guide."""
+    """The all-HAProxy gateway in front of Mailu."""
     world["vps"].gateway_proxy = "haproxy"
-    world["home"].mail_backend = "mailu"
     return world
 
 
@@ -192,8 +194,8 @@ def test_it_proves_haproxy_check_catches_a_broken_file(world, tmp_path, good, ba
 
 def test_it_shares_one_haproxy_writer_between_the_flavours():
     home = haproxy.Peer("home", "10.0.1.2")
-    assert haproxy.smtp_only_cfg(home) == haproxy.haproxy_cfg(
-        [haproxy.Frontend("smtp_in", 25, haproxy._backend(home, 25))], ipv6=False
+    assert haproxy.smtp_only_cfg(home, ipv6=True) == haproxy.haproxy_cfg(
+        [haproxy.Frontend("smtp_in", 25, haproxy._backend(home, 25))], ipv6=True
     )
 
 
@@ -579,3 +581,42 @@ def test_what_traefik_terminates_follows_mozilla_intermediate(world):
     assert all("GCM" in suite or "CHACHA20" in suite for suite in default["cipherSuites"])
     assert all(suite.startswith("TLS_ECDHE_") for suite in default["cipherSuites"])
     assert jsonschemas.problems("traefik-v3-file-provider", dynamic) == []
+
+
+def test_traefik_in_front_of_postfix_dovecot_forwards_exactly_what_it_serves(world, tmp_path):
+    """Postfix + Dovecot serve 25, 465, 587 and 993: Traefik routes 465, 587 and 993 (HAProxy
+    takes 25) and opens no port that leads nowhere (443 is WKD's alone, no 995, no 4190)."""
+    world["home"].mail_backend = "postfix-dovecot"
+    static, dynamic, compose = documents(world)
+    ports = {point["address"] for point in static["entryPoints"].values()}
+    assert ports == {":80", ":443", ":465", ":587", ":993"}
+    routers = dynamic["tcp"]["routers"]
+    assert sorted(routers) == ["mailu-imaps", "mailu-submission", "mailu-submissions"]
+    assert routers["mailu-submission"]["rule"] == "HostSNI(`*`)"  # STARTTLS: no SNI to read
+    assert "tls" not in routers["mailu-submission"]
+    servers = dynamic["tcp"]["services"]["mailu-submission"]["loadBalancer"]["servers"]
+    assert servers == [{"address": "10.0.1.2:587"}]
+    assert sorted(compose["services"]["traefik"]["ports"]) == sorted(
+        ["80:80", "443:443", "465:465", "587:587", "993:993"]
+    )
+    assert list(dynamic["http"]["routers"]) == ["mailu-acme-only", "wkd"]
+    assert traefik.problems(static, dynamic) == []
+
+
+def test_traefik_forwards_submission_to_mailu_too(world):
+    static, dynamic, _ = documents(world)
+    assert static["entryPoints"]["mailu-submission"]["address"] == ":587"
+    assert "mailu-submission" in dynamic["tcp"]["routers"]
+
+
+def test_the_port_25_haproxy_sees_ipv6_clients_as_they_are(world, tmp_path):
+    """On the host's network, HAProxy binds IPv6 itself: a published port would pass IPv6
+    clients through Docker's proxy, whose bridge address the PROXY header would then name."""
+    world["vps"].public_ipv6 = "2001:db8::10"
+    unit = traefik_unit(world)
+    _, _, compose = documents(world)
+    container = compose["services"][traefik.HAPROXY_CONTAINER]
+    assert container["network_mode"] == "host" and "ports" not in container
+    config = file_of(unit, traefik.HAPROXY_CONFIG)
+    assert b"  bind [::]:25 v6only\n" in config
+    assert haproxy_check(tmp_path, config).returncode == 0

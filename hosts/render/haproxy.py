@@ -126,10 +126,10 @@ def units(ctx: RenderContext) -> list[Unit]:
     ]
 
 
-def smtp_only_cfg(home: Peer) -> bytes:
-    """The reference's ``haproxy25`` file: port 25 to the mail server, nothing else. Docker
-    publishes the port on IPv4 and IPv6, so the container binds IPv4 only."""
-    return haproxy_cfg([_forward(home, 25)], ipv6=False)
+def smtp_only_cfg(home: Peer, *, ipv6: bool) -> bytes:
+    """The reference's ``haproxy25`` file: port 25 to the mail server, nothing else. The
+    container runs on the host's network, so it binds IPv6 itself where the gateway has it."""
+    return haproxy_cfg([_forward(home, 25)], ipv6=ipv6)
 
 
 # --- what the gateway forwards -------------------------------------------------------------------

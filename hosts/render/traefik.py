@@ -22,6 +22,7 @@ cross-references the schemas cannot see (``problems``); any failure is a RenderE
 
 import hashlib
 import ipaddress
+from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 import yaml
@@ -33,6 +34,7 @@ from hosts.render import haproxy, jsonschemas, tls
 from hosts.render.context import (
     HTTPS_PORT,
     MAIL_PORTS,
+    SERVED_PORTS,
     SIEVE_PORT,
     WKD_CONTAINER,
     WKD_CONTAINER_CONF,
@@ -71,18 +73,24 @@ ENTRY_POINTS = {
     "web": 80,
     "web-secure": HTTPS_PORT,
     "mailu-submissions": _PORT["submissions"],
+    "mailu-submission": _PORT["submission"],
     "mailu-imaps": _PORT["imaps"],
     "mailu-pop3s": _PORT["pop3s"],
     "mailu-sieve": SIEVE_PORT,
 }
 # TCP router (and its service): entry point, TLS passed through or not. Each goes to the same
 # port at home, where the mail server expects a PROXY v2 header (context.PROXY_PROTOCOL_PORTS).
+# The names are the guide's (its home server is Mailu); a Postfix + Dovecot server gets the
+# routes of the ports it serves (context.SERVED_PORTS), under the same names.
 TCP_ROUTES = {
     "mailu-websecure": ("web-secure", True),
     "mailu-submissions": ("mailu-submissions", True),
+    # Submission (587) and ManageSieve start in plain text (STARTTLS): there is no SNI to read,
+    # so they are catch-alls on their own ports. The guide leaves 587 out, while Mailu opens it
+    # and DNS advertises it.
+    "mailu-submission": ("mailu-submission", False),
     "mailu-imaps": ("mailu-imaps", True),
     "mailu-pop3s": ("mailu-pop3s", True),
-    # ManageSieve starts in plain text (STARTTLS): there is no SNI to read, so it is a catch-all.
     "mailu-sieve": ("mailu-sieve", False),
 }
 PROXY_TRANSPORT = "ppv2"
@@ -105,7 +113,7 @@ def units(ctx: RenderContext) -> list[Unit]:
     validate({path: yaml.safe_load(content) for path, content in documents.items()})
     files = [
         *(File(path, content) for path, content in documents.items()),
-        File(HAPROXY_CONFIG, haproxy.smtp_only_cfg(home)),
+        File(HAPROXY_CONFIG, haproxy.smtp_only_cfg(home, ipv6=bool(ctx.host.public_ipv6))),
         *_secret(ctx),
     ]
     return [
@@ -134,12 +142,23 @@ def static(ctx: RenderContext) -> dict:
     return {
         "global": {"sendAnonymousUsage": False},
         "log": {"level": "INFO"},
-        "entryPoints": {name: _entry_point(name, port) for name, port in ENTRY_POINTS.items()},
+        "entryPoints": {name: _entry_point(name, port) for name, port in entry_points(ctx).items()},
         "providers": {
             "file": {"directory": IN_CONTAINER[DYNAMIC_DIR], "watch": True},
             "docker": {"exposedByDefault": False, "watch": True},
         },
         "certificatesResolvers": _resolvers(ctx),
+    }
+
+
+def entry_points(ctx: RenderContext) -> dict[str, int]:
+    """The guide's entry points for the ports the mail server serves, and 80 (HTTP-01 and the
+    redirect) and 443 (WKD) always."""
+    served = SERVED_PORTS[ctx.mailserver_peer.host.mail_backend]
+    return {
+        name: port
+        for name, port in ENTRY_POINTS.items()
+        if port in served or name in ("web", "web-secure")
     }
 
 
@@ -189,7 +208,12 @@ def _resolvers(ctx: RenderContext) -> dict:
 def dynamic(ctx: RenderContext, home: haproxy.Peer) -> dict:
     mail = haproxy.mail_names(ctx.directory)
     wkd = haproxy.wkd_names(ctx.directory)
-    return {"http": _http(ctx, home, mail, wkd), "tcp": _tcp(home, mail), "tls": _tls()}
+    routes = {
+        name: route
+        for name, route in TCP_ROUTES.items()
+        if ENTRY_POINTS[route[0]] in SERVED_PORTS[ctx.mailserver_peer.host.mail_backend]
+    }
+    return {"http": _http(ctx, home, mail, wkd), "tcp": _tcp(home, mail, routes), "tls": _tls()}
 
 
 def _tls() -> dict:
@@ -233,16 +257,16 @@ def _http(ctx: RenderContext, home: haproxy.Peer, mail: list[str], wkd: list[str
     return {"routers": routers, "services": services}
 
 
-def _tcp(home: haproxy.Peer, mail: list[str]) -> dict:
+def _tcp(home: haproxy.Peer, mail: list[str], routes: dict[str, tuple[str, bool]]) -> dict:
     routers = {}
-    for name, (entry_point, passthrough) in TCP_ROUTES.items():
+    for name, (entry_point, passthrough) in routes.items():
         # The mail names share 443 with WKD, so they are told apart by SNI; the others own a port.
         rule = _any("HostSNI", mail) if entry_point == "web-secure" else "HostSNI(`*`)"
         if rule:
             routers[name] = _tcp_router(name, entry_point, rule, tls=passthrough)
     services = {
         name: _tcp_service(_host_port(home.address, ENTRY_POINTS[entry_point]))
-        for name, (entry_point, _) in TCP_ROUTES.items()
+        for name, (entry_point, _) in routes.items()
     }
     return {
         "routers": routers,
@@ -288,12 +312,15 @@ def compose(ctx: RenderContext, *, static_sha256: str) -> dict:
     if token:
         document["secrets"] = {SECRET_NAME: {"file": _relative(SECRET)}}
     document["services"] = {
-        "traefik": _traefik_service(token, static_sha256),
+        "traefik": _traefik_service(token, static_sha256, entry_points(ctx).values()),
         HAPROXY_CONTAINER: {
             "image": HAPROXY_IMAGE,
             "container_name": HAPROXY_CONTAINER,
             "restart": "unless-stopped",
-            "ports": ["25:25"],
+            # On the host's network, not behind a published port: Docker's proxy for IPv6
+            # clients would hand HAProxy its bridge address instead of the client's, and the
+            # mail server judges senders by the address in the PROXY header.
+            "network_mode": "host",
             "volumes": [_folder_mount(HAPROXY_CONFIG)],
         },
         WKD_CONTAINER: {
@@ -309,13 +336,13 @@ def compose(ctx: RenderContext, *, static_sha256: str) -> dict:
     return document
 
 
-def _traefik_service(token: bool, static_sha256: str) -> dict:
+def _traefik_service(token: bool, static_sha256: str, ports: Iterable[int]) -> dict:
     service: dict = {"image": TRAEFIK_IMAGE, "restart": "unless-stopped"}
     if token:
         secret = f"/run/secrets/{SECRET_NAME}"
         service["secrets"] = [SECRET_NAME]
         service["environment"] = {"CF_DNS_API_TOKEN_FILE": secret, "CF_ZONE_API_TOKEN_FILE": secret}
-    service["ports"] = _published_ports()
+    service["ports"] = _published_ports(ports)
     service["volumes"] = [
         "/var/run/docker.sock:/var/run/docker.sock:ro",
         f"{_relative(STATIC)}:{IN_CONTAINER[STATIC]}:ro",
@@ -326,13 +353,13 @@ def _traefik_service(token: bool, static_sha256: str) -> dict:
     return service
 
 
-def _published_ports() -> list[str]:
-    ports = []
-    for port in ENTRY_POINTS.values():
-        ports.append(f"{port}:{port}")
+def _published_ports(ports: Iterable[int]) -> list[str]:
+    published = []
+    for port in ports:
+        published.append(f"{port}:{port}")
         if port == 443 and HTTP3:
-            ports.append("443:443/udp")
-    return ports
+            published.append("443:443/udp")
+    return published
 
 
 def _folder_mount(path: str) -> str:

@@ -135,6 +135,12 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "gateway.api.authentication.TokenPermission",
     ],
+    # JSON with a nesting limit and no lone surrogates (gateway/api/parsers.py), then DRF's own.
+    "DEFAULT_PARSER_CLASSES": [
+        "gateway.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "gateway.api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",

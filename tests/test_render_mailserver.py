@@ -1,6 +1,7 @@
 """Postfix + Dovecot on the home server and Postfix relaying through the Proton Bridge: the
 files match the reference guides, pass the real tools, and the tools really catch mistakes."""
 
+import base64
 import datetime
 import subprocess
 
@@ -11,8 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.exceptions import ValidationError
 
 from gateway.bundle import Bundle, RenderError
+from gateway.selectors import DomainEntry
 from hosts.render import bridge, dovecot, postfix, render, tls
+from hosts.render import context as context_module
 from hosts.render.local import run_check, run_checks
+from lab.ca import LabCA
 from tests.render_world import assert_golden, context, hosts, with_directory
 
 # render() also asks the other apps' bundle contributors, which read the database (DKIM keys).
@@ -357,3 +361,53 @@ def test_mail_leaves_over_ipv4_only_when_it_goes_through_the_gateway(world):
     assert dict(postfix.main_cf(context(world, "home"), mailserver=True))["inet_protocols"] == (
         "all"
     )
+
+
+def two_names(world):
+    """example.com on mail.example.com (the host's own name), family.example on its own."""
+    ctx = context(world, "home")
+    domains = (
+        DomainEntry("example.com", "mail.example.com"),
+        DomainEntry("family.example", "mail.family.example"),
+    )
+    return with_directory(ctx, domains=domains)
+
+
+def test_each_mail_host_name_presents_its_own_certificate(world, tmp_path, monkeypatch):
+    """Several mail host names (each an MX that MTA-STS names): Postfix picks the certificate by
+    the TLS server name (tls_server_sni_maps, built with postmap -F), Dovecot by local_name;
+    the staged checks pass with the real tools once the certificates are there."""
+    live = tmp_path / "live"
+    monkeypatch.setattr(context_module, "CERTBOT_LIVE", str(live))
+    ctx = two_names(world)
+    settings = dict(postfix.main_cf(ctx, mailserver=True))
+    assert settings["tls_server_sni_maps"] == f"hash:{postfix.SNI_MAP}"
+    assert settings["smtpd_tls_cert_file"] == f"{live}/mail.example.com/fullchain.pem"
+    conf = dovecot.dovecot_conf(ctx)
+    block = conf.index("local_name mail.family.example {")
+    assert conf[block + 1] == f"  ssl_cert = <{live}/mail.family.example/fullchain.pem"
+    stage = tmp_path / "stage"
+    bundle = staged(stage, ctx)
+    failed = run_check("postfix", bundle.unit("postfix").checks[0], stage)
+    assert not failed.ok and "The certificate for mail.family.example is missing" in failed.output
+    issued = LabCA().issue("mail.family.example")
+    (live / "mail.family.example").mkdir(parents=True)
+    (live / "mail.family.example/fullchain.pem").write_bytes(issued.fullchain)
+    (live / "mail.family.example/privkey.pem").write_bytes(issued.privkey)
+    for unit in ("postfix", "dovecot"):
+        result = run_check(unit, bundle.unit(unit).checks[0], stage)
+        assert result.ok, result.output
+    sni = stage / postfix.SNI_MAP.lstrip("/")
+    subprocess.run(["postmap", "-F", f"hash:{sni}"], check=True)
+    found = subprocess.run(
+        ["postmap", "-q", "mail.family.example", f"hash:{sni}"], capture_output=True, text=True
+    ).stdout
+    assert base64.b64decode(found.strip()).startswith(b"-----BEGIN")  # the files' contents
+
+
+def test_one_named_certificate_serves_every_name(world):
+    world["home"].tls_certificate_path = "/etc/ssl/mail/all-names.pem"
+    world["home"].tls_key_path = "/etc/ssl/mail/all-names.key"
+    ctx = two_names(world)
+    assert "tls_server_sni_maps" not in dict(postfix.main_cf(ctx, mailserver=True))
+    assert not any(line.startswith("local_name") for line in dovecot.dovecot_conf(ctx))

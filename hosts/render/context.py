@@ -62,6 +62,19 @@ class RenderContext:
         return self.host.tls_key_path or f"{CERTBOT_LIVE}/{self.hostname}/privkey.pem"
 
     @property
+    def other_certificates(self) -> dict[str, tuple[str, str]]:
+        """The mail host names beside the host's own that its mail services answer for, each
+        with its certbot certificate chain and key (``SNI``: every MX name of MTA-STS must
+        present its own). None where the host names one certificate file for everything."""
+        if self.host.tls_certificate_path:
+            return {}
+        names = sorted({d.mail_hostname for d in self.directory.domains} - {self.hostname})
+        return {
+            name: (f"{CERTBOT_LIVE}/{name}/fullchain.pem", f"{CERTBOT_LIVE}/{name}/privkey.pem")
+            for name in names
+        }
+
+    @property
     def wkd_root(self) -> str | None:
         """The gateway's WKD document root (``.well-known/openpgpkey/...`` lies below it)."""
         return WKD_ROOTS.get(self.host.gateway_proxy) if self.host.is_gateway else None

@@ -16,6 +16,8 @@ CONFIG = "/etc/dovecot/dovecot.conf"
 USERS = "/etc/dovecot/mailgate-users"
 VMAIL = "/var/vmail"
 IMAPS_PORT = 993  # behind the gateway, with its PROXY v2 header
+# Dovecot's default set plus "+" (gateway.validators allows it in a local part).
+USERNAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@+"
 LOCKED = "*"  # never a valid hash: a mailbox without a password cannot log in
 
 
@@ -83,7 +85,11 @@ def dovecot_conf(ctx: RenderContext) -> list[str]:
         f"ssl_min_protocol = {tls.MIN_PROTOCOL}",
         f"ssl_cipher_list = {tls.INTERMEDIATE_CIPHERS}",
         "ssl_prefer_server_ciphers = no",
+        *_local_names(ctx),
         "auth_mechanisms = plain login",
+        # Dovecot's default leaves out "+", which a mailbox's local part may hold.
+        f"auth_username_chars = {USERNAME_CHARS}",
+        "auth_username_format = %Lu",  # addresses are stored in lowercase
         "disable_plaintext_auth = yes",
         "",
         "# The gateway passes connections on with a PROXY v2 header carrying the client's address.",
@@ -136,6 +142,19 @@ def dovecot_conf(ctx: RenderContext) -> list[str]:
         *_special_mailboxes(),
         "}",
     ]
+
+
+def _local_names(ctx: RenderContext) -> list[str]:
+    """Each other mail host name presents its own certificate (the TLS server name chooses)."""
+    blocks = []
+    for name, (chain, key) in ctx.other_certificates.items():
+        blocks += [
+            f"local_name {one_line(name)} {{",
+            f"  ssl_cert = <{one_line(chain)}",
+            f"  ssl_key = <{one_line(key)}",
+            "}",
+        ]
+    return blocks
 
 
 def _special_mailboxes() -> list[str]:

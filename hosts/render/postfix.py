@@ -33,6 +33,7 @@ CONFIG_DIR = "/etc/postfix"
 MAIN_CF = f"{CONFIG_DIR}/main.cf"
 MAPS_DIR = "/etc/postfix/mailgate"
 MAPS = ("virtual_domains", "virtual_mailboxes", "virtual_aliases", "sender_logins")
+SNI_MAP = f"{MAPS_DIR}/tls_server_sni"
 LOOPBACK = ("127.0.0.0/8", "[::1]/128")
 # The services that read the gateway's PROXY v2 header, by port (master.cf service names).
 PROXIED_SERVICES = {25: "smtp", 587: "submission", 465: "submissions"}
@@ -57,15 +58,32 @@ def _unit(ctx: RenderContext, *, mailserver: bool) -> Unit:
     ]
     if mailserver:
         files += [File(f"{MAPS_DIR}/{name}", table(rows)) for name, rows in maps(ctx).items()]
+        if ctx.other_certificates:
+            files.append(File(SNI_MAP, table(_sni_rows(ctx))))
     if relay:
         files += _relay_files(relay)
     postmapped = [file.path for file in files if _is_hash_map(file.path)]
     return Unit(
         name="postfix",
         files=tuple(files),
-        checks=(_check_script(postmapped),),
-        activate=(*(f"postmap hash:{shell_quote(path)}" for path in postmapped), _reload()),
+        checks=(_check_script(postmapped, _certificate_check(ctx) if mailserver else []),),
+        activate=(*(_postmap(path) for path in postmapped), _reload()),
     )
+
+
+def _sni_rows(ctx: RenderContext) -> list[tuple[str, str]]:
+    """tls_server_sni_maps: each other mail host name, its key, then its chain, as files
+    ``postmap -F`` reads into the map."""
+    return [
+        (name, f"{one_line(key)} {one_line(chain)}")
+        for name, (chain, key) in ctx.other_certificates.items()
+    ]
+
+
+def _postmap(path: str, postmap: str = "postmap") -> str:
+    """The map's command: the SNI map holds the certificate files' contents (``-F``)."""
+    flags = " -F" if path == SNI_MAP else ""
+    return f"{postmap}{flags} hash:{shell_quote(path)}"
 
 
 def main_cf(ctx: RenderContext, *, mailserver: bool) -> list[tuple[str, str]]:
@@ -122,6 +140,7 @@ def _mailserver_settings(ctx: RenderContext) -> list[tuple[str, str]]:
         ("tls_high_cipherlist", tls.INTERMEDIATE_CIPHERS),
         ("smtpd_tls_exclude_ciphers", "aNULL, eNULL"),
         ("tls_preempt_cipherlist", "no"),
+        *([("tls_server_sni_maps", f"hash:{SNI_MAP}")] if ctx.other_certificates else []),
         ("smtpd_sasl_type", "dovecot"),
         ("smtpd_sasl_path", "private/auth"),
         # AUTH belongs to the submission ports; port 25 is for other mail servers.
@@ -341,7 +360,7 @@ def _service(columns: str, *options: str) -> list[str]:
     return [columns, *(f"  -o {option}" for option in options)]
 
 
-def _check_script(postmapped: Iterable[str]) -> str:
+def _check_script(postmapped: Iterable[str], first: list[str]) -> str:
     """Check the staged configuration with Postfix itself, in a scratch copy whose queue and
     data directories are throwaway (``postfix check`` creates them) and whose log goes to
     stdout (there may be no syslog). A misspelled parameter is only a warning for Postfix;
@@ -350,6 +369,7 @@ def _check_script(postmapped: Iterable[str]) -> str:
     return "\n".join(
         [
             "set -eu",
+            *first,
             'scratch="$(mktemp -d)"',
             "trap 'rm -rf \"$scratch\"' EXIT",
             f'cp "$STAGE"{CONFIG_DIR}/main.cf "$STAGE"{CONFIG_DIR}/master.cf "$scratch/"',
@@ -366,9 +386,29 @@ def _check_script(postmapped: Iterable[str]) -> str:
             'printf "%s\\n" "$report" | grep -vF "$scratch" || true',
             f"for map in {copies}; do",
             '  cp "$map" "$scratch/maps/"',
-            '  postmap -c "$scratch" "hash:$scratch/maps/$(basename "$map")"',
+            # The SNI map's values are files whose contents go into the map (postmap -F).
+            f'  flags=""; [ "$(basename "$map")" != {shell_quote(SNI_MAP.rsplit("/", 1)[1])} ]'
+            ' || flags="-F"',
+            '  postmap $flags -c "$scratch" "hash:$scratch/maps/$(basename "$map")"',
             "done",
         ]
+    )
+
+
+def _certificate_check(ctx: RenderContext) -> list[str]:
+    """Each other mail host name's certificate must be on the host before Postfix and Dovecot
+    name it: said plainly, rather than as postmap's or Dovecot's failure to open a file."""
+    return [
+        f"[ -r {shell_quote(path)} ] || {{ echo {shell_quote(_missing(name, path))} >&2; exit 1; }}"
+        for name, paths in ctx.other_certificates.items()
+        for path in paths
+    ]
+
+
+def _missing(name: str, path: str) -> str:
+    return (
+        f"The certificate for {name} is missing: {path}. Get it first (certbot certonly -d "
+        f"{name}), or name one certificate for every mail host name in the host's TLS files."
     )
 
 

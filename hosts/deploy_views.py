@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from gateway.bundle import RenderError
 from hosts import services
 from hosts.models import Deployment, Host
+from hosts.plan import PlanChanged
 from hosts.transport import TransportError
 
 owner_required = user_passes_test(lambda user: user.is_superuser)
@@ -45,19 +46,31 @@ def host_key(request, pk):
 def host_plan(request, pk):
     host = get_object_or_404(Host, pk=pk)
     try:
-        plan, error = services.host_plan(host=host), None
+        plan = services.host_plan(host=host)
     except (RenderError, TransportError) as exc:
-        plan, error = None, str(exc)
-    return render(request, "hosts/host_plan.html", {"host": host, "plan": plan, "error": error})
+        return _plan_page(request, host, None, error=str(exc))
+    return _plan_page(request, host, plan)
 
 
 @owner_required
 @require_POST
 def host_deploy(request, pk):
+    """Deploy the plan that was shown; if it changed since, show the new one instead (409)."""
     host = get_object_or_404(Host, pk=pk)
-    with transaction.atomic():
-        deployment = services.deployment_queue(host=host, trigger="ui", user=request.user)
+    try:
+        deployment = services.host_deploy(
+            host=host, plan_digest=request.POST.get("digest", ""), trigger="ui", user=request.user
+        )
+    except PlanChanged as exc:
+        return _plan_page(request, host, exc.plan, changed=str(exc), status=409)
+    except (RenderError, TransportError) as exc:
+        return _plan_page(request, host, None, error=str(exc))
     return redirect("deployment-detail", pk=deployment.pk)
+
+
+def _plan_page(request, host, plan, *, error="", changed="", status=200):
+    context = {"host": host, "plan": plan, "error": error, "changed": changed}
+    return render(request, "hosts/host_plan.html", context, status=status)
 
 
 @owner_required

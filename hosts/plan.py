@@ -1,8 +1,10 @@
 """What a deployment would change: the host's rendered bundle compared with the last successful
 deployment and with what is on the host now (hashes gathered in one remote command), with a
-unified diff per file (secret files masked) and the drift the host has taken on by hand."""
+unified diff per file (secret files masked) and the drift the host has taken on by hand. Its
+digest names it, so that a deployment applies the plan that was shown and no other."""
 
 import difflib
+import hashlib
 from dataclasses import dataclass, field
 
 from gateway.bundle import Bundle, File, Unit
@@ -26,6 +28,19 @@ class FilePlan:
     diff: str
 
 
+class PlanChanged(Exception):
+    """The plan is no longer the one that was shown; ``plan`` is the one there is now."""
+
+    def __init__(self, plan: "Plan"):
+        self.plan = plan
+        paths = ", ".join(file.path for file in plan.changes) or "none"
+        super().__init__(
+            f"The plan for {plan.host} changed since it was shown (the directory, the settings "
+            f"or the host's files): it now changes {len(plan.changes)} file(s): {paths}. "
+            "Review the new plan and deploy it."
+        )
+
+
 @dataclass(frozen=True)
 class Plan:
     host: Host
@@ -45,6 +60,17 @@ class Plan:
     def affected_units(self) -> list[Unit]:
         names = {file.unit for file in self.changes}
         return [unit for unit in self.bundle.units if unit.name in names]
+
+    @property
+    def digest(self) -> str:
+        """Names this exact plan: every file's change, from what to what."""
+        text = repr([(f.path, f.change, f.before_sha256, f.after_sha256) for f in self.files])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def confirm(self, digest: str) -> None:
+        """Raise PlanChanged unless ``digest`` names this plan (no digest: nothing was shown)."""
+        if digest and digest != self.digest:
+            raise PlanChanged(self)
 
 
 def last_deployed(host: Host) -> dict[str, DeploymentFile]:

@@ -45,14 +45,34 @@ def host_confirm_key(*, host: Host, key: str, fingerprint: str) -> None:
 
 
 def deployment_queue(
-    *, host: Host, trigger: str, user=None, rollback_of: Deployment | None = None
+    *,
+    host: Host,
+    trigger: str,
+    user=None,
+    rollback_of: Deployment | None = None,
+    plan_digest: str = "",
 ) -> Deployment:
-    """Record a pending deployment and hand it to a worker once the transaction commits."""
+    """Record a pending deployment and hand it to a worker once the transaction commits; with
+    ``plan_digest``, the worker deploys only that plan."""
     deployment = Deployment.objects.create(
-        host=host, trigger=trigger, triggered_by=user, rollback_of=rollback_of
+        host=host,
+        trigger=trigger,
+        triggered_by=user,
+        rollback_of=rollback_of,
+        plan_digest=plan_digest,
     )
     transaction.on_commit(lambda: tasks.deployment_run.delay(deployment.pk))
     return deployment
+
+
+def host_deploy(*, host: Host, plan_digest: str, trigger: str, user=None) -> Deployment:
+    """Queue a deployment of the plan that was shown (``plan_digest``; empty: none was). A plan
+    that changed since raises PlanChanged with the new one, before anything is queued; the
+    worker checks the digest again against the plan it makes itself."""
+    if plan_digest:
+        host_plan(host=host).confirm(plan_digest)
+    with transaction.atomic():
+        return deployment_queue(host=host, trigger=trigger, user=user, plan_digest=plan_digest)
 
 
 def deploy_all(*, trigger: str, user=None) -> list[Deployment]:

@@ -1,11 +1,13 @@
 """Deploying through the API, the browser pages and ``manage.py deploy``, against a lab host."""
 
+import re
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from hosts.models import Deployment, Host
+from hosts.models import Deployment, Host, Relay
 from tests.deploy_world import relay_host
 
 
@@ -24,6 +26,13 @@ def succeeded(host) -> Deployment:
     return Deployment.objects.create(
         host=host, trigger="test", status="succeeded", started_at=now, finished_at=now
     )
+
+
+def move_the_smarthost() -> None:
+    """A change in Mailgate between a plan and its deployment: the smarthost's port."""
+    relay = Relay.objects.get()
+    relay.port = 2525
+    relay.save()
 
 
 def test_the_api_fetches_and_pins_the_host_key(api, owner, host, lab):
@@ -137,3 +146,35 @@ def test_the_command_plans_and_deploys(host, lab, capsys):
     assert "Nothing to change." in capsys.readouterr().out
     with pytest.raises(CommandError, match="No host is named"):
         call_command("deploy", host="nowhere")
+
+
+def test_it_deploys_through_the_api_only_the_plan_that_was_shown(api, owner, host):
+    client = api(owner)
+    shown = client.get(f"/api/hosts/{host.pk}/plan/").json()
+    move_the_smarthost()
+    refused = client.post(f"/api/hosts/{host.pk}/deploy/", {"digest": shown["digest"]})
+    assert refused.status_code == 409
+    assert "changed since it was shown" in refused.json()["detail"]
+    now = refused.json()["plan"]
+    main_cf = next(c for c in now["changes"] if c["path"] == "/etc/postfix/main.cf")
+    assert "+relayhost = [smtp.provider.example]:2525" in main_cf["diff"]
+    assert now["digest"] != shown["digest"] and not Deployment.objects.exists()
+    queued = client.post(f"/api/hosts/{host.pk}/deploy/", {"digest": now["digest"]})
+    assert queued.status_code == 202
+    assert Deployment.objects.get().plan_digest == now["digest"]
+
+
+def test_the_plan_page_deploys_its_plan_or_shows_the_new_one(client, owner, host):
+    client.force_login(owner)
+    page = client.get(reverse("host-plan", args=[host.pk])).content.decode()
+    shown = re.search(r'name="digest" value="(\w+)"', page)[1]
+    move_the_smarthost()
+    refused = client.post(reverse("host-deploy", args=[host.pk]), {"digest": shown})
+    assert refused.status_code == 409 and not Deployment.objects.exists()
+    page = refused.content.decode()
+    assert "changed since it was shown" in page and "[smtp.provider.example]:2525" in page
+    now = re.search(r'name="digest" value="(\w+)"', page)[1]
+    deployed = client.post(reverse("host-deploy", args=[host.pk]), {"digest": now})
+    deployment = Deployment.objects.get()
+    assert deployed.url == reverse("deployment-detail", args=[deployment.pk])
+    assert deployment.plan_digest == now != shown

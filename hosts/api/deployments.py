@@ -1,6 +1,8 @@
 """API for deploying: plan, apply, deploy all, host-key confirmation, deployment history with
 its log, and rollback. Long work is queued (202); a plan is read from the host at once."""
 
+from contextlib import contextmanager
+
 from django.db import transaction
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -12,6 +14,7 @@ from gateway.bundle import RenderError
 from gateway.scoping import acts_as_owner
 from hosts import services
 from hosts.models import Deployment, DeploymentFile
+from hosts.plan import PlanChanged
 from hosts.transport import TransportError
 
 
@@ -23,6 +26,17 @@ class HostUnreachable(exceptions.APIException):
 class NotRenderable(exceptions.APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_detail = "The host's files cannot be rendered."
+
+
+@contextmanager
+def host_errors():
+    """What cannot be rendered is 422; a host that cannot be reached, 502."""
+    try:
+        yield
+    except RenderError as exc:
+        raise NotRenderable(str(exc)) from None
+    except TransportError as exc:
+        raise HostUnreachable(str(exc)) from None
 
 
 class FilePlanSerializer(serializers.Serializer):
@@ -37,12 +51,27 @@ class FilePlanSerializer(serializers.Serializer):
 
 class PlanSerializer(serializers.Serializer):
     host = serializers.CharField(source="host.name")
+    digest = serializers.CharField(help_text="Pass it to deploy/ to deploy exactly this plan.")
     changes = FilePlanSerializer(many=True)
     drift = FilePlanSerializer(many=True)
     unchanged = serializers.SerializerMethodField()
 
     def get_unchanged(self, plan) -> int:
         return len(plan.files) - len(plan.changes)
+
+
+class HostDeploySerializer(serializers.Serializer):
+    digest = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="The digest of the plan you reviewed (plan/): a plan that changed since is "
+        "answered 409 with the new plan, and nothing is deployed.",
+    )
+
+
+class PlanChangedSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    plan = PlanSerializer(help_text="The plan now: review it and deploy it with its digest.")
 
 
 class HostKeySerializer(serializers.Serializer):
@@ -104,22 +133,32 @@ class HostDeployMixin:
     def plan(self, request, pk=None):
         """What a deployment would change now: per-file diffs (secrets masked) and drift."""
         host = self._owned_host()
-        try:
+        with host_errors():
             plan = services.host_plan(host=host)
-        except RenderError as exc:
-            raise NotRenderable(str(exc)) from None
-        except TransportError as exc:
-            raise HostUnreachable(str(exc)) from None
         return Response(PlanSerializer(plan).data)
 
-    @extend_schema(request=None, responses={202: DeploymentSerializer})
+    @extend_schema(
+        request=HostDeploySerializer,
+        responses={202: DeploymentSerializer, 409: PlanChangedSerializer},
+    )
     @action(detail=True, methods=["post"])
     def deploy(self, request, pk=None):
-        """Queue a deployment of the host; follow it at ``/api/deployments/{id}/log/``."""
-        with transaction.atomic():
-            deployment = services.deployment_queue(
-                host=self._owned_host(), trigger="api", user=request.user
-            )
+        """Queue a deployment of the host (with ``digest``: only of the plan you reviewed);
+        follow it at ``/api/deployments/{id}/log/``."""
+        host = self._owned_host()
+        given = HostDeploySerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        try:
+            with host_errors():
+                deployment = services.host_deploy(
+                    host=host,
+                    plan_digest=given.validated_data.get("digest", ""),
+                    trigger="api",
+                    user=request.user,
+                )
+        except PlanChanged as exc:
+            data = {"detail": str(exc), "plan": PlanSerializer(exc.plan).data}
+            return Response(data, status=status.HTTP_409_CONFLICT)
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: DeploymentSerializer(many=True)})

@@ -5,17 +5,24 @@ host), renders the bundle (or replays an earlier deployment's, for a rollback), 
 the host in one round trip, and, when something changed, stages the new files on the host in a
 second one, checks them there with the real tools, and starts the transaction of
 ``hosts.remote``, following its log until Mailgate confirms it. A plan without changes touches
-nothing. A lost connection leaves the deployment running until ``recover`` learns from the host
-how its transaction ended (it rolls back by itself without Mailgate's confirmation).
+nothing. A lost connection, or any other failure once the host may hold the new files, leaves
+the deployment running until ``recover`` learns from the host how its transaction ended (it
+rolls back by itself without Mailgate's confirmation). While it runs, a thread beats every
+``MAILGATE_DEPLOY_HEARTBEAT`` seconds; a deployment silent for ``MAILGATE_DEPLOY_LEASE``
+seconds has lost its worker, and ``recover_stale`` (Celery beat) concludes it.
 """
 
 import io
 import tarfile
+import threading
 import time
+import traceback
+from contextlib import contextmanager
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Value
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
@@ -24,12 +31,11 @@ from gateway.writers import shell_quote
 from hosts import remote
 from hosts.choices import DeploymentStatus, FileChange
 from hosts.models import Deployment, DeploymentFile
-from hosts.plan import Plan, make_plan
+from hosts.plan import Plan, PlanChanged, make_plan
 from hosts.render import render_host
 from hosts.selectors import secret_values
 from hosts.transport import Session, TransportError
 
-LEASE = timedelta(minutes=2)  # a running deployment silent this long has lost its worker
 POLL_SECONDS = 0.2
 APPLY_TIMEOUT = 30 * 60
 
@@ -40,7 +46,7 @@ class Busy(Exception):
 
 class Log:
     """Appends to a deployment's log as things happen (the UI shows it live), with every
-    secret of the host masked, and keeps the worker's heartbeat fresh."""
+    secret of the host masked."""
 
     def __init__(self, deployment: Deployment, secrets: list[str]):
         self.deployment = deployment
@@ -51,18 +57,61 @@ class Log:
             text = text.replace(secret, "********")
         if text and not text.endswith("\n"):
             text += "\n"
-        Deployment.objects.filter(pk=self.deployment.pk).update(
-            log=Concat(F("log"), Value(text)), heartbeat_at=timezone.now()
-        )
+        Deployment.objects.filter(pk=self.deployment.pk).update(log=Concat(F("log"), Value(text)))
 
-    def beat(self) -> None:
-        Deployment.objects.filter(pk=self.deployment.pk).update(heartbeat_at=timezone.now())
+
+def stale_deployments() -> QuerySet[Deployment]:
+    """The running deployments whose worker has been silent for longer than the lease: it died,
+    or lost the host."""
+    lease = timedelta(seconds=getattr(settings, "MAILGATE_DEPLOY_LEASE", 120))
+    return Deployment.objects.filter(
+        status=DeploymentStatus.RUNNING, heartbeat_at__lt=timezone.now() - lease
+    )
+
+
+@contextmanager
+def _heartbeat(deployment: Deployment):
+    """Keep the deployment's heartbeat fresh from a thread, so that a long step (a slow check
+    on the host) is not taken for a dead worker."""
+    stop = threading.Event()
+
+    def beat():
+        try:
+            while not stop.wait(getattr(settings, "MAILGATE_DEPLOY_HEARTBEAT", 10)):
+                running = Deployment.objects.filter(
+                    pk=deployment.pk, status=DeploymentStatus.RUNNING
+                )
+                try:
+                    running.update(heartbeat_at=timezone.now())
+                except DatabaseError:
+                    continue  # a busy database misses one beat, not the lease
+        finally:
+            connection.close()  # the thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{deployment.pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def run(deployment: Deployment, *, bundle: Bundle | None = None) -> DeploymentStatus:
-    """Carry the deployment out; returns its status (RUNNING while it awaits recovery)."""
-    _acquire(deployment)
+    """Carry the deployment out; returns its status (RUNNING while it awaits recovery). A
+    deployment that is no longer pending (a task delivered again) is left as it is."""
+    if not _acquire(deployment):
+        return deployment.status
     log = Log(deployment, secret_values(deployment.host))
+    with _heartbeat(deployment):
+        try:
+            return _run(deployment, bundle, log)
+        except Exception:  # a bug or a database error must not leave the host locked
+            log(f"Mailgate failed:\n{traceback.format_exc()}")
+            return recover(deployment)
+
+
+def _run(deployment: Deployment, bundle: Bundle | None, log: Log) -> DeploymentStatus:
     try:
         bundle = bundle or deployment_bundle(deployment)
     except RenderError as exc:
@@ -110,28 +159,25 @@ def _stored_file(row: DeploymentFile) -> File:
     return File(row.path, row.get_content(), row.mode, row.owner, row.secret)
 
 
-def _acquire(deployment: Deployment) -> None:
+def _acquire(deployment: Deployment) -> bool:
+    """Take the host's lock; False when the deployment is no longer pending."""
     now = timezone.now()
     try:
         with transaction.atomic():
-            started = deployment.transition(
-                DeploymentStatus.RUNNING, started_at=now, heartbeat_at=now
-            )
+            return deployment.transition(DeploymentStatus.RUNNING, started_at=now, heartbeat_at=now)
     except IntegrityError:
-        stale = Deployment.objects.filter(
-            host=deployment.host, status=DeploymentStatus.RUNNING, heartbeat_at__lt=now - LEASE
-        ).first()
-        if stale:
-            recover(stale)
+        recover_stale(host=deployment.host)
         raise Busy(f"{deployment.host} is being deployed to; this deployment waits.") from None
-    if not started:
-        raise Busy(f"{deployment} is {deployment.status}, not pending.")
 
 
 def _apply(deployment: Deployment, bundle: Bundle, session: Session, log: Log):
     log(f"Connected to {deployment.host} ({deployment.host.ssh_address}).")
     plan = make_plan(deployment.host, bundle, session)
     _record(deployment, plan)
+    try:
+        plan.confirm(deployment.plan_digest)
+    except PlanChanged as exc:
+        return _finish(deployment, log, DeploymentStatus.FAILED, f"{exc} Nothing was written.")
     for file in plan.drift:
         log(f"Drift: {file.path} on the host differs from the last deployment.")
     if not plan.changes:
@@ -178,8 +224,6 @@ def _follow(deployment, session, log, *, offset: int = 0) -> str:
         if text:
             log(text)
             offset += len(text.encode())
-        else:
-            log.beat()
         if state in remote.FINAL_STATES:
             return state
         if state == "applied":
@@ -188,22 +232,36 @@ def _follow(deployment, session, log, *, offset: int = 0) -> str:
     raise TransportError(f"The transaction on {deployment.host} did not finish in time")
 
 
+def recover_stale(**filters) -> list[DeploymentStatus]:
+    """Conclude the running deployments (those of ``filters``) whose worker has been silent for
+    longer than the lease, from what their hosts report. Each is claimed for one lease by a
+    conditional update, so two workers never recover the same deployment at once."""
+    stale = stale_deployments().filter(**filters)
+    concluded = []
+    for deployment in stale.select_related("host"):
+        if stale.filter(pk=deployment.pk).update(heartbeat_at=timezone.now()):
+            concluded.append(recover(deployment))
+    return concluded
+
+
 def recover(deployment: Deployment) -> DeploymentStatus:
-    """Learn how a deployment whose connection was lost ended on the host."""
+    """Learn how a deployment whose worker lost the host (its connection, or itself) ended on
+    the host."""
     log = Log(deployment, secret_values(deployment.host))
     try:
         with Session(deployment.host) as session:
             _, states = remote.parse_survey(session.run(remote.survey_command()).stdout)
             state = states.get(deployment.pk)
             if state in ("applying", "applied"):
+                log(f"The host's transaction is {state}; Mailgate asks again later.")
                 return DeploymentStatus.RUNNING
             if state is None or state == "staged":
                 session.run(f"rm -rf {shell_quote(remote.folder(deployment.pk))}")
                 return _finish(
                     deployment, log, DeploymentStatus.FAILED,
-                    "Reconnected: the transaction never started, nothing was changed.",
+                    "The host says the transaction never started: nothing was changed.",
                 )  # fmt: skip
-            log(f"Reconnected: the host's transaction ended {state}.")
+            log(f"The host says its transaction ended {state}.")
             log(session.run(remote.follow_command(deployment.pk, 0)).stdout.partition("\n")[2])
             return _conclude(deployment, session, log, state)
     except TransportError as exc:
@@ -217,6 +275,7 @@ def _finish(deployment, log, status: DeploymentStatus, message: str) -> Deployme
     return status
 
 
+@transaction.atomic
 def _record(deployment: Deployment, plan: Plan) -> None:
     files = {file.path: file for file in plan.bundle.files}
     rows = []

@@ -1,7 +1,8 @@
 """The status probes of ``hosts`` (found by ``gateway.status``):
 
-- ``hosts``: per host, its last finished deployment, and over SSH whether its files are what
-  Mailgate renders (drift: edits by hand; pending: changes not deployed yet);
+- ``hosts``: per host, a deployment stuck without its worker, else its last finished one, and
+  over SSH whether its files are what Mailgate renders (drift: edits by hand; pending: changes
+  not deployed yet);
 - ``tunnel``: per spoke, the age of its last WireGuard handshake as the hub reports it
   (``wg show <interface> latest-handshakes``, read over SSH);
 - ``gateway``: per gateway, from where Mailgate runs: the ports of the mail flows, the TLS
@@ -17,7 +18,7 @@ from django.conf import settings
 from gateway.bundle import RenderError
 from gateway.models import Domain
 from gateway.status import Colour, Finding, probe
-from hosts import reachability, services, transport
+from hosts import engine, reachability, services, transport
 from hosts.choices import DeploymentStatus
 from hosts.models import Deployment, Host, Tunnel, TunnelPeer
 from hosts.render.context import HTTPS_PORT, MAIL_PORTS
@@ -56,12 +57,21 @@ def _host_finding(host: Host, what: str, label: str, colour: str, message: str, 
 
 
 def _last_deployment(host: Host) -> Finding:
+    finding = (host, "deployment", "last deployment")
+    stuck = engine.stale_deployments().filter(host=host).first()
+    if stuck:
+        return _host_finding(
+            *finding,
+            Colour.RED,
+            f"{stuck} has shown no sign of life since {stuck.heartbeat_at:%Y-%m-%d %H:%M}: its "
+            "worker stopped, and the host takes no other deployment until it is concluded.",
+            "Keep Celery beat and a worker running: they conclude it from what the host reports.",
+        )
     last = (
         Deployment.objects.filter(host=host, status__in=FINISHED)
         .order_by("-finished_at", "-pk")
         .first()
     )
-    finding = (host, "deployment", "last deployment")
     if last is None:
         return _host_finding(
             *finding,

@@ -2,8 +2,7 @@ from auditlog.context import set_actor
 from celery import shared_task
 from django.contrib.auth import get_user_model
 
-from hosts import engine, remote, services
-from hosts.choices import DeploymentStatus
+from hosts import engine, services
 from hosts.models import Deployment, Tunnel
 
 
@@ -19,18 +18,13 @@ def deployment_run(self, deployment_id: int) -> str:
     """Run one deployment; wait (retry) while another runs on the same host."""
     deployment = Deployment.objects.select_related("host", "rollback_of").get(pk=deployment_id)
     try:
-        status = engine.run(deployment)
+        return engine.run(deployment)
     except engine.Busy:
         raise self.retry(countdown=1) from None
-    if status == DeploymentStatus.RUNNING:
-        deployment_recover.apply_async((deployment_id,), countdown=remote.COMMIT_WAIT + 5)
-    return status
 
 
-@shared_task(bind=True, max_retries=120)
-def deployment_recover(self, deployment_id: int) -> str:
-    """After a lost connection: ask the host how the transaction ended, until it answers."""
-    status = engine.recover(Deployment.objects.select_related("host").get(pk=deployment_id))
-    if status == DeploymentStatus.RUNNING:
-        raise self.retry(countdown=30)
-    return status
+@shared_task
+def deployments_recover_stale() -> list[str]:
+    """Celery beat, every lease: conclude the deployments whose worker fell silent (died, or
+    lost the host) from what their hosts report, without waiting for another deployment."""
+    return engine.recover_stale()

@@ -1,6 +1,7 @@
 """Named people and domains shared by the tests: the owner, Alice who manages family.example,
 Bob who manages other.example, and Carol who owns a mailbox in family.example."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -86,10 +87,11 @@ def api():
 
 @pytest.fixture
 def start_worker(tmp_path, monkeypatch):
-    """Start ``celery worker`` against the test database; stop it (and its children) after."""
+    """Start ``celery worker`` against the test database, with ``arguments`` added (``--beat``);
+    stop it (and its children) after."""
     workers = []
 
-    def start(concurrency: int = 1, **variables):
+    def start(*arguments: str, concurrency: int = 1, **variables):
         # Celery prefers CELERY_BROKER_URL from the environment over a client's own argument.
         for name, value in variables.items():
             monkeypatch.setenv(name, value)
@@ -115,6 +117,7 @@ def start_worker(tmp_path, monkeypatch):
                 "--without-mingle",
                 "-l",
                 "INFO",
+                *arguments,
             ],
             cwd=ROOT,
             env=environment,
@@ -128,7 +131,8 @@ def start_worker(tmp_path, monkeypatch):
 
     yield start
     for worker in workers:
-        os.killpg(worker.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # a test may have killed it already
+            os.killpg(worker.pid, signal.SIGTERM)
         output, _ = worker.communicate(timeout=30)
         print(output)  # shown by pytest when the test fails
 

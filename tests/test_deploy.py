@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -15,7 +16,8 @@ from gateway.bundle import Bundle, File, Unit
 from hosts import engine, remote, services, transport
 from hosts.choices import DeploymentStatus, FileChange
 from hosts.lab import LabHost
-from hosts.models import Deployment, Host
+from hosts.models import Deployment, DeploymentFile, Host
+from hosts.plan import make_plan
 
 PROBE = "/srv/mailgate-probe"
 
@@ -267,13 +269,19 @@ def test_it_reports_drift_and_shows_the_hosts_own_edit(host, lab):
     assert contents(lab)["c"] == b"# v1 c\n"
 
 
-def test_a_crashed_workers_lock_is_taken_over(host, lab):
-    stale = Deployment.objects.create(
+def silent(host, settings) -> Deployment:
+    """A running deployment whose worker has not been heard of for longer than the lease."""
+    settings.MAILGATE_DEPLOY_LEASE = 30
+    return Deployment.objects.create(
         host=host,
         trigger="test",
         status=DeploymentStatus.RUNNING,
-        heartbeat_at=timezone.now() - engine.LEASE - timedelta(seconds=1),
+        heartbeat_at=timezone.now() - timedelta(seconds=31),
     )
+
+
+def test_a_crashed_workers_lock_is_taken_over(host, lab, settings):
+    stale = silent(host, settings)
     waiting = Deployment.objects.create(host=host, trigger="test")
     with pytest.raises(engine.Busy):
         engine.run(waiting, bundle=bundle())
@@ -281,3 +289,47 @@ def test_a_crashed_workers_lock_is_taken_over(host, lab):
     assert stale.status == DeploymentStatus.FAILED
     assert "never started" in stale.log
     assert engine.run(waiting, bundle=bundle()) == DeploymentStatus.SUCCEEDED
+
+
+def test_it_recovers_a_silent_deployment_without_waiting_for_another(host, lab, settings):
+    stale = silent(host, settings)
+    assert engine.recover_stale() == [DeploymentStatus.FAILED]
+    stale.refresh_from_db()
+    assert "never started" in stale.log
+    assert engine.recover_stale() == []  # concluded: nothing left to recover
+
+
+def test_it_fails_a_deployment_that_breaks_unexpectedly_with_its_traceback(host, lab):
+    secret = File(f"{PROBE}/secret.conf", b"password = s3cret-value\n", secret=True)
+    with_secret = Bundle("probe", (Unit("probe", (secret,), activate=("true",)),))
+    first = deploy(host, with_secret)
+    # Its stored bytes were encrypted with a key that has since been removed.
+    retired = Fernet(Fernet.generate_key()).encrypt(b"password = s3cret-value\n")
+    DeploymentFile.objects.filter(deployment=first).update(content=retired)
+    rollback = Deployment.objects.create(host=host, trigger="rollback", rollback_of=first)
+    assert engine.run(rollback) == DeploymentStatus.FAILED
+    rollback.refresh_from_db()
+    assert "Traceback (most recent call last)" in rollback.log and "InvalidToken" in rollback.log
+    assert "nothing was changed" in rollback.log and "s3cret-value" not in rollback.log
+    again = Deployment.objects.create(host=host, trigger="test")
+    assert engine.run(again, bundle=bundle()) == DeploymentStatus.SUCCEEDED  # the host is free
+
+
+def test_it_leaves_a_deployment_that_is_no_longer_pending_as_it_is(host, lab):
+    done = Deployment.objects.create(host=host, trigger="test", status=DeploymentStatus.FAILED)
+    assert engine.run(done, bundle=bundle()) == DeploymentStatus.FAILED  # a task delivered again
+    assert contents(lab) == {"a": None, "b": None, "c": None}
+
+
+def test_it_deploys_only_the_plan_that_was_shown(host, lab):
+    with transport.Session(host) as session:
+        shown = make_plan(host, bundle(), session)
+    deployment = Deployment.objects.create(host=host, trigger="ui", plan_digest=shown.digest)
+    assert engine.run(deployment, bundle=bundle("v2", changed="b")) == DeploymentStatus.FAILED
+    deployment.refresh_from_db()
+    assert (
+        "changed since it was shown" in deployment.log and "Nothing was written" in deployment.log
+    )
+    assert contents(lab) == {"a": None, "b": None, "c": None}
+    seen = Deployment.objects.create(host=host, trigger="ui", plan_digest=shown.digest)
+    assert engine.run(seen, bundle=bundle()) == DeploymentStatus.SUCCEEDED

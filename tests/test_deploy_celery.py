@@ -1,12 +1,15 @@
 """Deployments as Celery tasks on a real worker over Redis: a relay host's real Postfix files
 are rendered, checked on the lab host with Postfix's own tools, and activated; deployments to
-one host wait for each other, deployments to different hosts run side by side."""
+one host wait for each other, deployments to different hosts run side by side; a worker killed
+in the middle of a deployment leaves it to Celery beat, which concludes it from the host."""
 
+import os
+import signal
 import time
 
 import pytest
 
-from hosts import services
+from hosts import remote, services
 from hosts.choices import DeploymentStatus
 from hosts.models import Deployment
 from tests.deploy_world import relay_host
@@ -61,3 +64,42 @@ def test_one_host_waits_and_different_hosts_deploy_in_parallel(start_worker, lab
         assert deployment.status == DeploymentStatus.SUCCEEDED, deployment.log
     assert not overlap(by_host["first"], again), "two deployments ran on one host at once"
     assert overlap(by_host["first"], by_host["second"]), "different hosts ran one after another"
+
+
+def wait_for_the_hosts_transaction(lab, deployment: Deployment, timeout: float = 60) -> str:
+    """The state of the deployment's transaction on the host, once it has started (its folder
+    is staged afresh before: a folder of the same number copied into the lab does not count)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        deployment.refresh_from_db()
+        if "starting the transaction" in deployment.log:
+            state = lab.run(f"cat {remote.folder(deployment.pk)}/state").stdout.strip()
+            if state:
+                return state
+        time.sleep(0.05)
+    raise AssertionError(f"the transaction never started on the host:\n{deployment.log}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_concludes_a_deployment_whose_worker_was_killed_from_the_host(
+    start_worker, labs, tmp_path
+):
+    fast = {"MAILGATE_DEPLOY_HEARTBEAT": "1", "MAILGATE_DEPLOY_LEASE": "5"}
+    doomed = start_worker(**fast)
+    lab = labs()
+    deployment = services.deployment_queue(host=relay_host("relay", lab), trigger="api")
+    assert wait_for_the_hosts_transaction(lab, deployment) == "applying"
+    os.killpg(doomed.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    schedule = str(tmp_path / "beat-schedule")
+    start_worker("--beat", "--schedule", schedule, "--hostname", "survivor@%h", **fast)
+
+    wait_until_done(deployment, timeout=120)
+    print(f"concluded {time.monotonic() - killed:.1f} s after the worker was killed")
+    # Never confirmed, the host restored Debian's own files; the deployment says so.
+    assert deployment.status == DeploymentStatus.ROLLED_BACK, deployment.log
+    assert "The host says its transaction ended rolled-back" in deployment.log
+    assert "no confirmation from Mailgate: rolling back" in deployment.log
+    assert b"relayhost = [smtp.provider.example]" not in lab.read("/etc/postfix/main.cf")
+    assert lab.read("/etc/postfix/mailgate/sasl_passwd") is None
+    assert Deployment.objects.count() == 1  # no other deployment came to free the host

@@ -14,8 +14,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from django.urls import reverse
 from django.utils import timezone
 
+from gateway import services
 from gateway.status import Colour
 from hosts import probes
 from hosts.choices import DeploymentStatus
@@ -240,3 +242,21 @@ def test_it_reads_a_hosts_files_over_ssh_and_its_last_deployment(labs):
     assert "not confirmed" in found[f"hosts:{unpinned.pk}:files"].message
     assert found[f"hosts:{gone.pk}:files"].colour == Colour.RED
     assert found[f"hosts:{gone.pk}:deployment"].colour == Colour.RED
+
+
+@pytest.mark.django_db
+def test_it_shows_a_deployment_stuck_without_its_worker_in_red(labs, client, owner, settings):
+    host = relay_host("relay", labs())
+    settings.MAILGATE_DEPLOY_LEASE = 30
+    stuck = Deployment.objects.create(
+        host=host,
+        trigger="ui",
+        status=DeploymentStatus.RUNNING,
+        heartbeat_at=timezone.now() - timedelta(seconds=31),
+    )
+    found = by_key(probes.host_findings())[f"hosts:{host.pk}:deployment"]
+    assert found.colour == Colour.RED and f"{stuck} has shown no sign of life" in found.message
+    services.status_refresh()
+    client.force_login(owner)
+    page = client.get(reverse("status")).content.decode()
+    assert f"{stuck} has shown no sign of life" in page

@@ -6,10 +6,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from gateway.bundle import RenderError
-from hosts import engine, services, tasks
+from hosts import engine, services
 from hosts.choices import DeploymentStatus
 from hosts.models import Deployment, Host
-from hosts.remote import COMMIT_WAIT
 from hosts.transport import TransportError
 
 WAIT_FOR_LOCK = 600  # seconds to wait while another deployment to the host runs
@@ -36,8 +35,10 @@ class Command(BaseCommand):
         deployment.refresh_from_db()
         self.stdout.write(deployment.log)
         if status == DeploymentStatus.RUNNING:
-            tasks.deployment_recover.apply_async((deployment.pk,), countdown=COMMIT_WAIT + 5)
-            raise CommandError(f"Deployment #{deployment.pk} needs recovery (see above).")
+            raise CommandError(
+                f"Deployment #{deployment.pk} needs recovery (see above): Celery beat "
+                "concludes it from what the host reports."
+            )
         if status != DeploymentStatus.SUCCEEDED:
             raise CommandError(f"Deployment #{deployment.pk} {status}.")
 

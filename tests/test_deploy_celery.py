@@ -63,7 +63,10 @@ def test_one_host_waits_and_different_hosts_deploy_in_parallel(start_worker, lab
     for deployment in (*queued, again):
         assert deployment.status == DeploymentStatus.SUCCEEDED, deployment.log
     assert not overlap(by_host["first"], again), "two deployments ran on one host at once"
-    assert overlap(by_host["first"], by_host["second"]), "different hosts ran one after another"
+    # Either deployment to the first host may take its lock first: one of them overlaps.
+    assert overlap(by_host["first"], by_host["second"]) or overlap(again, by_host["second"]), (
+        "different hosts ran one after another"
+    )
 
 
 def wait_for_the_hosts_transaction(lab, deployment: Deployment, timeout: float = 60) -> str:

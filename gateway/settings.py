@@ -226,7 +226,16 @@ MAILGATE_STATUS_CA_FILE = env.string("MAILGATE_STATUS_CA_FILE", "")
 MAILGATE_RELAY_PROBE_RECIPIENT = env.string(
     "MAILGATE_RELAY_PROBE_RECIPIENT", "mailgate-relay-probe@example.net"
 )
+# Deployments: a worker beats this often (seconds) while it deploys; a running deployment silent
+# for the lease has lost its worker, and Celery beat concludes it from what the host reports.
+MAILGATE_DEPLOY_HEARTBEAT = env.integer("MAILGATE_DEPLOY_HEARTBEAT", 10)
+MAILGATE_DEPLOY_LEASE = env.integer("MAILGATE_DEPLOY_LEASE", 120)
+
 CELERY_BEAT_SCHEDULE = {
+    "hosts-deployments-recover-stale": {
+        "task": "hosts.tasks.deployments_recover_stale",
+        "schedule": MAILGATE_DEPLOY_LEASE,
+    },
     "zones-check-all-domains": {
         "task": "zones.tasks.check_all_domains",
         "schedule": MAILGATE_DNS_CHECK_INTERVAL,

@@ -63,7 +63,7 @@ class Log:
 def stale_deployments() -> QuerySet[Deployment]:
     """The running deployments whose worker has been silent for longer than the lease: it died,
     or lost the host."""
-    lease = timedelta(seconds=getattr(settings, "MAILGATE_DEPLOY_LEASE", 120))
+    lease = timedelta(seconds=settings.MAILGATE_DEPLOY_LEASE)
     return Deployment.objects.filter(
         status=DeploymentStatus.RUNNING, heartbeat_at__lt=timezone.now() - lease
     )
@@ -77,7 +77,7 @@ def _heartbeat(deployment: Deployment):
 
     def beat():
         try:
-            while not stop.wait(getattr(settings, "MAILGATE_DEPLOY_HEARTBEAT", 10)):
+            while not stop.wait(settings.MAILGATE_DEPLOY_HEARTBEAT):
                 running = Deployment.objects.filter(
                     pk=deployment.pk, status=DeploymentStatus.RUNNING
                 )

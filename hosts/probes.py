@@ -6,8 +6,9 @@
 - ``tunnel``: per spoke, the age of its last WireGuard handshake as the hub reports it
   (``wg show <interface> latest-handshakes``, read over SSH);
 - ``gateway``: per gateway, from where Mailgate runs: the ports of the mail flows, the TLS
-  certificate on 443, 465 and 993 (implicit TLS) for every mail host name, and that port 25
-  refuses to relay for a client that has not logged in.
+  certificate on 465 and 993 (implicit TLS) for every mail host name and on 443 for the names
+  answered there (the MTA-STS and WKD hosts; the mail host names where Mailu serves 443), and
+  that port 25 refuses to relay for a client that has not logged in.
 """
 
 import shlex
@@ -21,7 +22,7 @@ from gateway.status import Colour, Finding, probe
 from hosts import engine, reachability, services, transport
 from hosts.choices import DeploymentStatus
 from hosts.models import Deployment, Host, Tunnel, TunnelPeer
-from hosts.render.context import HTTPS_PORT, MAIL_PORTS
+from hosts.render.context import HTTPS_PORT, MAIL_PORTS, PROXY_PROTOCOL_PORTS, SERVED_PORTS
 
 # The ports of the mail flows in the topology picture: inbound SMTP, submission (587 STARTTLS,
 # 465 implicit TLS), IMAPS, and HTTPS (webmail, MTA-STS, WKD).
@@ -232,7 +233,7 @@ def _age(age: timedelta) -> str:
 
 @probe("gateway")
 def gateway_findings():
-    names = _mail_hostnames()
+    names, served = _mail_hostnames(), _served_ports()
     for gateway in Host.objects.filter(is_gateway=True).order_by("name"):
         address = str(gateway.public_ipv4 or gateway.public_ipv6 or "")
         if not address:
@@ -240,7 +241,7 @@ def gateway_findings():
         for port in FLOW_PORTS:
             yield _port(gateway, address, port)
         for port in TLS_PORTS:
-            for name in names or [gateway.fqdn or address]:
+            for name in _tls_names(port, names or [gateway.fqdn or address], served):
                 yield _tls(gateway, address, port, name)
         yield _relay(gateway, address)
 
@@ -248,6 +249,23 @@ def gateway_findings():
 def _mail_hostnames() -> list[str]:
     rows = Domain.objects.filter(enabled=True).order_by("mail_hostname")
     return list(rows.values_list("mail_hostname", flat=True).distinct())
+
+
+def _served_ports() -> tuple[int, ...]:
+    """What the mail server serves through the gateway (all the ports until there is one)."""
+    backend = Host.objects.filter(is_mailserver=True).values_list("mail_backend", flat=True)
+    return SERVED_PORTS.get(backend.first(), PROXY_PROTOCOL_PORTS)
+
+
+def _tls_names(port: int, mail_names: list[str], served: tuple[int, ...]) -> list[str]:
+    """The names a client asks for on ``port``: the mail host names where the mail server
+    answers it; on 443 also every domain's MTA-STS and WKD host, which the gateway answers (a
+    sender fetches the MTA-STS policy only over valid TLS)."""
+    if port != HTTPS_PORT:
+        return mail_names
+    domains = Domain.objects.filter(enabled=True).order_by("name").values_list("name", flat=True)
+    web = [f"{prefix}{domain}" for domain in domains for prefix in ("mta-sts.", "openpgpkey.")]
+    return [*(mail_names if HTTPS_PORT in served else []), *web]
 
 
 def _port(gateway: Host, address: str, port: int) -> Finding:

@@ -260,3 +260,18 @@ def test_it_shows_a_deployment_stuck_without_its_worker_in_red(labs, client, own
     client.force_login(owner)
     page = client.get(reverse("status")).content.decode()
     assert f"{stuck} has shown no sign of life" in page
+
+
+def test_it_asks_443_only_for_the_names_answered_there(gateway, lab, certificates):
+    """Behind a Postfix + Dovecot server nothing answers HTTPS for the mail host name; the
+    gateway answers for each domain's MTA-STS and WKD hosts (a sender fetches the policy only
+    over valid TLS)."""
+    Host.objects.create(
+        name="home", is_mailserver=True, mail_backend="postfix-dovecot", ssh_address="192.0.2.9"
+    )
+    listen(lab, certificates, smtp="refuse")
+    tls = f"gateway:{gateway.pk}:tls"
+    keys = {key for key in by_key(probes.gateway_findings()) if key.startswith(tls)}
+    assert f"{tls}:443:{NAME}" not in keys
+    assert {f"{tls}:443:mta-sts.family.example", f"{tls}:443:openpgpkey.family.example"} <= keys
+    assert {f"{tls}:465:{NAME}", f"{tls}:993:{NAME}"} <= keys

@@ -19,6 +19,8 @@ from keys import wkd
 from keys.models import OpenPGPKey
 from lab.world import (
     DOMAIN,
+    FRIENDS,
+    FRIENDS_MAIL_HOST,
     HOME_ADDRESS,
     HOME_WAN,
     HUB_ADDRESS,
@@ -282,6 +284,42 @@ def check_tls(run: Run) -> Result:
     )
 
 
+def check_second_name(run: Run) -> Result:
+    """A second domain on a mail host name of its own: mail for it arrives, and 465 and 993
+    under that name present its own certificate (checked against the lab CA by name)."""
+    subject = run.subject("friends")
+    bob = f"bob@{FRIENDS}"
+    output = run.swaks(
+        "internet",
+        *("--server", FRIENDS_MAIL_HOST, "--port", "25", "--helo", f"client.{OUTSIDE}"),
+        *("--from", f"visitor@{OUTSIDE}", "--to", bob, "--header", f"Subject: {subject}"),
+    )
+    internet, ca = run.lab.hosts["internet"], str(run.lab.folder / "ca.pem")
+    greeting = probe(internet, "greeting", FRIENDS_MAIL_HOST, "465", ca)
+    imap = probe(
+        internet, "imap", FRIENDS_MAIL_HOST, bob, subject, ca, password=run.password("bob")
+    )
+    named = imap.get("certificate", {}).get("commonName", "")
+    ok = (
+        "queued as" in output
+        and greeting.get("line", "").startswith("220 ")
+        and bool(imap.get("found"))
+        and named == FRIENDS_MAIL_HOST
+    )
+    evidence = [
+        f"internet -> {FRIENDS_MAIL_HOST}:25 for {bob}: {_lines(output, 'queued as') or output}",
+        f"{FRIENDS_MAIL_HOST}:465, certificate checked for that name: "
+        f"{greeting.get('line') or greeting.get('error')}",
+        f"{FRIENDS_MAIL_HOST}:993 presents CN={named or '?'}: "
+        + ("message found" if imap.get("found") else f"not found {imap.get('error', '')}"),
+    ]
+    return Result(
+        f"Second mail host name: {FRIENDS} on {FRIENDS_MAIL_HOST}, its own certificate (SNI)",
+        ok,
+        "\n".join(evidence),
+    )
+
+
 def check_local_mail(run: Run) -> Result:
     """Mail made on the mail server for root (cron's) reaches a person: the postmaster of the
     host's domain, alice here, read over IMAPS through the gateway."""
@@ -424,6 +462,7 @@ CHECKS: tuple[Callable[[Run], Result], ...] = (
     check_open_relay,
     check_direct_attack,
     check_tls,
+    check_second_name,
     check_local_mail,
     check_outbound,
     check_dkim,

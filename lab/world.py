@@ -3,7 +3,8 @@ registered in Mailgate as a family would register theirs (``../shared/lab/README
 
     internet  the outside world: DNS (BIND), an outside domain's MX, the clients of the checks
     vps       the gateway: public address 203.0.113.10, HAProxy, nginx (WKD), the WireGuard hub
-    home      the mail server (Postfix + Dovecot) behind the tunnel, its ISP link 198.51.100.20
+    home      the mail server (Postfix + Dovecot) behind the tunnel, its ISP link 198.51.100.20,
+              for family.example (mail.family.example) and friends.example (mail.friends.example)
     relay     a machine at home whose Postfix relays through a smarthost on 127.0.0.1:1025,
               where a stand-in for the Proton Mail Bridge (STARTTLS + AUTH) listens
 
@@ -47,6 +48,10 @@ from zones.zonefile import zone_file
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = "family.example"
 MAIL_HOST = f"mail.{DOMAIN}"
+# A second family domain on a mail host name of its own: the mail server presents a
+# certificate for each name (SNI), and DNS has a zone for each.
+FRIENDS = "friends.example"
+FRIENDS_MAIL_HOST = f"mail.{FRIENDS}"
 OUTSIDE = "outside.example"
 VPS_PUBLIC = "203.0.113.10"
 INTERNET_VPS_SIDE = "203.0.113.1"
@@ -60,6 +65,7 @@ SMARTHOST_PORT = 1025
 SMARTHOST_USER = "family@proton.example"
 LAB_RUN = "/run/mailgate-lab"  # the stand-in systemctl's own run folder on every host
 NAMES = {"vps": "lab-vps", "home": "lab-home", "relay": "lab-relay"}
+WEB_PREFIXES = ("openpgpkey.", "mta-sts.", "")  # the gateway's nginx serves these names
 # What each host keeps to itself: all of /etc (the configuration Mailgate deploys, the users
 # Dovecot's activation adds, the certificates), the programs' run and state folders, and the
 # stand-in systemctl in /usr/local/sbin.
@@ -224,8 +230,11 @@ def _prepare_hosts(lab: Lab) -> None:
     ca = LabCA()
     (lab.folder / "ca.pem").write_bytes(ca.pem)
     certificate = ca.issue(
-        MAIL_HOST, f"openpgpkey.{DOMAIN}", f"mta-sts.{DOMAIN}", DOMAIN, f"autoconfig.{DOMAIN}"
+        MAIL_HOST,
+        *(f"{prefix}{name}" for name in (DOMAIN, FRIENDS) for prefix in WEB_PREFIXES),
+        f"autoconfig.{DOMAIN}",
     )
+    friends = ca.issue(FRIENDS_MAIL_HOST)
     for role in ("vps", "home", "relay"):
         private = lab.hosts[role].root / "private"
         systemctl = private / "usr/local/sbin/systemctl"
@@ -236,6 +245,12 @@ def _prepare_hosts(lab: Lab) -> None:
         (live / "fullchain.pem").write_bytes(certificate.fullchain)
         (live / "privkey.pem").write_bytes(certificate.privkey)
         (live / "privkey.pem").chmod(0o600)
+        if role == "home":  # certbot's second certificate, for the second mail host name
+            other = live.parent / FRIENDS_MAIL_HOST
+            other.mkdir(exist_ok=True)
+            (other / "fullchain.pem").write_bytes(friends.fullchain)
+            (other / "privkey.pem").write_bytes(friends.privkey)
+            (other / "privkey.pem").chmod(0o600)
         (private / "etc/nginx/sites-enabled/default").unlink(missing_ok=True)
         nginx_conf = private / "etc/nginx/nginx.conf"
         nginx_conf.write_text(
@@ -303,14 +318,17 @@ def _start_dns(lab: Lab) -> None:
                 "",
             ]
         ).encode(),
-        DOMAIN: zone_file(
-            dns_facts(),
-            DOMAIN,
-            serial=1,
-            nameservers=[f"ns.{OUTSIDE}"],
-            contact=f"hostmaster@{DOMAIN}",
-            ttl=300,
-        ),
+        **{
+            name: zone_file(
+                dns_facts(),
+                name,
+                serial=1,
+                nameservers=[f"ns.{OUTSIDE}"],
+                contact=f"hostmaster@{name}",
+                ttl=300,
+            )
+            for name in (DOMAIN, FRIENDS)
+        },
     }
     for name, text in zones.items():
         (folder / f"{name}.zone").write_bytes(text)
@@ -413,7 +431,7 @@ def _rows(lab: Lab) -> dict:
     peer = TunnelPeer(tunnel=tunnel, host=mailserver, keepalive=5)
     peer.full_clean()
     peer.save()
-    passwords = {local: secrets.token_urlsafe(12) for local in ("alice", "carol")}
+    passwords = {local: secrets.token_urlsafe(12) for local in ("alice", "carol", "bob")}
     domain = gateway_services.domain_create(
         name=DOMAIN,
         mail_hostname=MAIL_HOST,
@@ -433,11 +451,17 @@ def _rows(lab: Lab) -> dict:
     team.save()
     key_services.openpgp_key_generate(mailbox=domain.mailboxes.get(local_part="alice"))
     zone_services.dkim_key_generate(domain=domain)  # the first key signs at once
+    friends = gateway_services.domain_create(
+        name=FRIENDS,
+        mail_hostname=FRIENDS_MAIL_HOST,
+        first_mailbox="bob",
+        first_mailbox_password=passwords["bob"],
+    )
     return {
         "relay": relay.pk,
         "hosts": [gateway.pk, mailserver.pk, relay_host.pk],
         "tunnel": tunnel.pk,
-        "domain": domain.pk,
+        "domains": [domain.pk, friends.pk],
         "passwords": passwords,
     }
 
@@ -458,8 +482,8 @@ def _host(lab_host: LabHost, name: str, **fields) -> Host:
 def _unregister(made: dict) -> None:
     hosts = made.get("hosts", [])
     with transaction.atomic():
-        OpenPGPKey.objects.filter(mailbox__domain_id=made.get("domain")).delete()
-        Domain.objects.filter(pk=made.get("domain")).delete()
+        OpenPGPKey.objects.filter(mailbox__domain_id__in=made.get("domains", [])).delete()
+        Domain.objects.filter(pk__in=made.get("domains", [])).delete()
         Tunnel.objects.filter(pk=made.get("tunnel")).delete()
         Deployment.objects.filter(host_id__in=hosts).delete()
         Host.objects.filter(pk__in=hosts).delete()

@@ -66,6 +66,8 @@ def test_it_deploys_the_reference_setup_and_proves_that_mail_flows(folder, capsy
         assert sum("relayed for none" in line for line in attack) == 3, attack
         assert "Relay access denied" in attack[-3]
         assert "refuses ['TLS 1.1', 'TLS 1.2 CBC', 'TLS 1.2 anonymous']" in evidence["TLS"]
+        second = evidence["Second mail host name"]
+        assert "presents CN=mail.friends.example: message found" in second
         call_command("lab", "status", folder=folder)
         assert "ssh" in capsys.readouterr().out
         assert_status_is_green(folder)

@@ -92,6 +92,19 @@ class Run:
             password=self.password(login),
         )
 
+    def inbox(self, local: str, subject: str, *, domain: str = DOMAIN, host: str = MAIL_HOST):
+        """What a mail program in ``internet`` finds over IMAPS through the gateway: the
+        message with ``subject`` in the mailbox's inbox (its certificate checked by name)."""
+        return probe(
+            self.lab.hosts["internet"],
+            "imap",
+            host,
+            f"{local}@{domain}",
+            subject,
+            str(self.lab.folder / "ca.pem"),
+            password=self.password(local),
+        )
+
     def received(self, spool: str, subject: str) -> dict | None:
         """The message with ``subject`` that a stand-in SMTP server kept, waiting for it."""
         folder = self.lab.spool / spool
@@ -132,15 +145,7 @@ def check_inbound(run: Run) -> Result:
     while not logged and time.monotonic() < deadline:
         logged = _lines(home.log(), f"connect from unknown[{INTERNET_VPS_SIDE}]")
         time.sleep(0.2)
-    imap = probe(
-        run.lab.hosts["internet"],
-        "imap",
-        MAIL_HOST,
-        run.alice,
-        subject,
-        str(run.lab.folder / "ca.pem"),
-        password=run.password("alice"),
-    )
+    imap = run.inbox("alice", subject)
     received = _lines(imap.get("message", ""), f"[{INTERNET_VPS_SIDE}]")
     evidence = [
         f"internet {INTERNET_VPS_SIDE} -> {VPS_PUBLIC}:25: {_lines(output, 'queued as') or output}",
@@ -296,9 +301,7 @@ def check_second_name(run: Run) -> Result:
     )
     internet, ca = run.lab.hosts["internet"], str(run.lab.folder / "ca.pem")
     greeting = probe(internet, "greeting", FRIENDS_MAIL_HOST, "465", ca)
-    imap = probe(
-        internet, "imap", FRIENDS_MAIL_HOST, bob, subject, ca, password=run.password("bob")
-    )
+    imap = run.inbox("bob", subject, domain=FRIENDS, host=FRIENDS_MAIL_HOST)
     named = imap.get("certificate", {}).get("commonName", "")
     ok = (
         "queued as" in output
@@ -326,15 +329,7 @@ def check_local_mail(run: Run) -> Result:
     subject = run.subject("local")
     message = shlex.quote(f"Subject: {subject}\n\nfrom cron\n")
     sent = run.lab.hosts["home"].run(f"printf %s {message} | sendmail root", timeout=30)
-    imap = probe(
-        run.lab.hosts["internet"],
-        "imap",
-        MAIL_HOST,
-        run.alice,
-        subject,
-        str(run.lab.folder / "ca.pem"),
-        password=run.password("alice"),
-    )
+    imap = run.inbox("alice", subject)
     found = bool(imap.get("found"))
     evidence = [
         f"sendmail root on home: exit {sent.returncode} {sent.stderr.strip()}",

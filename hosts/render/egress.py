@@ -479,22 +479,10 @@ def _service(tunnel_unit: str) -> bytes:
     """Runs enable once the tunnel is up (the table-100 route needs the interface), and again
     whenever the tunnel restarts (Requires= restarts it along); after Docker, whose
     DOCKER-USER chain the home side fills when it exists."""
-    return lines(
-        [
-            "[Unit]",
-            "Description=Mailgate SMTP egress through the WireGuard gateway",
-            f"Requires={tunnel_unit}",
-            f"After={tunnel_unit} docker.service",
-            "",
-            "[Service]",
-            "Type=oneshot",
-            "RemainAfterExit=yes",
-            f"ExecStart={SCRIPT} enable",
-            f"ExecStop={SCRIPT} disable",
-            "",
-            "[Install]",
-            "WantedBy=multi-user.target",
-        ]
+    return systemd.oneshot(
+        "Mailgate SMTP egress through the WireGuard gateway",
+        SCRIPT,
+        ordering=[f"Requires={tunnel_unit}", f"After={tunnel_unit} docker.service"],
     )
 
 

@@ -168,19 +168,8 @@ def script(ctx: RenderContext) -> bytes:
 
 
 def _service() -> bytes:
-    return lines(
-        [
-            "[Unit]",
-            "Description=Mailgate mail guard: only the gateway reaches the PROXY ports",
-            "Before=postfix.service dovecot.service",
-            "",
-            "[Service]",
-            "Type=oneshot",
-            "RemainAfterExit=yes",
-            f"ExecStart={SCRIPT} enable",
-            f"ExecStop={SCRIPT} disable",
-            "",
-            "[Install]",
-            "WantedBy=multi-user.target",
-        ]
+    return systemd.oneshot(
+        "Mailgate mail guard: only the gateway reaches the PROXY ports",
+        SCRIPT,
+        ordering=["Before=postfix.service dovecot.service"],
     )

@@ -73,11 +73,16 @@ def other(bob):
     return domain
 
 
-def api_client_for(user) -> APIClient:
-    _, token = ApiToken.issue(user=user, name="tests")
+def client_for(token: str) -> APIClient:
+    """An API client that sends ``token``."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
+
+
+def api_client_for(user) -> APIClient:
+    _, token = ApiToken.issue(user=user, name="tests")
+    return client_for(token)
 
 
 @pytest.fixture

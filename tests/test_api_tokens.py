@@ -4,17 +4,10 @@ API, and how people make and revoke their tokens."""
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from gateway.models import ApiToken, Mailbox
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, client_for
 from tests.world import build_infrastructure
-
-
-def client_for(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
 
 
 @pytest.fixture

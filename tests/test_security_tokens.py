@@ -5,17 +5,10 @@ import pytest
 from django.apps import apps
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from gateway.models import ApiToken, Domain
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, client_for
 from tests.world import build_infrastructure
-
-
-def client_for(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
 
 
 @pytest.fixture

@@ -69,8 +69,13 @@ def test_it_sets_up_and_runs_mailgate(tmp_path):
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
     try:
-        password, _, _ = wait_for(
-            [r"password '([^']+)'", r"celery@\S+ ready", r"Listening at: http://127\.0\.0\.1"],
+        password, *_ = wait_for(
+            [
+                r"password '([^']+)'",
+                r"celery@\S+ ready",
+                r"beat: Starting",  # the schedule (status, DNS, deployment recovery) runs too
+                r"Listening at: http://127\.0\.0\.1",
+            ],
             lines,
             timeout=180,
         )

@@ -3,9 +3,9 @@ its history and its API live here while the checks live beside what they check.
 
 Why a registry: the status page reports on hosts (deployments, drift, WireGuard, TLS, ports,
 open relay), on DNS (``zones``) and on OpenPGP keys (``keys``). ``gateway`` may import none of
-those apps and ``hosts`` may not import ``zones`` or ``keys`` (BRIEF.md), so no single module
-can ask them all. As with the bundle contributors (``gateway/bundle.py``), each app registers
-its own probes, in a module named ``probes`` (``hosts/probes.py``, ``zones/probes.py``,
+those apps and ``hosts`` may not import ``zones`` or ``keys`` (docs/architecture.md), so no
+single module can ask them all. As with the bundle contributors (``gateway/bundle.py``), each app
+registers its own probes, in a module named ``probes`` (``hosts/probes.py``, ``zones/probes.py``,
 ``keys/probes.py``) that ``GatewayConfig.ready()`` imports by name for every installed app, the
 way the admin finds ``admin`` modules, so ``gateway`` never names the apps it reports on.
 ``gateway.services.status_refresh`` runs every registered probe, stores one ``StatusItem`` per

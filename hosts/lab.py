@@ -1,6 +1,6 @@
 """Lab hosts on this machine: a network namespace joined to it by a veth pair, running its own
 ``sshd`` in a private mount namespace, so that Mailgate deploys to it over SSH exactly as to a
-real server (``../shared/lab/README.md``). Needs root.
+real server (the recipe in ``README.md``, "The gateway lab"). Needs root.
 
 Directories listed as private (``/etc/postfix``, ``/etc/wireguard``, ...) are copies that only
 the lab host sees: several lab hosts on one machine do not overwrite each other's files, nor the

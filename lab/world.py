@@ -1,5 +1,5 @@
 """The gateway lab: the reference setup built on this machine from network namespaces, and
-registered in Mailgate as a family would register theirs (``../shared/lab/README.md``).
+registered in Mailgate as a family would register theirs (``docs/reference-setups.md``).
 
     internet  the outside world: DNS (BIND), an outside domain's MX, the clients of the checks
     vps       the gateway: public address 203.0.113.10, HAProxy, nginx (WKD), the WireGuard hub

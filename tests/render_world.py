@@ -1,9 +1,9 @@
 """The reference setup as unsaved model objects, for renderer tests that need no database.
 
-Its values are the ones in ``../shared/reference/`` (VPS 1.2.3.4, tunnel 10.0.1.0/24 with the hub
-at .1 and home at .2, Mailu's 192.168.203.0/24, mail.example.com), so rendered files can be put
-beside the guides' snippets. Keys and hashes are fixed so output is byte-for-byte repeatable.
-"""
+Its values are the ones of the guides (``docs/reference-setups.md``) (VPS 1.2.3.4, tunnel
+10.0.1.0/24 with the hub at .1 and home at .2, Mailu's 192.168.203.0/24, mail.example.com), so
+rendered files can be put beside the guides' snippets. Keys and hashes are fixed so output is
+byte-for-byte repeatable."""
 
 import dataclasses
 import os

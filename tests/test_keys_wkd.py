@@ -1,5 +1,5 @@
 """WKD file names and URLs are GnuPG's: checked against gpg-wks-client itself and the draft's
-and FACTS' test vectors, including mixed case and non-ASCII local parts."""
+and the test vectors of docs/facts.md §1, including mixed case and non-ASCII local parts."""
 
 import hashlib
 import subprocess
@@ -20,7 +20,7 @@ ADDRESSES = [
     "o'neil@x.example",
     "alice@family.example",
 ]
-VECTORS = {  # FACTS §1, from gpg-wks-client 2.2.40
+VECTORS = {  # docs/facts.md §1, from gpg-wks-client 2.2.40
     "Joe.Doe@Example.ORG": "iy9q119eutrkn8s1mk4r39qejnbu3n5q",
     "test@example.com": "iffe93qcsgp4c8ncbb378rxjo6cn9q6u",
     "jürgen@example.org": "xotup5kjnwdgxj1qa4a6s1j1hx3q5196",

@@ -48,7 +48,7 @@ def dkim_key_generate(*, domain: Domain, selector: str = "") -> DkimKey:
 def _free_selector(domain: Domain) -> str:
     used = set(DkimKey.objects.filter(domain=domain).values_list("selector", flat=True))
     if "dkim" not in used:
-        return "dkim"  # Mailu's default selector (FACTS §3)
+        return "dkim"  # Mailu's default selector (docs/facts.md §3)
     base = f"dkim{timezone.now():%Y%m}"
     candidates = [base, *(f"{base}-{n}" for n in range(2, 100))]
     return next(name for name in candidates if name not in used)

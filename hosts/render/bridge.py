@@ -1,5 +1,5 @@
-"""The Proton Mail Bridge as a service on the host whose Postfix relays through it
-(``reference/proton-bridge-relay.txt``): a systemd unit for ``protonmail-bridge
+"""The Proton Mail Bridge as a service on the host whose Postfix relays through it (the Proton
+Bridge relay guide, ``docs/reference-setups.md``): a systemd unit for ``protonmail-bridge
 --noninteractive``, and the one-time login steps that only a person can do.
 
 The Bridge listens on the loopback of the machine it runs on, so it belongs to the host that

@@ -1,10 +1,11 @@
 """Mailu 2024.06 on the home mail server: ``mailu.env``, the setup utility's Compose stack, and
 the mail directory in the shape of Mailu's ``flask mailu config-import``.
 
-Follows ``reference/mailu-behind-traefik-vps.md``: Mailu listens on the host's tunnel address,
-trusts the gateway's public and tunnel addresses (``REAL_IP_FROM``), expects a PROXY v2 header on
-the ports the gateway forwards, and keeps its containers on 192.168.203.0/24, the subnet the
-gateway routes back through the tunnel for SMTP egress. Settings as in FACTS §3.
+Follows the Mailu-behind-Traefik guide (``docs/reference-setups.md``): Mailu listens on the
+host's tunnel address, trusts the gateway's public and tunnel addresses (``REAL_IP_FROM``),
+expects a PROXY v2 header on the ports the gateway forwards, and keeps its containers on
+192.168.203.0/24, the subnet the gateway routes back through the tunnel for SMTP egress.
+Settings as in docs/facts.md §3.
 
 **The import replaces Mailu's whole configuration** (``config-import`` without ``-u``). Mailgate
 is the single source of truth: after each deployment Mailu holds exactly the enabled domains,

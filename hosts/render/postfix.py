@@ -1,9 +1,9 @@
 """Postfix: the mail server of a Postfix + Dovecot home server, and the relay host that hands
 outgoing mail to a smarthost such as the Proton Mail Bridge.
 
-Follows ``reference/postfix-submission-relaying.txt`` (submission on 587 with STARTTLS enforced,
+Follows the ISPmail guide (``docs/reference-setups.md``) (submission on 587 with STARTTLS enforced,
 submissions on 465 in wrapper mode, Dovecot SASL, ``reject_sender_login_mismatch`` with aliases
-allowed as senders) and ``reference/proton-bridge-relay.txt`` (relayhost, SASL password map keyed
+allowed as senders) and the Proton Bridge relay guide (relayhost, SASL password map keyed
 as Postfix looks it up, canonical sender rewriting, mynetworks for LAN clients).
 
 On the mail server, mail arrives from the gateway with a PROXY v2 header, and Postfix believes

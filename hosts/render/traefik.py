@@ -1,7 +1,7 @@
-"""Traefik on the gateway, as in the reference guide (``mailu-behind-traefik-vps.md``): Traefik
-passes TLS through to the home mail server on 443/465/993/995 and plain TCP on 4190, HAProxy
-takes port 25 (SMTP speaks first, which Traefik's router cannot wait for), and an nginx container
-serves the Web Key Directory behind Traefik. Everything lives in ``/opt/traefik``.
+"""Traefik on the gateway, as in the Mailu-behind-Traefik guide (``docs/reference-setups.md``):
+Traefik passes TLS through to the home mail server on 443/465/993/995 and plain TCP on 4190,
+HAProxy takes port 25 (SMTP speaks first, which Traefik's router cannot wait for), and an nginx
+container serves the Web Key Directory behind Traefik. Everything lives in ``/opt/traefik``.
 
 Where the files differ from the guide, on purpose:
 

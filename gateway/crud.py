@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import ProtectedError
 from django.shortcuts import redirect
 from django.urls import path, reverse
@@ -29,8 +30,16 @@ class Crud:
     prefetch_related: tuple[str, ...] = ()
     empty_hint: str = ""
     row_links: tuple[tuple[str, str], ...] = ()  # (label, URL name taking the row's pk)
+    # Beside "Save" on the edit page: (label, URL name taking the row's pk).
+    form_links: tuple[tuple[str, str], ...] = ()
+    # Buttons under the edit form, each POSTing to (label, URL name taking the row's pk).
+    form_posts: tuple[tuple[str, str], ...] = ()
+    # The app's own list.html and form.html (extending the crud/ ones) are looked up here first.
+    template_dir: str = "crud"
     # What deleting a row does to other rows, as sentences for the confirmation page.
     delete_effects: Callable[[object], list[str]] | None = None
+    # Deletes a row where more than the row must go (a key in Mailgate's keyring too).
+    delete_service: Callable[[object], None] | None = None
     extra_context: dict = field(default_factory=dict)
 
     @property
@@ -50,6 +59,13 @@ class Crud:
             ),
         ]
 
+    def reverse(self, page: str, *args) -> str:
+        """The URL of one of this model's pages (``list``, ``create``, ``update``, ``delete``)."""
+        return reverse(f"{self.name}-{page}", args=args)
+
+    def templates(self, page: str) -> list[str]:
+        return [f"{self.template_dir}/{page}", f"crud/{page}"]
+
     def can_create(self, user) -> bool:
         return user.is_superuser or not self.owner_only
 
@@ -62,7 +78,7 @@ class CrudMixin(LoginRequiredMixin):
         return queryset.select_related(*self.crud.select_related)
 
     def get_success_url(self):
-        return reverse(f"{self.crud.name}-list")
+        return self.crud.reverse("list")
 
     def get_context_data(self, **kwargs):
         meta = self.crud.model._meta
@@ -70,14 +86,16 @@ class CrudMixin(LoginRequiredMixin):
             crud=self.crud,
             verbose_name=meta.verbose_name,
             verbose_name_plural=meta.verbose_name_plural,
-            list_url=reverse(f"{self.crud.name}-list"),
+            list_url=self.crud.reverse("list"),
             **kwargs,
         )
 
 
 class CrudList(CrudMixin, generic.ListView):
-    template_name = "crud/list.html"
     paginate_by = 50
+
+    def get_template_names(self):
+        return self.crud.templates("list.html")
 
     def get_queryset(self):
         queryset = self.crud.model.objects.visible_to(self.request.user)
@@ -94,17 +112,38 @@ class CrudList(CrudMixin, generic.ListView):
             .values_list("pk", flat=True)
         )
         context["rows"] = [
-            (row, [_cell(row, column) for column in self.crud.columns], row.pk in manageable)
+            (
+                row,
+                [_cell(row, column) for column in self.crud.columns],
+                self._links(row, manageable),
+            )
             for row in context["object_list"]
         ]
         context["headers"] = [_header(self.crud.model, column) for column in self.crud.columns]
         context["can_create"] = self.crud.can_create(user)
-        context["create_url"] = reverse(f"{self.crud.name}-create")
+        context["create_url"] = self.crud.reverse("create")
         return context
+
+    def _links(self, row, manageable: set) -> list[tuple[str, str]]:
+        if row.pk not in manageable:
+            return []
+        links = [("Edit", self.crud.reverse("update", row.pk))]
+        return links + _links(self.crud.row_links, row)
 
 
 class CrudFormMixin(CrudMixin):
-    template_name = "crud/form.html"
+    def get_template_names(self):
+        return self.crud.templates("form.html")
+
+    def get_context_data(self, **kwargs):
+        if not self.object:
+            return super().get_context_data(**kwargs)
+        return super().get_context_data(
+            delete_url=self.crud.reverse("delete", self.object.pk),
+            form_links=_links(self.crud.form_links, self.object),
+            form_posts=_links(self.crud.form_posts, self.object),
+            **kwargs,
+        )
 
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "user": self.request.user}
@@ -146,15 +185,23 @@ class CrudDelete(CrudMixin, generic.DeleteView):
     def form_valid(self, form):
         name, effects = str(self.object), self._effects()
         try:
-            self.object.delete()
+            with transaction.atomic():
+                if self.crud.delete_service:
+                    self.crud.delete_service(self.object)
+                else:
+                    self.object.delete()
         except ProtectedError as exc:
             used_by = ", ".join(sorted({str(obj) for obj in exc.protected_objects})[:5])
             messages.error(self.request, f"{name} is still in use by {used_by}.")
-            return redirect(reverse(f"{self.crud.name}-update", args=[self.object.pk]))
+            return redirect(self.crud.reverse("update", self.object.pk))
         messages.success(self.request, f"Deleted {name}.")
         for effect in effects:
             messages.warning(self.request, effect)
         return redirect(self.get_success_url())
+
+
+def _links(links: tuple[tuple[str, str], ...], row) -> list[tuple[str, str]]:
+    return [(label, reverse(url_name, args=[row.pk])) for label, url_name in links]
 
 
 def _header(model, column: str) -> str:

@@ -22,6 +22,7 @@ MAILBOXES = Crud(
     columns=("address", "display_name", "quota_mb", "enabled"),
     owner_only=False,
     select_related=("domain",),
+    form_links=(("Change password", "mailbox-password"),),
     empty_hint="Create a mailbox for each person who receives mail.",
 )
 ALIASES = Crud(

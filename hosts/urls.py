@@ -23,6 +23,7 @@ TUNNELS = Crud(
     forms.TunnelForm,
     columns=("interface", "hub", "listen_port", "subnet", "mtu"),
     select_related=("hub",),
+    form_posts=(("Make new WireGuard keys for the hub and every spoke", "tunnel-rotate-keys"),),
     empty_hint="Create the WireGuard tunnel with the gateway as its hub.",
 )
 PEERS = Crud(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from gateway.crud import Crud, CrudCreate, CrudDelete, CrudList, CrudUpdate
+from gateway.crud import Crud
 from keys import forms, services, views
 from keys.models import ContactKey, OpenPGPKey, TrustAnchor
 
@@ -12,6 +12,8 @@ KEYS = Crud(
     owner_only=False,
     select_related=("mailbox__domain",),
     row_links=(("Details", "openpgpkey-detail"),),
+    form_links=(("Details", "openpgpkey-detail"),),
+    template_dir="keys",
     empty_hint="Upload a mailbox's public OpenPGP key (or have Mailgate generate one) so that "
     "correspondents find it by WKD.",
 )
@@ -20,6 +22,8 @@ TRUST_ANCHORS = Crud(
     forms.TrustAnchorForm,
     create_form_class=forms.TrustAnchorImportForm,
     columns=("name", "fingerprint", "user_id", "expires_at"),
+    template_dir="keys",
+    delete_service=lambda anchor: services.trust_anchor_delete(anchor=anchor),
     empty_hint="Import ProtonCA's key so that the keys it certifies for Proton users are valid.",
 )
 CONTACT_KEYS = Crud(
@@ -27,47 +31,18 @@ CONTACT_KEYS = Crud(
     forms.ContactKeyForm,
     create_form_class=forms.ContactKeyImportForm,
     columns=("label", "addresses", "fingerprint", "validity", "expires_at", "checked_at"),
+    template_dir="keys",
+    delete_service=lambda contact: services.contact_key_delete(contact=contact),
     empty_hint="Import a correspondent's public key, or fetch it by WKD.",
 )
 
 
-def pages(crud: Crud, prefix: str, delete_service=None) -> list:
-    """The Crud pages with the keys app's templates (its sub-navigation, file uploads), and
-    deletion through a service where the key must leave Mailgate's keyring too."""
-    name = crud.name
-    form = {"crud": crud, "template_name": "keys/form.html"}
-    delete = views.ServiceDelete if delete_service else CrudDelete
-    extra = {"delete_service": delete_service} if delete_service else {}
-    return [
-        path(
-            f"{prefix}/",
-            CrudList.as_view(crud=crud, template_name="keys/list.html"),
-            name=f"{name}-list",
-        ),
-        path(f"{prefix}/new/", CrudCreate.as_view(**form), name=f"{name}-create"),
-        path(f"{prefix}/<int:pk>/", CrudUpdate.as_view(**form), name=f"{name}-update"),
-        path(
-            f"{prefix}/<int:pk>/delete/",
-            delete.as_view(crud=crud, **extra),
-            name=f"{name}-delete",
-        ),
-    ]
-
-
 urlpatterns = [
-    *pages(KEYS, "keys"),
+    *KEYS.urls("keys"),
     path("keys/<int:pk>/details/", views.openpgp_key_detail, name="openpgpkey-detail"),
     path("keys/generate/", views.openpgp_key_generate, name="openpgpkey-generate"),
-    *pages(
-        TRUST_ANCHORS,
-        "keys/trust-anchors",
-        lambda anchor: services.trust_anchor_delete(anchor=anchor),
-    ),
-    *pages(
-        CONTACT_KEYS,
-        "keys/contacts",
-        lambda contact: services.contact_key_delete(contact=contact),
-    ),
+    *TRUST_ANCHORS.urls("keys/trust-anchors"),
+    *CONTACT_KEYS.urls("keys/contacts"),
     path("keys/alerts/", views.certification_alerts, name="certification-alerts"),
     path("keys/alerts/check/", views.certifications_check, name="certifications-check"),
 ]

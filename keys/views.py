@@ -1,12 +1,10 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from gateway.crud import CrudDelete
 from keys import services
 from keys.forms import OpenPGPKeyGenerateForm
 from keys.models import CertificationAlert, OpenPGPKey
@@ -61,16 +59,3 @@ def certifications_check(request):
     alerts = services.certifications_check()
     messages.success(request, f"Checked the contact keys: {len(alerts)} alert(s).")
     return redirect("certification-alerts")
-
-
-class ServiceDelete(CrudDelete):
-    """Delete through a service that also removes the key from Mailgate's keyring."""
-
-    delete_service = None  # given to as_view(): a function of the row
-
-    def form_valid(self, form):
-        name = str(self.object)
-        with transaction.atomic():
-            self.delete_service(self.object)
-        messages.success(self.request, f"Deleted {name}.")
-        return redirect(self.get_success_url())

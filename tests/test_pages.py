@@ -68,3 +68,22 @@ def test_it_lists_with_a_fixed_number_of_queries(client, owner, family, kind):
     with CaptureQueriesContext(connection) as many:
         client.get(url)
     assert len(many) == len(few)
+
+
+def test_it_shows_a_models_own_actions_on_its_edit_page(client, owner, family, world):
+    client.force_login(owner)
+    mailbox = family.mailboxes.get(local_part="alice")
+    page = client.get(reverse("mailbox-update", args=[mailbox.pk])).content.decode()
+    assert f'href="{reverse("mailbox-password", args=[mailbox.pk])}">Change password' in page
+    tunnel = world["tunnel"]
+    page = client.get(reverse("tunnel-update", args=[tunnel.pk])).content.decode()
+    assert f'action="{reverse("tunnel-rotate-keys", args=[tunnel.pk])}"' in page
+    assert "Change password" not in page
+
+
+def test_it_links_each_manageable_row_to_its_pages(client, owner, world):
+    client.force_login(owner)
+    page = client.get(reverse("host-list")).content.decode()
+    vps = world["vps"].pk
+    assert f'<a href="{reverse("host-update", args=[vps])}">Edit</a> ' in page
+    assert f'<a href="{reverse("host-plan", args=[vps])}">Plan</a>' in page

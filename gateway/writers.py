@@ -7,6 +7,7 @@ starts by saying it is managed by Mailgate.
 """
 
 import json
+import re
 import shlex
 from collections.abc import Iterable
 
@@ -16,6 +17,7 @@ from gateway.bundle import RenderError
 from gateway.validators import first_control_character
 
 MANAGED = "Managed by Mailgate. Do not edit: the next deployment replaces this file."
+_DNS_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+")
 
 
 class _SafeDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
@@ -34,6 +36,15 @@ def one_line(value) -> str:
         raise RenderError(
             f"Refusing to render {text!r}: it contains the control character {char!r}."
         )
+    return text
+
+
+def dns_name(value) -> str:
+    """A lowercase ASCII host name, or RenderError: names go into HAProxy ACLs and Traefik rules,
+    where a space or backtick would change the rule."""
+    text = one_line(value)
+    if not _DNS_NAME.fullmatch(text) or len(text) > 253:
+        raise RenderError(f"Refusing to route {text!r}: not a lowercase ASCII host name.")
     return text
 
 

@@ -287,6 +287,11 @@ class Host(models.Model):
     def __str__(self):
         return self.name
 
+    def public_name(self, first_mail_hostname: str) -> str:
+        """The name the host greets with and is known by (Postfix myhostname, HELO, its
+        certificate): ``fqdn``, else the first enabled domain's mail host name."""
+        return self.fqdn or first_mail_hostname or f"{self.name}.invalid"
+
     def clean(self):
         errors = {}
         if not (self.is_gateway or self.is_mailserver or self.is_relay):

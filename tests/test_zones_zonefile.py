@@ -20,7 +20,7 @@ from tests.conftest import PASSWORD
 from tests.world import build_infrastructure
 from zones import services
 from zones.models import ZoneSettings
-from zones.records import spki_sha256
+from zones.tlsa import spki_sha256
 
 
 def certificate_pem(name: str) -> str:

@@ -27,6 +27,7 @@ from zones.choices import (
     PushKind,
     TsigAlgorithm,
 )
+from zones.tlsa import spki_sha256
 
 _SELECTOR = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _SPF_TERM = re.compile(
@@ -286,8 +287,6 @@ class ZoneSettings(models.Model):
         return f"DNS settings of {self.domain.name}"
 
     def clean(self):
-        from zones.records import spki_sha256
-
         self.tlsa_digest = (self.tlsa_digest or "").strip().lower()
         if self.tlsa_certificate:
             # A pasted certificate wins over a digest typed before: it is the newer fact.

@@ -15,8 +15,8 @@ locations never serve; the gateway's nginx answers ``mta-sts.<domain>`` from it 
 import hashlib
 
 from gateway.bundle import File, Unit
-from gateway.writers import one_line
-from hosts.render import haproxy, nginx
+from gateway.writers import dns_name, one_line
+from hosts.render import nginx
 
 LINE_END = "\r\n"  # RFC 8461 §3.2: CRLF-separated key/value pairs
 
@@ -26,7 +26,7 @@ def policy(settings, mail_hostname: str) -> bytes:
     lines = [
         "version: STSv1",
         f"mode: {one_line(settings.mta_sts_mode)}",
-        f"mx: {haproxy.dns_name(one_line(mail_hostname).rstrip('.').lower())}",
+        f"mx: {dns_name(one_line(mail_hostname).rstrip('.').lower())}",
         f"max_age: {int(settings.mta_sts_max_age)}",
     ]
     return (LINE_END.join(lines) + LINE_END).encode()
@@ -47,7 +47,7 @@ def units(ctx) -> list[Unit]:
     settings = settings_by_domain_name(names)
     files = tuple(
         File(
-            nginx.mta_sts_policy_path(ctx.wkd_root, haproxy.dns_name(entry.name)),
+            nginx.mta_sts_policy_path(ctx.wkd_root, dns_name(entry.name)),
             policy(settings[entry.name], entry.mail_hostname),
         )
         for entry in ctx.directory.domains

@@ -11,13 +11,10 @@ gateway's IPv4, where the egress rules translate outgoing SMTP; a smarthost rela
 and every gateway address should have the mail server's HELO name as its PTR.
 """
 
-import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import dns.reversename
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from gateway.writers import one_line
 from hosts.render.context import HTTPS_PORT, MAIL_PORTS, SIEVE_PORT
@@ -314,15 +311,6 @@ def presentation(rtype: str, value: str) -> str:
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def spki_sha256(certificate_pem: str) -> str:
-    """TLSA 3 1 1 data: SHA-256 of the certificate's SubjectPublicKeyInfo, in hex."""
-    certificate = x509.load_pem_x509_certificate(certificate_pem.strip().encode())
-    spki = certificate.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(spki).hexdigest()
 
 
 def _name(value: str) -> str:

@@ -6,7 +6,6 @@ import ipaddress
 from django.db.models import OuterRef, Subquery
 
 from gateway.models import Domain
-from gateway.selectors import DomainEntry, MailDirectory
 from hosts.models import Host, TunnelPeer
 from hosts.render.context import SERVED_PORTS, RenderContext
 from zones.models import CheckRun, DkimKey, PushTarget, ZoneSettings
@@ -86,13 +85,10 @@ def _mail_hosts() -> tuple[Host | None, Host | None]:
 
 
 def _helo_name(mailserver: Host, domains: list[Domain]) -> str:
-    """The name the mail server greets with, computed exactly as its renderers do."""
-    enabled = tuple(DomainEntry(d.name, d.mail_hostname) for d in domains if d.enabled)
-    directory = MailDirectory(domains=enabled, mailboxes=(), aliases=())
-    context = RenderContext(
-        host=mailserver, directory=directory, hub_of=None, peers=(), spoke_of=None
-    )
-    return context.hostname
+    """The name the mail server greets with: its renderers take the first enabled domain's mail
+    host name, in name order, as ``dns_facts`` reads them."""
+    first = next((domain.mail_hostname for domain in domains if domain.enabled), "")
+    return mailserver.public_name(first)
 
 
 def _offered_ports(mailserver: Host | None) -> frozenset[int]:

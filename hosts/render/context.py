@@ -51,7 +51,7 @@ class RenderContext:
     @property
     def hostname(self) -> str:
         """The host's public name (myhostname, HELO, certificate name)."""
-        return self.host.fqdn or self.directory.primary_hostname or f"{self.host.name}.invalid"
+        return self.host.public_name(self.directory.primary_hostname)
 
     @property
     def certificate(self) -> str:

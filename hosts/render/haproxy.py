@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from gateway.bundle import File, RenderError, Unit
 from gateway.selectors import MailDirectory
-from gateway.writers import lines, one_line, shell_quote
+from gateway.writers import dns_name, lines, one_line, shell_quote
 from hosts.choices import GatewayProxy, MailBackend
 from hosts.render import systemd
 from hosts.render.context import (
@@ -65,7 +65,6 @@ WKD_PREFIX = "openpgpkey."
 MTA_STS_PREFIX = "mta-sts."
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_.:-]+")
-_DNS_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+")
 
 
 @dataclass(frozen=True)
@@ -196,15 +195,6 @@ def wkd_names(directory: MailDirectory) -> list[str]:
     return sorted(
         {f"{prefix}{dns_name(domain.name)}" for domain in directory.domains for prefix in prefixes}
     )
-
-
-def dns_name(value) -> str:
-    """A lowercase ASCII host name, or RenderError: names go into HAProxy ACLs and Traefik rules,
-    where a space or backtick would change the rule."""
-    text = one_line(value)
-    if not _DNS_NAME.fullmatch(text) or len(text) > 253:
-        raise RenderError(f"Refusing to route {text!r}: not a lowercase ASCII host name.")
-    return text
 
 
 # --- the file ------------------------------------------------------------------------------------

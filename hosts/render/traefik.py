@@ -28,7 +28,7 @@ from pathlib import PurePosixPath
 import yaml
 
 from gateway.bundle import File, RenderError, Unit
-from gateway.writers import one_line, shell_quote, yaml_document
+from gateway.writers import dns_name, one_line, shell_quote, yaml_document
 from hosts.choices import GatewayProxy
 from hosts.render import haproxy, jsonschemas, tls
 from hosts.render.context import (
@@ -294,7 +294,7 @@ def _tcp_service(address: str) -> dict:
 
 
 def _any(matcher: str, names: list[str]) -> str:
-    return " || ".join(f"{matcher}(`{haproxy.dns_name(name)}`)" for name in names)
+    return " || ".join(f"{matcher}(`{dns_name(name)}`)" for name in names)
 
 
 def _host_port(address: str, port: int) -> str:

@@ -6,7 +6,7 @@ The bundle: 12 configuration files, each validated on the host before it counts 
 and one reload when anything changed. Ansible gets the equivalent playbook: ``template`` with
 ``validate:``, a handler for the reload, facts off, pipelining on and its default SSH
 ControlPersist (so its later runs reuse the connection). Both go to a lab host in a network
-namespace (``hosts.lab``), each into its own folder. Measured in one run, best of ``--repeat``:
+namespace (``lab.hosts``), each into its own folder. Measured in one run, best of ``--repeat``:
 the first deployment, a deployment with nothing changed, and one with one file changed.
 Goals: nothing changed at least 10x faster than Ansible, one file changed at least 3x.
 """
@@ -40,8 +40,8 @@ from django.core.management import call_command
 from gateway.bundle import Bundle, File, Unit
 from hosts import engine
 from hosts.choices import DeploymentStatus
-from hosts.lab import LabHost
 from hosts.models import Deployment, Host
+from lab.hosts import LabHost
 
 BASE = "/srv/mailgate-bench"
 FILES = 12

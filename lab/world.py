@@ -35,11 +35,11 @@ from gateway import services as gateway_services
 from gateway.models import Alias, Domain
 from hosts import engine
 from hosts.choices import DeploymentStatus, GatewayProxy, MailBackend, RelayKind, TlsLevel
-from hosts.lab import LabError, LabHost, sh
 from hosts.models import Deployment, Host, Relay, Tunnel, TunnelPeer
 from keys import services as key_services
 from keys.models import OpenPGPKey
 from lab.ca import LabCA
+from lab.hosts import LabError, LabHost, sh
 from lab.init import SYSTEMCTL
 from zones import services as zone_services
 from zones.selectors import dns_facts

@@ -1,8 +1,8 @@
 """Lab hosts for deployment tests: a relay host in a network namespace, with a stand-in for the
 init system that a namespace cannot run."""
 
-from hosts.lab import LabHost
 from hosts.models import Host, Relay
+from lab.hosts import LabHost
 
 # The lab host has no init system (systemd cannot run in a network namespace): this stand-in
 # records what would be reloaded and takes a second to do it, like a real reload.

@@ -1,4 +1,4 @@
-"""The deploy engine against a real sshd in a network namespace (``hosts.lab``): pinned host
+"""The deploy engine against a real sshd in a network namespace (``lab.hosts``): pinned host
 keys, atomic apply, no-op re-apply, checks before activation, rollback, a cut connection, the
 per-host lock and rollback to an earlier deployment."""
 
@@ -15,9 +15,9 @@ from django.utils import timezone
 from gateway.bundle import Bundle, File, Unit
 from hosts import engine, remote, services, transport
 from hosts.choices import DeploymentStatus, FileChange
-from hosts.lab import LabHost
 from hosts.models import Deployment, DeploymentFile, Host
 from hosts.plan import make_plan
+from lab.hosts import LabHost
 
 PROBE = "/srv/mailgate-probe"
 

@@ -10,9 +10,9 @@ from django.test import override_settings
 
 from gateway import services as gateway_services
 from gateway.models import Domain, StatusItem
-from hosts.lab import LabError, LabHost, _free_block
 from hosts.models import Deployment, Host, Relay, Tunnel
 from lab import verify, world
+from lab.hosts import LabError, LabHost, _free_block
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)

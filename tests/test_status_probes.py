@@ -21,8 +21,8 @@ from gateway import services
 from gateway.status import Colour
 from hosts import probes
 from hosts.choices import DeploymentStatus
-from hosts.lab import LabHost
 from hosts.models import Deployment, Host, Tunnel, TunnelPeer
+from lab.hosts import LabHost
 from tests.deploy_world import relay_host
 
 LISTENERS = Path(__file__).with_name("status_listeners.py")

@@ -8,8 +8,8 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from hosts.lab import LabError
 from lab import verify, world
+from lab.hosts import LabError
 
 
 class Command(BaseCommand):

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
+from hosts.checks import run_check
 from hosts.render import guard
-from hosts.render.local import run_check
 from tests.render_world import context, hosts
 
 pytestmark = pytest.mark.django_db

@@ -10,9 +10,9 @@ import yaml
 
 from gateway.bundle import Bundle, RenderError
 from gateway.selectors import DomainEntry
+from hosts.checks import run_check
 from hosts.render import haproxy, jsonschemas, traefik
 from hosts.render.context import PROXY_PROTOCOL_PORTS
-from hosts.render.local import run_check
 from tests.render_world import assert_golden, context, hosts, with_directory
 
 TRAEFIK_FILES = {

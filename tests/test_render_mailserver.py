@@ -13,9 +13,9 @@ from django.core.exceptions import ValidationError
 
 from gateway.bundle import Bundle, RenderError
 from gateway.selectors import DomainEntry
+from hosts.checks import run_check, run_checks
 from hosts.render import bridge, dovecot, postfix, render, tls
 from hosts.render import context as context_module
-from hosts.render.local import run_check, run_checks
 from lab.ca import LabCA
 from tests.render_world import assert_golden, context, hosts, with_directory
 

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from gateway.bundle import Bundle, RenderError
+from hosts.checks import run_check
 from hosts.models import Relay
 from hosts.render import mailu
-from hosts.render.local import run_check
 from tests.render_world import HASH, assert_golden, context, hosts, with_directory
 
 ENV = "/opt/mailu/mailu.env"

@@ -8,9 +8,9 @@ from django.urls import reverse
 
 from gateway import bundle
 from gateway.bundle import RenderError
+from hosts.checks import run_check, run_checks
 from hosts.models import Host
 from hosts.render import postfix, render_host
-from hosts.render.local import run_check, run_checks
 from tests.render_world import assert_golden
 from tests.world import build_infrastructure
 from zones import opendkim, rspamd, services
@@ -104,7 +104,7 @@ def test_it_hands_postfix_mail_to_the_milter(world, rotating):
     assert not any("milter" in line for line in main_cf_lines(world["spare"]))
 
 
-def test_the_staged_checks_pass_opendkim_and_postfix(world, rotating, tmp_path):
+def test_the_staged_checks_pass_opendkim_and_postfix(world, rotating, certbot, tmp_path):
     bundle = render_host(world["home"])
     bundle.write_to(tmp_path)
     results = {result.unit: result for result in run_checks(bundle, tmp_path)}

@@ -6,9 +6,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from gateway.bundle import RenderError
+from hosts.checks import run_checks
 from hosts.models import Host
 from hosts.render import render_host
-from hosts.render.local import run_checks
 
 
 class Command(BaseCommand):

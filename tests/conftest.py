@@ -15,10 +15,38 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from gateway import services
-from gateway.models import ApiToken
+from gateway.models import ApiToken, Domain
+from hosts.render import context as render_context
+from lab.ca import LabCA
 from tests.deploy_world import lab_with_relay_files
 
 PASSWORD = "correct horse battery staple"
+# Markers by what a test uses (pyproject.toml lists them): a new test that builds namespaces or
+# starts a worker through these fixtures is marked without anyone remembering to.
+MARKED_FIXTURES = {
+    "netns": {"labs", "lab", "namespace", "net"},
+    "worker": {"start_worker"},
+}
+MARKED_MODULES = {
+    "netns": {"test_lab"},
+    "browser": {"test_browser"},
+    "slow": {"test_api_schema", "test_run_command"},  # schemathesis; bin/run sets up a venv
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        marks = {
+            name for name, fixtures in MARKED_FIXTURES.items() if fixtures & set(item.fixturenames)
+        }
+        marks |= {name for name, modules in MARKED_MODULES.items() if module in modules}
+        if marks:
+            marks.add("slow")
+        for name in sorted(marks):
+            item.add_marker(name)
+
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -140,6 +168,21 @@ def start_worker(tmp_path, monkeypatch):
             os.killpg(worker.pid, signal.SIGTERM)
         output, _ = worker.communicate(timeout=30)
         print(output)  # shown by pytest when the test fails
+
+
+@pytest.fixture
+def certbot(tmp_path, monkeypatch):
+    """Certificates where certbot keeps them, for every enabled domain's mail host name (a
+    mail server with several names checks that each has its own before it names them)."""
+    live = tmp_path / "letsencrypt-live"
+    monkeypatch.setattr(render_context, "CERTBOT_LIVE", str(live))
+    ca = LabCA()
+    for name in Domain.objects.filter(enabled=True).values_list("mail_hostname", flat=True):
+        issued = ca.issue(name)
+        (live / name).mkdir(parents=True, exist_ok=True)
+        (live / name / "fullchain.pem").write_bytes(issued.fullchain)
+        (live / name / "privkey.pem").write_bytes(issued.privkey)
+    return live
 
 
 @pytest.fixture

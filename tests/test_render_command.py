@@ -15,7 +15,9 @@ def world(family, other):
     return build_infrastructure()
 
 
-def test_it_writes_the_home_servers_files_and_they_pass_the_checks(world, tmp_path, capsys):
+def test_it_writes_the_home_servers_files_and_they_pass_the_checks(
+    world, certbot, tmp_path, capsys
+):
     call_command("render", host="home", out=tmp_path, check=True)
     output = capsys.readouterr().out
     assert "All checks passed." in output

@@ -3,6 +3,7 @@ hosts it talks to, and a snapshot of the mail directory. Renderers are pure func
 
 from dataclasses import dataclass
 
+from gateway.bundle import RenderError
 from gateway.selectors import MailDirectory, mail_directory
 from hosts.choices import GatewayProxy, MailBackend
 from hosts.models import Host, Tunnel, TunnelPeer
@@ -83,6 +84,14 @@ class RenderContext:
     def gateway(self) -> Host | None:
         """The hub this host reaches the internet through, if it is a spoke."""
         return self.spoke_of.tunnel.hub if self.spoke_of else None
+
+    @property
+    def served_ports(self) -> tuple[int, ...]:
+        """For a gateway: the ports its mail server serves (``SERVED_PORTS``)."""
+        backend = self.mailserver_peer.host.mail_backend
+        if backend not in SERVED_PORTS:
+            raise RenderError(f"{self.mailserver_peer.host} has no known mail backend.")
+        return SERVED_PORTS[backend]
 
     @property
     def mailserver_peer(self) -> TunnelPeer | None:

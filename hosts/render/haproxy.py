@@ -35,7 +35,6 @@ from hosts.render import systemd
 from hosts.render.context import (
     HTTPS_PORT,
     MAIL_PORTS,
-    SERVED_PORTS,
     SIEVE_PORT,
     WKD_BACKEND,
     RenderContext,
@@ -149,9 +148,8 @@ def gateway_frontends(ctx: RenderContext, home: Peer) -> list[Frontend]:
     challenges) without one. Mailu serves them all, HTTPS (admin, webmail) included; Postfix +
     Dovecot only SMTP, submission and IMAPS: forwarding the others (995, 4190, 443) would only
     lead clients to a closed port, so on 443 the gateway's own nginx (WKD, MTA-STS) answers."""
-    backend = ctx.mailserver_peer.host.mail_backend
-    mailu = backend == MailBackend.MAILU
-    ports = SERVED_PORTS[backend]
+    mailu = ctx.mailserver_peer.host.mail_backend == MailBackend.MAILU
+    ports = ctx.served_ports
     forwarded = [_forward(home, port) for port in ports if port != HTTPS_PORT]
     plain_http = _forward(home, HTTP_PORT, proxy_header=False)
     return sorted([*forwarded, _https(ctx, home, mailu=mailu), plain_http], key=_by_port)

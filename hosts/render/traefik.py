@@ -34,7 +34,6 @@ from hosts.render import haproxy, jsonschemas, tls
 from hosts.render.context import (
     HTTPS_PORT,
     MAIL_PORTS,
-    SERVED_PORTS,
     SIEVE_PORT,
     WKD_CONTAINER,
     WKD_CONTAINER_CONF,
@@ -154,7 +153,7 @@ def static(ctx: RenderContext) -> dict:
 def entry_points(ctx: RenderContext) -> dict[str, int]:
     """The guide's entry points for the ports the mail server serves, and 80 (HTTP-01 and the
     redirect) and 443 (WKD) always."""
-    served = SERVED_PORTS[ctx.mailserver_peer.host.mail_backend]
+    served = ctx.served_ports
     return {
         name: port
         for name, port in ENTRY_POINTS.items()
@@ -211,7 +210,7 @@ def dynamic(ctx: RenderContext, home: haproxy.Peer) -> dict:
     routes = {
         name: route
         for name, route in TCP_ROUTES.items()
-        if ENTRY_POINTS[route[0]] in SERVED_PORTS[ctx.mailserver_peer.host.mail_backend]
+        if ENTRY_POINTS[route[0]] in ctx.served_ports
     }
     return {"http": _http(ctx, home, mail, wkd), "tcp": _tcp(home, mail, routes), "tls": _tls()}
 

@@ -38,9 +38,9 @@ django.setup()
 from django.core.management import call_command
 
 from gateway.bundle import Bundle, File, Unit
-from hosts import engine
-from hosts.choices import DeploymentStatus
-from hosts.models import Deployment, Host
+from hosts import services
+from hosts.choices import DeploymentStatus, DeploymentTrigger
+from hosts.models import Host
 from lab.hosts import LabHost
 
 BASE = "/srv/mailgate-bench"
@@ -89,12 +89,12 @@ def bundle(version: int) -> Bundle:
 
 
 def mailgate(host: Host, version: int) -> float:
-    deployment = Deployment.objects.create(host=host, trigger="bench")
     start = time.perf_counter()
-    status = engine.run(deployment, bundle=bundle(version))
+    deployment = services.deployment_run_here(
+        host=host, trigger=DeploymentTrigger.BENCH, bundle=bundle(version)
+    )
     seconds = time.perf_counter() - start
-    if status != DeploymentStatus.SUCCEEDED:
-        deployment.refresh_from_db()
+    if deployment.status != DeploymentStatus.SUCCEEDED:
         raise SystemExit(f"Mailgate's deployment failed:\n{deployment.log}")
     return seconds
 

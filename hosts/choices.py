@@ -38,3 +38,13 @@ class FileChange(models.TextChoices):
     CREATED = "created", "Created"
     CHANGED = "changed", "Changed"
     DELETED = "deleted", "Deleted"
+
+
+class DeploymentTrigger(models.TextChoices):
+    """What started a deployment: a rollback keeps the trigger of the page or call that asked."""
+
+    UI = "ui", "Deploy page"
+    API = "api", "API"
+    CLI = "cli", "manage.py deploy"
+    LAB = "lab", "The gateway lab"
+    BENCH = "bench", "A benchmark"

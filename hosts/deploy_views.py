@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from gateway.bundle import RenderError
 from hosts import services
+from hosts.choices import DeploymentTrigger
 from hosts.models import Deployment, Host
 from hosts.plan import PlanChanged
 from hosts.transport import TransportError
@@ -59,7 +60,10 @@ def host_deploy(request, pk):
     host = get_object_or_404(Host, pk=pk)
     try:
         deployment = services.host_deploy(
-            host=host, plan_digest=request.POST.get("digest", ""), trigger="ui", user=request.user
+            host=host,
+            plan_digest=request.POST.get("digest", ""),
+            trigger=DeploymentTrigger.UI,
+            user=request.user,
         )
     except PlanChanged as exc:
         return _plan_page(request, host, exc.plan, changed=str(exc), status=409)
@@ -77,7 +81,7 @@ def _plan_page(request, host, plan, *, error="", changed="", status=200):
 @require_POST
 def deploy_all(request):
     with transaction.atomic():
-        deployments = services.deploy_all(trigger="ui", user=request.user)
+        deployments = services.deploy_all(trigger=DeploymentTrigger.UI, user=request.user)
     messages.success(request, f"{len(deployments)} deployment(s) queued, one per host.")
     return redirect("deployment-list")
 
@@ -119,7 +123,7 @@ def deployment_rollback(request, pk):
     try:
         with transaction.atomic():
             rollback = services.deployment_rollback(
-                deployment=deployment, trigger="ui", user=request.user
+                deployment=deployment, trigger=DeploymentTrigger.UI, user=request.user
             )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))

@@ -22,6 +22,7 @@ from gateway.validators import (
 from hosts import wireguard
 from hosts.choices import (
     DeploymentStatus,
+    DeploymentTrigger,
     FileChange,
     GatewayProxy,
     MailBackend,
@@ -496,9 +497,7 @@ class Deployment(models.Model):
     status = models.CharField(
         max_length=12, choices=DeploymentStatus, default=DeploymentStatus.PENDING
     )
-    trigger = models.CharField(
-        max_length=20, help_text="What started it: ui, api, cli, schedule or rollback."
-    )
+    trigger = models.CharField(max_length=20, choices=DeploymentTrigger)
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )

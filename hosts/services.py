@@ -1,10 +1,13 @@
 """Workflows on hosts and tunnels."""
 
+import time
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from hosts import tasks, transport, wireguard
-from hosts.choices import DeploymentStatus
+from gateway.bundle import Bundle
+from hosts import engine, tasks, transport, wireguard
+from hosts.choices import DeploymentStatus, DeploymentTrigger
 from hosts.models import Deployment, Host, Tunnel
 from hosts.plan import Plan, make_plan
 from hosts.render import render_host
@@ -47,7 +50,7 @@ def host_confirm_key(*, host: Host, key: str, fingerprint: str) -> None:
 def deployment_queue(
     *,
     host: Host,
-    trigger: str,
+    trigger: DeploymentTrigger,
     user=None,
     rollback_of: Deployment | None = None,
     plan_digest: str = "",
@@ -65,7 +68,9 @@ def deployment_queue(
     return deployment
 
 
-def host_deploy(*, host: Host, plan_digest: str, trigger: str, user=None) -> Deployment:
+def host_deploy(
+    *, host: Host, plan_digest: str, trigger: DeploymentTrigger, user=None
+) -> Deployment:
     """Queue a deployment of the plan that was shown (``plan_digest``; empty: none was). A plan
     that changed since raises PlanChanged with the new one, before anything is queued; the
     worker checks the digest again against the plan it makes itself."""
@@ -75,19 +80,41 @@ def host_deploy(*, host: Host, plan_digest: str, trigger: str, user=None) -> Dep
         return deployment_queue(host=host, trigger=trigger, user=user, plan_digest=plan_digest)
 
 
-def deploy_all(*, trigger: str, user=None) -> list[Deployment]:
+def deploy_all(*, trigger: DeploymentTrigger, user=None) -> list[Deployment]:
     """One deployment per host with a confirmed key; workers run them in parallel."""
     hosts = Host.objects.exclude(ssh_host_key="").order_by("name")
     return [deployment_queue(host=host, trigger=trigger, user=user) for host in hosts]
 
 
-def deployment_rollback(*, deployment: Deployment, trigger: str, user=None) -> Deployment:
+def deployment_rollback(
+    *, deployment: Deployment, trigger: DeploymentTrigger, user=None
+) -> Deployment:
     """Deploy an earlier successful deployment's files again, exactly as they were."""
     if deployment.status != DeploymentStatus.SUCCEEDED:
         raise ValidationError("Only a successful deployment can be rolled back to.")
     return deployment_queue(
         host=deployment.host, trigger=trigger, user=user, rollback_of=deployment
     )
+
+
+def deployment_run_here(
+    *, host: Host, trigger: DeploymentTrigger, bundle: Bundle | None = None, wait: float = 600
+) -> Deployment:
+    """Deploy ``host`` now, in this process rather than a worker (``manage.py deploy``, the lab,
+    the benchmarks), ``bundle`` instead of the rendered one if given. While another deployment
+    to the host runs, it waits up to ``wait`` seconds, then raises engine.Busy."""
+    deployment = Deployment.objects.create(host=host, trigger=trigger)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            engine.run(deployment, bundle=bundle)
+            break
+        except engine.Busy:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    deployment.refresh_from_db()
+    return deployment
 
 
 def host_plan(*, host: Host) -> Plan:

@@ -33,8 +33,15 @@ from django.db import transaction
 
 from gateway import services as gateway_services
 from gateway.models import Alias, Domain
-from hosts import engine
-from hosts.choices import DeploymentStatus, GatewayProxy, MailBackend, RelayKind, TlsLevel
+from hosts import services as host_services
+from hosts.choices import (
+    DeploymentStatus,
+    DeploymentTrigger,
+    GatewayProxy,
+    MailBackend,
+    RelayKind,
+    TlsLevel,
+)
 from hosts.models import Deployment, Host, Relay, Tunnel, TunnelPeer
 from keys import services as key_services
 from keys.models import OpenPGPKey
@@ -496,11 +503,9 @@ def _deploy(lab: Lab, say: Say) -> None:
     for role in ("vps", "home", "relay"):
         host = Host.objects.get(name=NAMES[role])
         say(f"deploying {host.name}")
-        deployment = Deployment.objects.create(host=host, trigger="lab")
-        outcome = engine.run(deployment)
-        deployment.refresh_from_db()
-        if outcome != DeploymentStatus.SUCCEEDED:
-            raise LabError(f"Deployment to {host.name} {outcome}:\n{deployment.log}")
+        deployment = host_services.deployment_run_here(host=host, trigger=DeploymentTrigger.LAB)
+        if deployment.status != DeploymentStatus.SUCCEEDED:
+            raise LabError(f"Deployment to {host.name} {deployment.status}:\n{deployment.log}")
     _wait_for_the_gateway(lab, say)
 
 

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from gateway.bundle import RenderError
 from gateway.scoping import acts_as_owner
 from hosts import services
+from hosts.choices import DeploymentTrigger
 from hosts.models import Deployment, DeploymentFile
 from hosts.plan import PlanChanged
 from hosts.transport import TransportError
@@ -153,7 +154,7 @@ class HostDeployMixin:
                 deployment = services.host_deploy(
                     host=host,
                     plan_digest=given.validated_data.get("digest", ""),
-                    trigger="api",
+                    trigger=DeploymentTrigger.API,
                     user=request.user,
                 )
         except PlanChanged as exc:
@@ -168,7 +169,7 @@ class HostDeployMixin:
         if not acts_as_owner(request.user):
             raise exceptions.PermissionDenied("Only the owner deploys.")
         with transaction.atomic():
-            deployments = services.deploy_all(trigger="api", user=request.user)
+            deployments = services.deploy_all(trigger=DeploymentTrigger.API, user=request.user)
         data = DeploymentSerializer(deployments, many=True).data
         return Response(data, status=status.HTTP_202_ACCEPTED)
 
@@ -242,6 +243,6 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         """Deploy this (successful) deployment's files again, as they were."""
         with transaction.atomic():
             rollback = services.deployment_rollback(
-                deployment=self.get_object(), trigger="api", user=request.user
+                deployment=self.get_object(), trigger=DeploymentTrigger.API, user=request.user
             )
         return Response(DeploymentSerializer(rollback).data, status=status.HTTP_202_ACCEPTED)

@@ -1,17 +1,13 @@
 """``python manage.py deploy --host NAME [--plan]``: show what would change on a host, or
 deploy it now, in this process, printing the deployment's log."""
 
-import time
-
 from django.core.management.base import BaseCommand, CommandError
 
 from gateway.bundle import RenderError
 from hosts import engine, services
-from hosts.choices import DeploymentStatus
-from hosts.models import Deployment, Host
+from hosts.choices import DeploymentStatus, DeploymentTrigger
+from hosts.models import Host
 from hosts.transport import TransportError
-
-WAIT_FOR_LOCK = 600  # seconds to wait while another deployment to the host runs
 
 
 class Command(BaseCommand):
@@ -30,9 +26,11 @@ class Command(BaseCommand):
             raise CommandError(f"No host is named {host!r}.") from None
         if plan:
             return self._plan(target)
-        deployment = Deployment.objects.create(host=target, trigger="cli")
-        status = self._run(deployment)
-        deployment.refresh_from_db()
+        try:
+            deployment = services.deployment_run_here(host=target, trigger=DeploymentTrigger.CLI)
+        except engine.Busy as exc:
+            raise CommandError(str(exc)) from None
+        status = deployment.status
         self.stdout.write(deployment.log)
         if status == DeploymentStatus.RUNNING:
             raise CommandError(
@@ -41,16 +39,6 @@ class Command(BaseCommand):
             )
         if status != DeploymentStatus.SUCCEEDED:
             raise CommandError(f"Deployment #{deployment.pk} {status}.")
-
-    def _run(self, deployment: Deployment) -> DeploymentStatus:
-        deadline = time.monotonic() + WAIT_FOR_LOCK
-        while True:
-            try:
-                return engine.run(deployment)
-            except engine.Busy as exc:
-                if time.monotonic() > deadline:
-                    raise CommandError(str(exc)) from None
-                time.sleep(1)
 
     def _plan(self, host: Host) -> None:
         try:

@@ -133,7 +133,7 @@ class DomainCreateForm(PanelForm):
 class DomainForm(PanelForm):
     class Meta:
         model = Domain
-        fields = ["name", "mail_hostname", "enabled", "managers"]
+        fields = Domain.EDITABLE_FIELDS
 
 
 class AddressForm(PanelForm):
@@ -148,7 +148,7 @@ class AddressForm(PanelForm):
 class MailboxForm(PasswordPairMixin, AddressForm):
     class Meta:
         model = Mailbox
-        fields = ["domain", "local_part", "display_name", "quota_mb", "enabled", "owner"]
+        fields = Mailbox.EDITABLE_FIELDS
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, user=user, **kwargs)
@@ -194,7 +194,7 @@ class AliasForm(AddressForm):
 
     class Meta:
         model = Alias
-        fields = ["domain", "local_part", "destinations", "allowed_as_sender", "enabled"]
+        fields = Alias.EDITABLE_FIELDS
 
 
 class LoginForm(OTPAuthenticationFormMixin, AuthenticationForm):

@@ -33,6 +33,14 @@ class DomainQuerySet(ScopedQuerySet):
 class Domain(models.Model):
     """A mail domain hosted by this gateway."""
 
+    # What the page and the API change, listed once for its form and its serializer.
+    EDITABLE_FIELDS = (
+        "name",
+        "mail_hostname",
+        "enabled",
+        "managers",
+    )
+
     name = DomainNameField(
         max_length=253,
         unique=True,
@@ -78,6 +86,16 @@ class MailboxQuerySet(DomainScopedQuerySet):
 
 class Mailbox(models.Model):
     """A mailbox (a user account that receives and sends mail)."""
+
+    # What the page and the API change, listed once for its form and its serializer.
+    EDITABLE_FIELDS = (
+        "domain",
+        "local_part",
+        "display_name",
+        "quota_mb",
+        "enabled",
+        "owner",
+    )
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="mailboxes")
     local_part = LocalPartField(max_length=64, help_text="The part before the @, e.g. alice.")
@@ -146,6 +164,15 @@ def validate_destinations(value) -> None:
 
 class Alias(models.Model):
     """An address that forwards to one or more destinations; an empty local part catches all."""
+
+    # What the page and the API change, listed once for its form and its serializer.
+    EDITABLE_FIELDS = (
+        "domain",
+        "local_part",
+        "destinations",
+        "allowed_as_sender",
+        "enabled",
+    )
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="aliases")
     local_part = LocalPartField(

@@ -22,56 +22,22 @@ class HostForm(PanelForm):
 
     class Meta:
         model = Host
-        fields = [
-            "name",
-            "is_gateway",
-            "is_mailserver",
-            "is_relay",
-            "ssh_address",
-            "ssh_port",
-            "ssh_user",
-            "ssh_private_key",
-            "ssh_host_key",
-            "public_ipv4",
-            "public_ipv6",
-            "tunnel_address",
-            "fqdn",
-            "tls_certificate_path",
-            "tls_key_path",
-            "lan_networks",
-            "wan_interface",
-            "acme_email",
-            "cloudflare_api_token",
-            "mailu_secret_key",
-            "mail_backend",
-            "gateway_proxy",
-            "relay",
-        ]
+        fields = Host.EDITABLE_FIELDS
 
 
 class RelayForm(PanelForm):
     class Meta:
         model = Relay
-        fields = [
-            "name",
-            "kind",
-            "host",
-            "port",
-            "username",
-            "password",
-            "tls_level",
-            "tls_certificate",
-            "rewrite_sender_to",
-        ]
+        fields = Relay.EDITABLE_FIELDS
 
 
 class TunnelForm(PanelForm):
     class Meta:
         model = Tunnel
-        fields = ["interface", "hub", "listen_port", "subnet", "mtu", "hub_private_key"]
+        fields = Tunnel.EDITABLE_FIELDS
 
 
 class TunnelPeerForm(PanelForm):
     class Meta:
         model = TunnelPeer
-        fields = ["tunnel", "host", "private_key", "routed_subnet", "keepalive", "egress_via_hub"]
+        fields = TunnelPeer.EDITABLE_FIELDS

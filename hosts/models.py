@@ -47,6 +47,19 @@ def generate_mailu_secret_key() -> str:
 class Relay(models.Model):
     """A smarthost that outgoing mail is handed to (the Proton Mail Bridge or a provider)."""
 
+    # What the page and the API change, listed once for its form and its serializer.
+    EDITABLE_FIELDS = (
+        "name",
+        "kind",
+        "host",
+        "port",
+        "username",
+        "password",
+        "tls_level",
+        "tls_certificate",
+        "rewrite_sender_to",
+    )
+
     name = models.CharField(
         max_length=63,
         unique=True,
@@ -121,6 +134,33 @@ class Relay(models.Model):
 
 class Host(models.Model):
     """A machine Mailgate configures over SSH: the VPS gateway, the home mail server, a relay."""
+
+    # What the page and the API change, listed once for its form and its serializer.
+    EDITABLE_FIELDS = (
+        "name",
+        "is_gateway",
+        "is_mailserver",
+        "is_relay",
+        "ssh_address",
+        "ssh_port",
+        "ssh_user",
+        "ssh_private_key",
+        "ssh_host_key",
+        "public_ipv4",
+        "public_ipv6",
+        "tunnel_address",
+        "fqdn",
+        "tls_certificate_path",
+        "tls_key_path",
+        "lan_networks",
+        "wan_interface",
+        "acme_email",
+        "cloudflare_api_token",
+        "mailu_secret_key",
+        "mail_backend",
+        "gateway_proxy",
+        "relay",
+    )
 
     name = models.CharField(
         max_length=63,
@@ -323,6 +363,16 @@ class Host(models.Model):
 class Tunnel(models.Model):
     """A WireGuard hub (the gateway) and its spokes (home servers)."""
 
+    # What the page and the API change, listed once for its form and its serializer.
+    EDITABLE_FIELDS = (
+        "interface",
+        "hub",
+        "listen_port",
+        "subnet",
+        "mtu",
+        "hub_private_key",
+    )
+
     interface = models.CharField(
         max_length=15,
         unique=True,
@@ -395,6 +445,16 @@ class Tunnel(models.Model):
 
 class TunnelPeer(models.Model):
     """A spoke of a tunnel: a home server that reaches the gateway through WireGuard."""
+
+    # What the page and the API change, listed once for its form and its serializer.
+    EDITABLE_FIELDS = (
+        "tunnel",
+        "host",
+        "private_key",
+        "routed_subnet",
+        "keepalive",
+        "egress_via_hub",
+    )
 
     tunnel = models.ForeignKey(
         Tunnel,

@@ -29,17 +29,7 @@ class PushTargetForm(PanelForm):
 
     class Meta:
         model = PushTarget
-        fields = [
-            "kind",
-            "server",
-            "port",
-            "tsig_key_name",
-            "tsig_algorithm",
-            "tsig_secret",
-            "provider",
-            "provider_username",
-            "provider_token",
-        ]
+        fields = PushTarget.EDITABLE_FIELDS
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, user=user, **kwargs)

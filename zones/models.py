@@ -303,6 +303,19 @@ class ZoneSettings(models.Model):
 class PushTarget(models.Model):
     """Where a domain's zone is updated: an authoritative server (RFC 2136) or a provider."""
 
+    # What the page and the API change, listed once for its form and its serializer.
+    EDITABLE_FIELDS = (
+        "kind",
+        "server",
+        "port",
+        "tsig_key_name",
+        "tsig_algorithm",
+        "tsig_secret",
+        "provider",
+        "provider_username",
+        "provider_token",
+    )
+
     domain = models.OneToOneField(Domain, on_delete=models.CASCADE, related_name="push_target")
     kind = models.CharField(max_length=10, choices=PushKind, default=PushKind.RFC2136)
     server = models.CharField(

@@ -33,10 +33,7 @@ class DomainSerializer(ModelCleanSerializer):
         model = Domain
         fields = [
             "id",
-            "name",
-            "mail_hostname",
-            "enabled",
-            "managers",
+            *Domain.EDITABLE_FIELDS,
             "created_at",
             "aliases_to",
             "first_mailbox",
@@ -114,18 +111,7 @@ class MailboxSerializer(AddressSerializer):
 
     class Meta:
         model = Mailbox
-        fields = [
-            "id",
-            "domain",
-            "local_part",
-            "address",
-            "display_name",
-            "quota_mb",
-            "enabled",
-            "owner",
-            "created_at",
-            "password",
-        ]
+        fields = ["id", *Mailbox.EDITABLE_FIELDS, "address", "created_at", "password"]
 
     def validate(self, attrs):
         password = attrs.pop("password", None)
@@ -146,16 +132,7 @@ class AliasSerializer(AddressSerializer):
 
     class Meta:
         model = Alias
-        fields = [
-            "id",
-            "domain",
-            "local_part",
-            "address",
-            "destinations",
-            "allowed_as_sender",
-            "enabled",
-            "created_at",
-        ]
+        fields = ["id", *Alias.EDITABLE_FIELDS, "address", "created_at"]
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):

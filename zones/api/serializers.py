@@ -140,20 +140,7 @@ class ZoneSettingsSerializer(ModelCleanSerializer):
 class PushTargetSerializer(ModelCleanSerializer):
     class Meta:
         model = PushTarget
-        fields = [
-            "id",
-            "domain",
-            "kind",
-            "server",
-            "port",
-            "tsig_key_name",
-            "tsig_algorithm",
-            "tsig_secret",
-            "provider",
-            "provider_username",
-            "provider_token",
-            "last_pushed_at",
-        ]
+        fields = ["id", "domain", *PushTarget.EDITABLE_FIELDS, "last_pushed_at"]
         read_only_fields = ["last_pushed_at"]
 
     def validate(self, attrs):

@@ -13,7 +13,7 @@ so the deploy engine and the renderers never import them: whole units of files (
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -61,6 +61,29 @@ class Unit:
     checks: tuple[str, ...] = ()
     activate: tuple[str, ...] = ()
     instructions: str = ""  # steps only a person can do (e.g. the Proton Bridge's first login)
+
+    def record(self) -> dict:
+        """The unit as a deployment stores it (JSON): its files by path, since their contents
+        are stored beside it, one row per file."""
+        return {
+            "name": self.name,
+            "paths": [file.path for file in self.files],
+            "checks": list(self.checks),
+            "activate": list(self.activate),
+            "instructions": self.instructions,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict, files: Mapping[str, File]) -> "Unit":
+        """The unit ``record`` stored, with its files from ``files`` (by path)."""
+        return cls(
+            name=record["name"],
+            files=tuple(files[path] for path in record["paths"]),
+            checks=tuple(record["checks"]),
+            activate=tuple(record["activate"]),
+            # Deployments recorded before units kept their instructions have none.
+            instructions=record.get("instructions", ""),
+        )
 
 
 @dataclass(frozen=True)

@@ -140,18 +140,11 @@ def deployment_bundle(deployment: Deployment) -> Bundle:
 
 def stored_bundle(deployment: Deployment) -> Bundle:
     """An earlier deployment's files and units, exactly as they were deployed."""
-    rows = {row.path: row for row in deployment.files.exclude(change=FileChange.DELETED)}
+    rows = deployment.files.exclude(change=FileChange.DELETED)
+    files = {row.path: _stored_file(row) for row in rows}
     return Bundle(
         host=deployment.host.name,
-        units=tuple(
-            Unit(
-                name=unit["name"],
-                files=tuple(_stored_file(rows[path]) for path in unit["paths"]),
-                checks=tuple(unit["checks"]),
-                activate=tuple(unit["activate"]),
-            )
-            for unit in deployment.units
-        ),
+        units=tuple(Unit.from_record(record, files) for record in deployment.units),
     )
 
 
@@ -296,15 +289,7 @@ def _record(deployment: Deployment, plan: Plan) -> None:
         rows.append(row)
     DeploymentFile.objects.filter(deployment=deployment).delete()
     DeploymentFile.objects.bulk_create(rows)
-    deployment.units = [
-        {
-            "name": unit.name,
-            "paths": [file.path for file in unit.files],
-            "checks": list(unit.checks),
-            "activate": list(unit.activate),
-        }
-        for unit in plan.bundle.units
-    ]
+    deployment.units = [unit.record() for unit in plan.bundle.units]
     deployment.save(update_fields=["units"])
 
 

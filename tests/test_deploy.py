@@ -2,6 +2,7 @@
 keys, atomic apply, no-op re-apply, checks before activation, rollback, a cut connection, the
 per-host lock and rollback to an earlier deployment."""
 
+import dataclasses
 import re
 import threading
 import time
@@ -234,6 +235,12 @@ def test_it_rolls_back_to_an_earlier_deployment(host, lab):
     rollback = Deployment.objects.create(host=host, trigger="rollback", rollback_of=first)
     assert engine.run(rollback) == DeploymentStatus.SUCCEEDED
     assert contents(lab) == {name: f"# v1 {name}\n".encode() for name in "abc"}
+
+
+def test_a_rollback_deploys_the_units_exactly_as_they_were(host, lab):
+    shown = dataclasses.replace(bundle().units[0], instructions="Log in to the Bridge once.")
+    first = deploy(host, Bundle(host="probe", units=(shown,)))
+    assert engine.stored_bundle(first).units == (shown,)
 
 
 def test_it_masks_the_hosts_secrets_in_the_log(host, lab):

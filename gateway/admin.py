@@ -1,6 +1,12 @@
 from django.contrib import admin
+from django_otp.plugins.otp_totp import admin as totp_admin  # noqa: F401 (registers it first)
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from gateway.models import Alias, ApiToken, Domain, Mailbox
+
+# A second factor is removed only on the security page, which asks for the password or a current
+# code again; django-otp's own admin page would delete it without asking.
+admin.site.unregister(TOTPDevice)
 
 
 @admin.register(Domain)

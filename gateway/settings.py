@@ -162,7 +162,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # One name for the status colours, wherever a field uses them.
-    "ENUM_NAME_OVERRIDES": {"ColourEnum": "gateway.status.Colour"},
+    # Two fields named "trigger" (deployments, DNS checks) have different choices: one name each.
+    "ENUM_NAME_OVERRIDES": {
+        "ColourEnum": "gateway.status.Colour",
+        "DeploymentTriggerEnum": "hosts.choices.DeploymentTrigger",
+        "CheckTriggerEnum": "zones.choices.CheckTrigger",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "gateway.api.schema.document_errors",

@@ -78,6 +78,14 @@ def test_the_admin_works_for_a_verified_owner(verified):
     assert verified.get("/admin/").status_code == 200
 
 
+def test_the_admin_cannot_remove_a_device_without_asking_again(verified, phone):
+    """Only the security page removes a second factor (it asks for the password or a code)."""
+    assert verified.get("/admin/otp_totp/totpdevice/").status_code == 404
+    delete = f"/admin/otp_totp/totpdevice/{phone.pk}/delete/"
+    assert verified.post(delete, {"post": "yes"}).status_code == 404
+    assert TOTPDevice.objects.filter(pk=phone.pk).exists()
+
+
 def test_turning_totp_off_needs_the_password_or_a_current_code(verified, phone):
     page = verified.post(reverse("security"), {"action": "remove"})
     assert page.status_code == 200 and "again" in page.content.decode()

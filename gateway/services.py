@@ -9,8 +9,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from gateway import status, tasks
+from gateway import status
 from gateway.models import STANDARD_ALIASES, Alias, Domain, Mailbox, StatusChange, StatusItem
+from gateway.queueing import after_commit
 from gateway.scoping import acts_as_owner
 
 
@@ -154,4 +155,4 @@ def status_refresh_queue(*, user) -> None:
     until = time.time() + cooldown
     if not cache.add(STATUS_CHECK_LOCK, until, timeout=cooldown):
         raise TooSoon(max(1, round((cache.get(STATUS_CHECK_LOCK) or until) - time.time())))
-    transaction.on_commit(tasks.status_refresh.delay)
+    after_commit("gateway.tasks.status_refresh")

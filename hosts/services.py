@@ -2,16 +2,24 @@
 
 import time
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from gateway.bundle import Bundle
-from hosts import engine, tasks, transport, wireguard
+from gateway.queueing import after_commit
+from hosts import engine, transport, wireguard
 from hosts.choices import DeploymentStatus, DeploymentTrigger
 from hosts.models import Deployment, Host, Tunnel
 from hosts.plan import Plan, make_plan
 from hosts.render import render_host
 from hosts.validators import validate_host_key
+
+
+def tunnel_rotate_keys_queue(*, tunnel: Tunnel, user) -> None:
+    """New key pairs for the tunnel, made by a worker after commit (the owner's alone)."""
+    if not user.is_superuser:
+        raise PermissionDenied("Only the owner rotates the tunnel's keys.")
+    after_commit("hosts.tasks.tunnel_rotate_keys", tunnel.pk, user.pk)
 
 
 @transaction.atomic
@@ -64,7 +72,7 @@ def deployment_queue(
         rollback_of=rollback_of,
         plan_digest=plan_digest,
     )
-    transaction.on_commit(lambda: tasks.deployment_run.delay(deployment.pk))
+    after_commit("hosts.tasks.deployment_run", deployment.pk)
     return deployment
 
 

@@ -1,12 +1,10 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from gateway.bundle import RenderError
-from hosts import tasks
+from hosts import services
 from hosts.models import Host, Tunnel
 from hosts.render import render_host
 from hosts.selectors import dashboard_summary
@@ -34,10 +32,8 @@ def host_files(request, pk):
 @login_required
 @require_POST
 def tunnel_rotate_keys(request, pk):
-    if not request.user.is_superuser:
-        raise PermissionDenied
     tunnel = get_object_or_404(Tunnel, pk=pk)
-    transaction.on_commit(lambda: tasks.tunnel_rotate_keys.delay(tunnel.pk, request.user.pk))
+    services.tunnel_rotate_keys_queue(tunnel=tunnel, user=request.user)
     messages.success(
         request, f"New WireGuard keys for {tunnel.interface} are being made; deploy to use them."
     )

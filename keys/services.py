@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from gateway.models import Mailbox
+from gateway.queueing import after_commit
+from gateway.scoping import acts_as_owner
 from gateway.validators import to_address
 from keys import wkd
 from keys.choices import AlertKind
@@ -241,6 +243,13 @@ def _delete_quietly(keyring: Keyring, fingerprint: str) -> None:
 
 
 # --- certifications ------------------------------------------------------------------------------
+
+
+def certifications_check_queue(*, user) -> None:
+    """A check of every contact key's certifications by a worker, after commit (the owner's)."""
+    if not acts_as_owner(user):
+        raise PermissionDenied("Only the owner checks the contact keys.")
+    after_commit("keys.tasks.certifications_check")
 
 
 def certifications_check(*, now: datetime | None = None) -> list[CertificationAlert]:

@@ -1,11 +1,10 @@
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from gateway.api.base import ScopedViewSet
-from hosts import tasks
+from hosts import services
 from hosts.api import serializers
 from hosts.api.deployments import HostDeployMixin
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
@@ -37,7 +36,7 @@ class TunnelViewSet(ScopedViewSet):
     def rotate_keys(self, request, pk=None):
         """Queue new WireGuard keys for the hub and every spoke (used on the next deploy)."""
         tunnel = self.get_object()
-        transaction.on_commit(lambda: tasks.tunnel_rotate_keys.delay(tunnel.pk, request.user.pk))
+        services.tunnel_rotate_keys_queue(tunnel=tunnel, user=request.user)
         return Response(status=status.HTTP_202_ACCEPTED)
 
 

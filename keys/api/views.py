@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from gateway.api.base import ScopedViewSet
 from gateway.api.filters import domain_name
 from gateway.scoping import acts_as_owner
-from keys import services, tasks
+from keys import services
 from keys.api import serializers
 from keys.models import CertificationAlert, ContactKey, OpenPGPKey, TrustAnchor
 
@@ -117,7 +117,5 @@ class CertificationAlertViewSet(
     @action(detail=False, methods=["post"])
     def check(self, request):
         """Queue a check of every contact key's certifications (the periodic task's work)."""
-        if not acts_as_owner(request.user):
-            raise PermissionDenied("Only the owner checks the contact keys.")
-        transaction.on_commit(tasks.certifications_check.delay)
+        services.certifications_check_queue(user=request.user)
         return Response(status=status.HTTP_202_ACCEPTED)

@@ -525,8 +525,22 @@ class TunnelPeer(models.Model):
         tunnel_network = self.tunnel.network
         if routed and routed.version == tunnel_network.version and routed.overlaps(tunnel_network):
             errors["routed_subnet"] = "The routed subnet overlaps the tunnel subnet."
+        if (
+            self.egress_via_hub
+            and not self.routed_subnet
+            and self.host.mail_backend == MailBackend.MAILU
+        ):
+            errors["routed_subnet"] = MAILU_WITHOUT_SUBNET
         if errors:
             raise ValidationError(errors)
+
+
+# Mailu's mail leaves from its containers, forwarded from Mailu's SUBNET: without that subnet
+# routed through the tunnel, the egress marks nothing of it (hosts/render/egress.py).
+MAILU_WITHOUT_SUBNET = (
+    "A Mailu server that sends through the gateway needs its routed subnet: Mailu's SUBNET "
+    "(e.g. 192.168.203.0/24), whose containers' mail enters the tunnel and comes back."
+)
 
 
 def _network_or_none(value: str):

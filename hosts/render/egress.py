@@ -35,7 +35,7 @@ import ipaddress
 from gateway.bundle import File, RenderError, Unit
 from gateway.writers import shell_quote
 from hosts.choices import MailBackend
-from hosts.models import TunnelPeer
+from hosts.models import MAILU_WITHOUT_SUBNET, TunnelPeer
 from hosts.render import shell, systemd
 from hosts.render.context import RenderContext
 from hosts.render.wireguard import service as wireguard_service
@@ -71,6 +71,8 @@ def units(ctx: RenderContext) -> list[Unit]:
 
 def home_script(peer: TunnelPeer) -> bytes:
     """The spoke's side: which traffic enters the tunnel, and how."""
+    if not peer.routed_subnet and peer.host.mail_backend == MailBackend.MAILU:
+        raise RenderError(MAILU_WITHOUT_SUBNET)  # a row saved before TunnelPeer.clean said so
     source = str(_ipv4_network(peer.routed_subnet, peer)) if peer.routed_subnet else ""
     variables = [
         ("WG_IF", peer.tunnel.interface),

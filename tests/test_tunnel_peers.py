@@ -22,7 +22,6 @@ def test_a_mailu_spoke_sending_through_the_gateway_needs_its_routed_subnet(famil
     assert "routed subnet" in str(refused.value.message_dict["routed_subnet"])
     peer.egress_via_hub = False  # sending from the home line itself needs no subnet
     peer.full_clean()
-    home.mail_backend = "postfix-dovecot"  # its own Postfix is marked as it leaves
-    home.save()
+    peer.host.mail_backend = "postfix-dovecot"  # its own Postfix is marked as it leaves
     peer.egress_via_hub = True
     peer.full_clean()

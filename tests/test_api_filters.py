@@ -35,7 +35,7 @@ def test_a_manager_filtering_by_another_familys_domain_gets_nothing(api, alice, 
 def test_it_refuses_a_filter_value_it_cannot_read(api, owner):
     response = api(owner).get("/api/deployments/?status=exploded")
     assert response.status_code == 400
-    assert "status" in response.json()
+    assert "status" in response.json()["errors"]
 
 
 def test_it_filters_hosts_by_role_and_deployments_by_host_and_status(api, owner):

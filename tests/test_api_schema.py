@@ -52,13 +52,19 @@ def test_the_api_keeps_its_schema(case, owner_token):
     )
 
 
-def test_the_schema_documents_refused_writes():
+def test_the_schema_documents_every_error_with_one_component():
     raw = SchemaGenerator().get_schema(request=None, public=True)
     domains = raw["paths"]["/api/domains/"]
-    refused = domains["post"]["responses"]["400"]["content"]["application/json"]["schema"]
-    assert refused == {"$ref": "#/components/schemas/ValidationError"}
-    assert "409" in raw["paths"]["/api/relays/{id}/"]["delete"]["responses"]
-    assert "400" not in domains["get"]["responses"]
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    assert domains["post"]["responses"]["400"]["content"] == error
+    assert raw["paths"]["/api/relays/{id}/"]["delete"]["responses"]["409"]["content"] == error
+    assert set(raw["paths"]["/api/hosts/{id}/deploy/"]["post"]["responses"]) >= {"409", "502"}
+    assert "429" in raw["paths"]["/api/status/check/"]["post"]["responses"]
+    assert "400" not in raw["paths"]["/api/domains/{id}/"]["get"]["responses"]
+    for operations in raw["paths"].values():
+        for operation in operations.values():
+            for code, response in operation["responses"].items():
+                assert int(code) < 400 or response["content"] == error, (code, operation)
 
 
 def test_the_schema_is_valid_openapi_without_warnings():

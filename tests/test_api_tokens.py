@@ -41,7 +41,7 @@ def test_a_domain_token_never_reaches_the_infrastructure(scoped):
 def test_a_domain_token_cannot_create_outside_its_domains(scoped, other, family):
     outside = {"domain": other.pk, "local_part": "eve", "password": PASSWORD}
     response = scoped.post("/api/mailboxes/", outside, format="json")
-    assert response.status_code == 400 and "domain" in response.json()
+    assert response.status_code == 400 and "domain" in response.json()["errors"]
     inside = {**outside, "domain": family.pk}
     assert scoped.post("/api/mailboxes/", inside, format="json").status_code == 201
 

@@ -106,7 +106,7 @@ def test_it_refuses_to_create_in_another_domain(client, api, bob, both, kind):
     data["destinations"] = [data["destinations"]]
     response = api(bob).post(f"/api/{route}/", data, format="json")
     assert response.status_code == 400
-    assert "domain" in response.json()
+    assert "domain" in response.json()["errors"]
     assert not model.objects.filter(local_part="mallory").exists()
 
 

@@ -95,7 +95,7 @@ def test_it_lets_a_mailbox_owner_publish_only_their_own_key(api, carol, boxes, w
         format="json",
     )
     assert response.status_code == 400
-    assert "mailbox" in response.json()
+    assert "mailbox" in response.json()["errors"]
 
 
 def test_it_generates_a_key_and_hands_out_the_private_part_once(api, carol, boxes):

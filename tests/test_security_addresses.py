@@ -25,7 +25,7 @@ def test_it_refuses_a_local_part_a_map_or_passwd_file_reads_otherwise(
         format="json",
     )
     assert response.status_code == 400
-    assert "not a valid local part" in str(response.json()["local_part"])
+    assert "not a valid local part" in str(response.json()["errors"]["local_part"])
     alias = api(owner).post(
         "/api/aliases/",
         {"domain": family.pk, "local_part": local_part, "destinations": ["alice@family.example"]},
@@ -43,7 +43,7 @@ def test_it_refuses_a_destination_postfix_would_read_as_two(api, owner, family):
         format="json",
     )
     assert response.status_code == 400
-    assert "not a valid domain name" in str(response.json()["destinations"])
+    assert "not a valid domain name" in str(response.json()["errors"]["destinations"])
     assert not Alias.objects.filter(local_part="team").exists()
 
 

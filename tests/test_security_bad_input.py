@@ -43,7 +43,7 @@ def test_it_never_answers_500_to_a_hostile_filter(api, owner, family, url):
 def test_it_refuses_a_domain_filter_that_is_not_a_whole_number(api, owner, family):
     response = api(owner).get("/api/dns-checks/?domain=\u00b2")
     assert response.status_code == 400
-    assert "whole number" in str(response.json()["domain"])
+    assert "whole number" in str(response.json()["errors"]["domain"])
     assert api(owner).get(f"/api/dns-checks/?domain={'1' * 23}").json()["results"] == []
 
 

@@ -118,7 +118,7 @@ def test_making_a_token_on_the_page_needs_the_password_again(client, alice):
 def test_making_a_token_through_the_api_needs_the_password_or_a_code(api, owner, phone):
     client = api(owner)
     refused = client.post("/api/tokens/", {"name": "stolen"}, format="json")
-    assert refused.status_code == 400 and "password" in refused.json()
+    assert refused.status_code == 400 and "password" in refused.json()["errors"]
     wrong = client.post("/api/tokens/", {"name": "stolen", "password": "x"}, format="json")
     assert wrong.status_code == 400
     made = client.post(

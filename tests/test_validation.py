@@ -234,7 +234,7 @@ def test_it_refuses_a_control_character_in_the_api(api, owner, world, payload_fn
     before = model.objects.count()
     response = api(owner).post(url, payload, format="json")
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["errors"]
     assert model.objects.count() == before
 
 

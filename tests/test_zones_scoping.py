@@ -110,7 +110,7 @@ def test_it_refuses_to_create_dns_rows_for_another_domain(api, bob, both):
     ]:
         response = client.post(f"/api/{route}/", {**data, "provider_token": "x"}, format="json")
         assert response.status_code == 400, response.json()
-        assert "domain" in response.json()
+        assert "domain" in response.json()["errors"]
     unchanged(both)
 
 

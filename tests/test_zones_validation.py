@@ -58,7 +58,7 @@ def test_it_refuses_a_control_character_in_the_settings(api, alice, family, fiel
     payload[field] = [f"{value[0]}{char}x"] if isinstance(value, list) else f"{value}{char}x"
     response = api(alice).post("/api/dns-settings/", payload, format="json")
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["errors"]
     assert not ZoneSettings.objects.exists()
 
 
@@ -68,7 +68,7 @@ def test_it_refuses_a_control_character_in_a_push_target(api, alice, family, fie
     payload = {**target_payload(family), field: f"{target_payload(family)[field]}{char}x"}
     response = api(alice).post("/api/dns-push-targets/", payload, format="json")
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["errors"]
     assert not PushTarget.objects.exists()
 
 
@@ -88,21 +88,21 @@ def test_it_refuses_settings_dns_cannot_carry(api, alice, family, field, value):
     payload = {**settings_payload(family), field: value}
     response = api(alice).post("/api/dns-settings/", payload, format="json")
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["errors"]
 
 
 def test_it_wants_a_certificate_or_digest_for_tlsa(api, alice, family):
     payload = {**settings_payload(family), "tlsa_digest": ""}
     response = api(alice).post("/api/dns-settings/", payload, format="json")
     assert response.status_code == 400
-    assert "tlsa_certificate" in response.json()
+    assert "tlsa_certificate" in response.json()["errors"]
 
 
 def test_it_wants_an_address_for_the_update_server(api, alice, family):
     payload = {**target_payload(family), "server": "ns1.provider.example"}
     response = api(alice).post("/api/dns-push-targets/", payload, format="json")
     assert response.status_code == 400
-    assert "server" in response.json()
+    assert "server" in response.json()["errors"]
 
 
 def test_the_settings_page_refuses_a_control_character(client, alice, family):

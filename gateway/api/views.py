@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from gateway import selectors, services
 from gateway.api import filters, serializers
 from gateway.api.base import ScopedViewSet
+from gateway.api.schema import errors
 from gateway.models import Alias, ApiToken, Domain, Mailbox, StatusChange, StatusItem
 from gateway.scoping import limited_by_token
 from gateway.status import Colour
@@ -84,7 +85,7 @@ class StatusItemViewSet(viewsets.ReadOnlyModelViewSet):
         colour = self.request.query_params.get("colour")
         return items.filter(colour=colour) if colour in Colour.values else items
 
-    @extend_schema(request=None, responses={202: None, 429: None})
+    @extend_schema(request=None, responses={202: None, **errors(exceptions.Throttled)})
     @action(detail=False, methods=["post"], pagination_class=None)
     def check(self, request):
         """Run every status probe now (in a worker); read the results here a minute later.

@@ -5,11 +5,13 @@ from contextlib import contextmanager
 
 from django.db import transaction
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from gateway.api.exceptions import Conflict
+from gateway.api.schema import errors
 from gateway.bundle import RenderError
 from gateway.scoping import acts_as_owner
 from hosts import services
@@ -22,11 +24,13 @@ from hosts.transport import TransportError
 class HostUnreachable(exceptions.APIException):
     status_code = status.HTTP_502_BAD_GATEWAY
     default_detail = "The host could not be reached over SSH."
+    default_code = "host_unreachable"
 
 
 class NotRenderable(exceptions.APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_detail = "The host's files cannot be rendered."
+    default_code = "not_renderable"
 
 
 @contextmanager
@@ -68,11 +72,6 @@ class HostDeploySerializer(serializers.Serializer):
         help_text="The digest of the plan you reviewed (plan/): a plan that changed since is "
         "answered 409 with the new plan, and nothing is deployed.",
     )
-
-
-class PlanChangedSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    plan = PlanSerializer(help_text="The plan now: review it and deploy it with its digest.")
 
 
 class HostKeySerializer(serializers.Serializer):
@@ -129,7 +128,9 @@ class DeploymentLogSerializer(serializers.Serializer):
 class HostDeployMixin:
     """Actions on ``/api/hosts/`` (owner only, like hosts themselves)."""
 
-    @extend_schema(request=None, responses=PlanSerializer)
+    @extend_schema(
+        request=None, responses={200: PlanSerializer, **errors(NotRenderable, HostUnreachable)}
+    )
     @action(detail=True, methods=["get"])
     def plan(self, request, pk=None):
         """What a deployment would change now: per-file diffs (secrets masked) and drift."""
@@ -140,7 +141,14 @@ class HostDeployMixin:
 
     @extend_schema(
         request=HostDeploySerializer,
-        responses={202: DeploymentSerializer, 409: PlanChangedSerializer},
+        responses={
+            202: DeploymentSerializer,
+            409: OpenApiResponse(
+                description="The plan changed since it was shown (its plan is "
+                "the plan now); nothing was deployed."
+            ),
+            **errors(NotRenderable, HostUnreachable),
+        },
     )
     @action(detail=True, methods=["post"])
     def deploy(self, request, pk=None):
@@ -158,8 +166,8 @@ class HostDeployMixin:
                     user=request.user,
                 )
         except PlanChanged as exc:
-            data = {"detail": str(exc), "plan": PlanSerializer(exc.plan).data}
-            return Response(data, status=status.HTTP_409_CONFLICT)
+            plan = PlanSerializer(exc.plan).data
+            raise Conflict(str(exc), "plan_changed", plan=plan) from None
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: DeploymentSerializer(many=True)})
@@ -173,7 +181,9 @@ class HostDeployMixin:
         data = DeploymentSerializer(deployments, many=True).data
         return Response(data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(methods=["get"], request=None, responses=HostKeySerializer)
+    @extend_schema(
+        methods=["get"], request=None, responses={200: HostKeySerializer, **errors(HostUnreachable)}
+    )
     @extend_schema(methods=["post"], request=HostKeySerializer, responses={204: None})
     @action(detail=True, methods=["get", "post"], url_path="host-key")
     def host_key(self, request, pk=None):

@@ -3,17 +3,17 @@ check history (``dns-checks``), DKIM keys with their rotation (``dkim-keys``), s
 (``dns-settings``) and push target (``dns-push-targets``). A domain's managers and the owner may
 use all of it for that domain; others see nothing of it (404)."""
 
-from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from gateway.api.base import ScopedViewSet
 from gateway.api.filters import IdFilter
+from gateway.api.schema import errors
 from gateway.bundle import RenderError
 from zones import selectors, services
 from zones.api import serializers
@@ -26,11 +26,19 @@ from zones.records import expected_records, zone_of
 class Unprocessable(exceptions.APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_detail = "The request cannot be carried out."
+    default_code = "unprocessable"
 
 
 class PushFailed(exceptions.APIException):
     status_code = status.HTTP_502_BAD_GATEWAY
     default_detail = "The DNS server or provider did not take the update."
+    default_code = "push_failed"
+
+
+# What a push (or reading the zone for one) may answer: a model's refusal, no push target, a DNS
+# server that did not take it; the DKIM key actions push too.
+PUSH_ERRORS = errors(exceptions.ValidationError, Unprocessable, PushFailed)
+KEY_ERRORS = errors(exceptions.ValidationError, PushFailed)
 
 
 class DnsZoneViewSet(viewsets.ReadOnlyModelViewSet):
@@ -67,7 +75,7 @@ class DnsZoneViewSet(viewsets.ReadOnlyModelViewSet):
             }
         )
 
-    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR})
+    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR, **errors(Unprocessable)})
     @action(detail=True, methods=["get"], url_path="zone-file")
     def zone_file(self, request, pk=None):
         """The zone file of the records Mailgate manages in this domain's zone."""
@@ -85,14 +93,17 @@ class DnsZoneViewSet(viewsets.ReadOnlyModelViewSet):
         data = serializers.CheckRunDetailSerializer(run).data
         return Response(data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses=serializers.ZonePlanSerializer)
+    @extend_schema(request=None, responses={200: serializers.ZonePlanSerializer, **PUSH_ERRORS})
     @action(detail=True, methods=["get"])
     def plan(self, request, pk=None):
         """What a push would add, change and delete; only managed names and types are read."""
         plan = _run_push(services.push_plan, target=self._target())
         return Response(serializers.ZonePlanSerializer(plan, context=self._records_context()).data)
 
-    @extend_schema(request=serializers.PushSerializer, responses=serializers.ZonePlanSerializer)
+    @extend_schema(
+        request=serializers.PushSerializer,
+        responses={200: serializers.ZonePlanSerializer, **PUSH_ERRORS},
+    )
     @action(detail=True, methods=["post"])
     def push(self, request, pk=None):
         """Apply the plan (with ``digest``: only if it is still the plan you saw)."""
@@ -116,8 +127,6 @@ class DnsZoneViewSet(viewsets.ReadOnlyModelViewSet):
 def _run_push(function, **kwargs):
     try:
         return function(**kwargs)
-    except ValidationError as exc:
-        raise exceptions.ValidationError({"detail": exc.messages}) from None
     except PushError as exc:
         raise PushFailed(str(exc)) from None
 
@@ -147,6 +156,7 @@ class CheckRunViewSet(viewsets.ReadOnlyModelViewSet):
         return serializers.CheckRunSerializer
 
 
+@extend_schema_view(destroy=extend_schema(responses={204: None, **KEY_ERRORS}))
 class DkimKeyViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -163,24 +173,21 @@ class DkimKeyViewSet(
         return DkimKey.objects.visible_to(self.request.user).select_related("domain")
 
     def perform_create(self, serializer):
-        try:
-            serializer.instance = services.dkim_key_generate(
-                domain=serializer.validated_data["domain"],
-                selector=serializer.validated_data.get("selector", ""),
-            )
-        except ValidationError as exc:
-            raise exceptions.ValidationError({"detail": exc.messages}) from None
+        serializer.instance = services.dkim_key_generate(
+            domain=serializer.validated_data["domain"],
+            selector=serializer.validated_data.get("selector", ""),
+        )
 
     def perform_destroy(self, instance):
         _run_push(services.dkim_key_forget, key=self._manageable(instance))
 
-    @extend_schema(request=None, responses=serializers.DkimKeySerializer)
+    @extend_schema(request=None, responses={200: serializers.DkimKeySerializer, **KEY_ERRORS})
     @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
         key = _run_push(services.dkim_key_activate, key=self._manageable(self.get_object()))
         return Response(self.get_serializer(key).data)
 
-    @extend_schema(request=None, responses=serializers.DkimKeySerializer)
+    @extend_schema(request=None, responses={200: serializers.DkimKeySerializer, **KEY_ERRORS})
     @action(detail=True, methods=["post"])
     def retire(self, request, pk=None):
         key = _run_push(services.dkim_key_retire, key=self._manageable(self.get_object()))

@@ -1,7 +1,7 @@
 """Postfix: the mail server of a Postfix + Dovecot home server, and the relay host that hands
 outgoing mail to a smarthost such as the Proton Mail Bridge.
 
-Follows the ISPmail guide (``docs/reference-setups.md``) (submission on 587 with STARTTLS enforced,
+Follows the ISPmail guide (``docs/reference-setups.md``: submission on 587 with STARTTLS enforced,
 submissions on 465 in wrapper mode, Dovecot SASL, ``reject_sender_login_mismatch`` with aliases
 allowed as senders) and the Proton Bridge relay guide (relayhost, SASL password map keyed
 as Postfix looks it up, canonical sender rewriting, mynetworks for LAN clients).
@@ -16,6 +16,7 @@ signing milter. Programs on the host itself send through a plain listener on loo
 
 import ipaddress
 from collections.abc import Iterable
+from pathlib import PurePosixPath
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -80,10 +81,13 @@ def _sni_rows(ctx: RenderContext) -> list[tuple[str, str]]:
     ]
 
 
-def _postmap(path: str, postmap: str = "postmap") -> str:
-    """The map's command: the SNI map holds the certificate files' contents (``-F``)."""
-    flags = " -F" if path == SNI_MAP else ""
-    return f"{postmap}{flags} hash:{shell_quote(path)}"
+def _postmap(path: str) -> str:
+    return f"postmap {_postmap_flags(path)}hash:{shell_quote(path)}"
+
+
+def _postmap_flags(path: str) -> str:
+    """The SNI map holds the certificate files' contents, which ``postmap -F`` reads in."""
+    return "-F " if path == SNI_MAP else ""
 
 
 def main_cf(ctx: RenderContext, *, mailserver: bool) -> list[tuple[str, str]]:
@@ -365,7 +369,6 @@ def _check_script(postmapped: Iterable[str], first: list[str]) -> str:
     data directories are throwaway (``postfix check`` creates them) and whose log goes to
     stdout (there may be no syslog). A misspelled parameter is only a warning for Postfix;
     here it fails the check."""
-    copies = " ".join(f'"$STAGE"{shell_quote(path)}' for path in postmapped)
     return "\n".join(
         [
             "set -eu",
@@ -384,15 +387,18 @@ def _check_script(postmapped: Iterable[str], first: list[str]) -> str:
             # Its warnings about the scratch queue's owners are noise: show the rest.
             'report="$(postfix -c "$scratch" check 2>&1)" || { echo "$report"; exit 1; }',
             'printf "%s\\n" "$report" | grep -vF "$scratch" || true',
-            f"for map in {copies}; do",
-            '  cp "$map" "$scratch/maps/"',
-            # The SNI map's values are files whose contents go into the map (postmap -F).
-            f'  flags=""; [ "$(basename "$map")" != {shell_quote(SNI_MAP.rsplit("/", 1)[1])} ]'
-            ' || flags="-F"',
-            '  postmap $flags -c "$scratch" "hash:$scratch/maps/$(basename "$map")"',
-            "done",
+            *(line for path in postmapped for line in _staged_postmap(path)),
         ]
     )
+
+
+def _staged_postmap(path: str) -> list[str]:
+    """Copy a staged map into the scratch directory and build it there, as activation will."""
+    name = shell_quote(PurePosixPath(path).name)
+    return [
+        f'cp "$STAGE"{shell_quote(path)} "$scratch/maps/"',
+        f'postmap {_postmap_flags(path)}-c "$scratch" "hash:$scratch/maps/"{name}',
+    ]
 
 
 def _certificate_check(ctx: RenderContext) -> list[str]:

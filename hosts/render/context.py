@@ -1,6 +1,7 @@
 """Everything a host's renderers read, loaded once: the host, its place in the tunnel, the
 hosts it talks to, and a snapshot of the mail directory. Renderers are pure functions of it."""
 
+import ipaddress
 from dataclasses import dataclass
 
 from gateway.bundle import RenderError
@@ -92,6 +93,19 @@ class RenderContext:
         if backend not in SERVED_PORTS:
             raise RenderError(f"{self.mailserver_peer.host} has no known mail backend.")
         return SERVED_PORTS[backend]
+
+    @property
+    def hub_tunnel_address(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        """For a mail server: the one address whose PROXY header it believes, the hub's in the
+        tunnel (Dovecot's trusted network, the mail guard's only client)."""
+        hub = self.gateway
+        try:
+            return ipaddress.ip_address(hub.tunnel_address if hub else "")
+        except ValueError:
+            raise RenderError(
+                f"{self.host} receives mail through the gateway's PROXY header, so it must be a "
+                "spoke of a tunnel whose hub has a tunnel address."
+            ) from None
 
     @property
     def mailserver_peer(self) -> TunnelPeer | None:

@@ -59,13 +59,7 @@ def users(ctx: RenderContext) -> list[str]:
 
 
 def dovecot_conf(ctx: RenderContext) -> list[str]:
-    gateway = ctx.gateway
-    trusted = one_line(gateway.tunnel_address) if gateway and gateway.tunnel_address else ""
-    if not trusted:
-        raise RenderError(
-            f"{ctx.host} receives IMAP through the gateway's PROXY header, so it must be a spoke "
-            "of a tunnel whose hub has a tunnel address."
-        )
+    trusted = ctx.hub_tunnel_address
     postmaster = f"postmaster@{ctx.directory.domains[0].name}" if ctx.directory.domains else ""
     return [
         "protocols = imap lmtp",

@@ -14,9 +14,7 @@ tunnel does not use rejects everyone), and a oneshot unit runs it before Postfix
 start, so the rules survive a reboot.
 """
 
-import ipaddress
-
-from gateway.bundle import File, RenderError, Unit
+from gateway.bundle import File, Unit
 from gateway.writers import shell_quote
 from hosts.choices import MailBackend
 from hosts.render import shell, systemd
@@ -48,14 +46,7 @@ def units(ctx: RenderContext) -> list[Unit]:
 
 
 def script(ctx: RenderContext) -> bytes:
-    hub = ctx.gateway
-    try:
-        address = ipaddress.ip_address(hub.tunnel_address if hub else "")
-    except ValueError:
-        raise RenderError(
-            f"{ctx.host} reads the gateway's PROXY header, so it must be a spoke of a tunnel "
-            "whose hub has a tunnel address."
-        ) from None
+    address = ctx.hub_tunnel_address
     variables = [
         ("WG_IF", ctx.spoke_of.tunnel.interface),
         ("HUB_IPV4", address if address.version == 4 else ""),

@@ -19,7 +19,8 @@ from django.views import generic
 
 @dataclass(frozen=True)
 class Crud:
-    """The pages of one model: ``<name>-list``, ``-create``, ``-update`` and ``-delete``."""
+    """The pages of one model: ``<name>-list``, ``-create``, ``-update`` and ``-delete``, named in
+    the namespace of the model's app (``hosts:host-list``)."""
 
     model: type
     form_class: type
@@ -61,7 +62,7 @@ class Crud:
 
     def reverse(self, page: str, *args) -> str:
         """The URL of one of this model's pages (``list``, ``create``, ``update``, ``delete``)."""
-        return reverse(f"{self.name}-{page}", args=args)
+        return reverse(f"{self.model._meta.app_label}:{self.name}-{page}", args=args)
 
     def templates(self, page: str) -> list[str]:
         return [f"{self.template_dir}/{page}", f"crud/{page}"]

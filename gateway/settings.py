@@ -100,9 +100,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "dashboard"
-LOGOUT_REDIRECT_URL = "login"
+LOGIN_URL = "gateway:login"
+LOGIN_REDIRECT_URL = "hosts:dashboard"
+LOGOUT_REDIRECT_URL = "gateway:login"
 
 # Login throttling: five failures per user name and address lock out for fifteen minutes.
 AXES_FAILURE_LIMIT = env.integer("AXES_FAILURE_LIMIT", 5)

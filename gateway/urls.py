@@ -22,7 +22,7 @@ MAILBOXES = Crud(
     columns=("address", "display_name", "quota_mb", "enabled"),
     owner_only=False,
     select_related=("domain",),
-    form_links=(("Change password", "mailbox-password"),),
+    form_links=(("Change password", "gateway:mailbox-password"),),
     empty_hint="Create a mailbox for each person who receives mail.",
 )
 ALIASES = Crud(
@@ -34,7 +34,8 @@ ALIASES = Crud(
     empty_hint="Aliases forward an address to one or more mailboxes.",
 )
 
-urlpatterns = [
+# The core app's pages, named in the "gateway" namespace as each app names its own.
+pages = [
     path("login/", auth_views.LoginView.as_view(form_class=forms.LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/security/", views.security, name="security"),
@@ -44,13 +45,17 @@ urlpatterns = [
     *DOMAINS.urls("domains"),
     *MAILBOXES.urls("mailboxes"),
     *ALIASES.urls("aliases"),
-    path("api/", include(("gateway.api.urls", "api"))),
     # The admin's own login form asks no second factor: every login goes through the panel's.
     path(
         "admin/login/",
-        RedirectView.as_view(pattern_name="login", query_string=True),
+        RedirectView.as_view(pattern_name="gateway:login", query_string=True),
         name="admin-login",
     ),
+]
+
+urlpatterns = [
+    path("", include((pages, "gateway"))),
+    path("api/", include(("gateway.api.urls", "api"))),
     path("admin/", admin.site.urls),
     path("", include("keys.urls")),
     path("", include("zones.urls")),

@@ -19,7 +19,7 @@ def mailbox_password(request, pk):
     if request.method == "POST" and form.is_valid():
         services.mailbox_set_password(mailbox=mailbox, password=form.cleaned_data["password"])
         messages.success(request, f"The password of {mailbox} was changed.")
-        return redirect("dashboard")
+        return redirect("hosts:dashboard")
     return render(request, "gateway/mailbox_password.html", {"form": form, "mailbox": mailbox})
 
 
@@ -34,7 +34,7 @@ def security(request):
     if removing and remove_form.is_valid():
         TOTPDevice.objects.filter(user=request.user).delete()
         messages.success(request, "Two-factor authentication is off.")
-        return redirect("security")
+        return redirect("gateway:security")
     pending = next((d for d in devices if not d.confirmed), None)
     if not confirmed and pending is None:
         pending = TOTPDevice.objects.create(
@@ -43,7 +43,7 @@ def security(request):
     if request.method == "POST" and pending is not None:
         if verify_new_device(request, pending, request.POST.get("token", "")):
             messages.success(request, "Two-factor authentication is on.")
-            return redirect("security")
+            return redirect("gateway:security")
         messages.error(request, "That code does not match; check the clock of your phone.")
     context = {"enabled": bool(confirmed), "pending": pending, "form": remove_form}
     if pending is not None:
@@ -66,7 +66,7 @@ def api_tokens(request):
             return HttpResponseBadRequest("Choose the token to revoke by its id.")
         tokens.filter(pk=revoked).delete()
         messages.success(request, "The token is revoked.")
-        return redirect("api-tokens")
+        return redirect("gateway:api-tokens")
     created = None
     if request.method == "POST" and form.is_valid():
         _, created = ApiToken.issue(
@@ -92,7 +92,7 @@ def status(request):
             messages.info(request, str(exc))
         else:
             messages.success(request, "Checking now: reload this page in a minute for the results.")
-        return redirect("status")
+        return redirect("gateway:status")
     overview = selectors.status_overview(
         request.user, page=request.GET.get("page", 1), show_green=request.GET.get("all") == "1"
     )

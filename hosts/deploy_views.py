@@ -31,9 +31,9 @@ def host_key(request, pk):
             )
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
-            return redirect("host-key", pk=pk)
+            return redirect("hosts:host-key", pk=pk)
         messages.success(request, f"{host}'s host key is pinned; a different key will be refused.")
-        return redirect("host-plan", pk=pk)
+        return redirect("hosts:host-plan", pk=pk)
     try:
         key, fingerprint = services.host_scan_key(host=host)
         error = None
@@ -69,7 +69,7 @@ def host_deploy(request, pk):
         return _plan_page(request, host, exc.plan, changed=str(exc), status=409)
     except (RenderError, TransportError) as exc:
         return _plan_page(request, host, None, error=str(exc))
-    return redirect("deployment-detail", pk=deployment.pk)
+    return redirect("hosts:deployment-detail", pk=deployment.pk)
 
 
 def _plan_page(request, host, plan, *, error="", changed="", status=200):
@@ -83,7 +83,7 @@ def deploy_all(request):
     with transaction.atomic():
         deployments = services.deploy_all(trigger=DeploymentTrigger.UI, user=request.user)
     messages.success(request, f"{len(deployments)} deployment(s) queued, one per host.")
-    return redirect("deployment-list")
+    return redirect("hosts:deployment-list")
 
 
 @owner_required
@@ -127,5 +127,5 @@ def deployment_rollback(request, pk):
             )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-        return redirect("deployment-detail", pk=pk)
-    return redirect("deployment-detail", pk=rollback.pk)
+        return redirect("hosts:deployment-detail", pk=pk)
+    return redirect("hosts:deployment-detail", pk=rollback.pk)

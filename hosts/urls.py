@@ -9,7 +9,11 @@ HOSTS = Crud(
     forms.HostForm,
     columns=("name", "ssh_address", "public_ipv4", "tunnel_address", "mail_backend", "relay"),
     select_related=("relay",),
-    row_links=(("Files", "host-files"), ("Plan", "host-plan"), ("Host key", "host-key")),
+    row_links=(
+        ("Files", "hosts:host-files"),
+        ("Plan", "hosts:host-plan"),
+        ("Host key", "hosts:host-key"),
+    ),
     empty_hint="Add the VPS (gateway) and the home server (mail server) Mailgate configures.",
 )
 RELAYS = Crud(
@@ -23,7 +27,9 @@ TUNNELS = Crud(
     forms.TunnelForm,
     columns=("interface", "hub", "listen_port", "subnet", "mtu"),
     select_related=("hub",),
-    form_posts=(("Make new WireGuard keys for the hub and every spoke", "tunnel-rotate-keys"),),
+    form_posts=(
+        ("Make new WireGuard keys for the hub and every spoke", "hosts:tunnel-rotate-keys"),
+    ),
     empty_hint="Create the WireGuard tunnel with the gateway as its hub.",
 )
 PEERS = Crud(
@@ -34,6 +40,7 @@ PEERS = Crud(
     empty_hint="Add the home server as a spoke of the tunnel.",
 )
 
+app_name = "hosts"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     *HOSTS.urls("hosts"),

@@ -37,4 +37,4 @@ def tunnel_rotate_keys(request, pk):
     messages.success(
         request, f"New WireGuard keys for {tunnel.interface} are being made; deploy to use them."
     )
-    return redirect("tunnel-update", pk=tunnel.pk)
+    return redirect("hosts:tunnel-update", pk=tunnel.pk)

@@ -11,8 +11,8 @@ KEYS = Crud(
     columns=("mailbox", "fingerprint", "expires_at", "wkd_status", "wkd_url"),
     owner_only=False,
     select_related=("mailbox__domain",),
-    row_links=(("Details", "openpgpkey-detail"),),
-    form_links=(("Details", "openpgpkey-detail"),),
+    row_links=(("Details", "keys:openpgpkey-detail"),),
+    form_links=(("Details", "keys:openpgpkey-detail"),),
     template_dir="keys",
     empty_hint="Upload a mailbox's public OpenPGP key (or have Mailgate generate one) so that "
     "correspondents find it by WKD.",
@@ -37,6 +37,7 @@ CONTACT_KEYS = Crud(
 )
 
 
+app_name = "keys"
 urlpatterns = [
     *KEYS.urls("keys"),
     path("keys/<int:pk>/details/", views.openpgp_key_detail, name="openpgpkey-detail"),

@@ -58,4 +58,4 @@ def certifications_check(request):
         raise PermissionDenied
     alerts = services.certifications_check()
     messages.success(request, f"Checked the contact keys: {len(alerts)} alert(s).")
-    return redirect("certification-alerts")
+    return redirect("keys:certification-alerts")

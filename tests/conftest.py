@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from gateway import services
@@ -21,6 +22,14 @@ from lab.ca import LabCA
 from tests.deploy_world import lab_with_relay_files
 
 PASSWORD = "correct horse battery staple"
+
+
+def page_url(model, page: str, *args) -> str:
+    """The URL of one of a model's generic pages (``gateway.crud``): list, create, update or
+    delete, named in the namespace of the model's app."""
+    return reverse(f"{model._meta.app_label}:{model._meta.model_name}-{page}", args=args)
+
+
 # Markers by what a test uses (pyproject.toml lists them): a new test that builds namespaces or
 # starts a worker through these fixtures is marked without anyone remembering to.
 MARKED_FIXTURES = {

@@ -62,7 +62,7 @@ def test_it_answers_409_when_deleting_a_relay_in_use(api, owner):
 def test_it_shows_a_protected_delete_on_the_page(client, owner):
     world = build_infrastructure()
     client.force_login(owner)
-    response = client.post(reverse("relay-delete", args=[world["relay"].pk]), follow=True)
+    response = client.post(reverse("hosts:relay-delete", args=[world["relay"].pk]), follow=True)
     assert "still in use by home" in response.content.decode()
 
 

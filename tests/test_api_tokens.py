@@ -84,12 +84,12 @@ def test_tokens_are_made_once_and_revoked_through_the_api(api, alice, family, ot
 def test_the_tokens_page_shows_a_new_token_once(client, alice, family):
     client.force_login(alice)
     page = client.post(
-        reverse("api-tokens"),
+        reverse("gateway:api-tokens"),
         {"name": "phone", "domains": [family.pk], "read_only": "on", "password": PASSWORD},
     ).content.decode()
     token = ApiToken.objects.get(name="phone")
     assert "shown this once" in page and "mg_" in page
-    again = client.get(reverse("api-tokens")).content.decode()
+    again = client.get(reverse("gateway:api-tokens")).content.decode()
     assert "shown this once" not in again and token.hint in again and "read only" in again
-    client.post(reverse("api-tokens"), {"revoke": token.pk})
+    client.post(reverse("gateway:api-tokens"), {"revoke": token.pk})
     assert not ApiToken.objects.filter(pk=token.pk).exists()

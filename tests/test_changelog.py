@@ -25,10 +25,10 @@ def test_it_records_a_change_made_on_a_page(client, alice, family):
         "password": "long enough password",
         "password_again": "long enough password",
     }
-    assert client.post(reverse("mailbox-create"), form).status_code == 302
+    assert client.post(reverse("gateway:mailbox-create"), form).status_code == 302
     dave = Mailbox.objects.get(local_part="dave")
     form.update(display_name="Dave Example", password="", password_again="")
-    client.post(reverse("mailbox-update", args=[dave.pk]), form)
+    client.post(reverse("gateway:mailbox-update", args=[dave.pk]), form)
     created, updated = entries_for(dave)
     assert created.action == LogEntry.Action.CREATE
     assert created.actor == alice

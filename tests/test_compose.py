@@ -7,13 +7,18 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.shared import shared_path
+
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.schema.json"
+
+
+def compose_schema() -> dict:
+    return json.loads(shared_path("schemas", "compose-spec.schema.json").read_text())
 
 
 def test_it_validates_against_the_compose_schema():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    jsonschema.validate(compose, json.loads(SCHEMA.read_text()))
+    jsonschema.validate(compose, compose_schema())
 
 
 def test_it_runs_postgres_redis_web_worker_and_beat():
@@ -27,4 +32,4 @@ def test_it_has_a_broken_compose_file_fail_the_schema():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     compose["services"]["web"]["ports"] = "8000"  # must be a list
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(compose, json.loads(SCHEMA.read_text()))
+        jsonschema.validate(compose, compose_schema())

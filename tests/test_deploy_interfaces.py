@@ -100,38 +100,38 @@ def test_the_api_says_when_a_host_is_unreachable(api, owner, host, lab):
 def test_the_pages_confirm_the_key_plan_and_deploy(client, owner, host, lab):
     Host.objects.filter(pk=host.pk).update(ssh_host_key="")
     client.force_login(owner)
-    page = client.get(reverse("host-key", args=[host.pk])).content.decode()
+    page = client.get(reverse("hosts:host-key", args=[host.pk])).content.decode()
     fingerprint = lab.run(f"ssh-keygen -lf {lab.root / 'host_key.pub'}").stdout.split()[1]
     assert fingerprint in page
     response = client.post(
-        reverse("host-key", args=[host.pk]), {"key": lab.host_key, "fingerprint": fingerprint}
+        reverse("hosts:host-key", args=[host.pk]), {"key": lab.host_key, "fingerprint": fingerprint}
     )
     assert response.status_code == 302
-    plan = client.get(reverse("host-plan", args=[host.pk])).content.decode()
+    plan = client.get(reverse("hosts:host-plan", args=[host.pk])).content.decode()
     assert "/etc/postfix/main.cf" in plan and 'class="add"' in plan and "Deploy relay" in plan
-    deployed = client.post(reverse("host-deploy", args=[host.pk]))
+    deployed = client.post(reverse("hosts:host-deploy", args=[host.pk]))
     deployment = Deployment.objects.get()
-    assert deployed.url == reverse("deployment-detail", args=[deployment.pk])
+    assert deployed.url == reverse("hosts:deployment-detail", args=[deployment.pk])
 
 
 def test_the_log_fragment_polls_only_while_the_deployment_runs(client, owner, host):
     client.force_login(owner)
     deployment = Deployment.objects.create(host=host, trigger="ui", status="running")
-    fragment = client.get(reverse("deployment-log", args=[deployment.pk])).content.decode()
+    fragment = client.get(reverse("hosts:deployment-log", args=[deployment.pk])).content.decode()
     assert 'hx-trigger="every 1s"' in fragment
     done = succeeded(host)
-    fragment = client.get(reverse("deployment-log", args=[done.pk])).content.decode()
+    fragment = client.get(reverse("hosts:deployment-log", args=[done.pk])).content.decode()
     assert "hx-trigger" not in fragment
-    detail = client.get(reverse("deployment-detail", args=[done.pk])).content.decode()
+    detail = client.get(reverse("hosts:deployment-detail", args=[done.pk])).content.decode()
     assert "Roll back to these files" in detail
-    listing = client.get(reverse("deployment-list")).content.decode()
+    listing = client.get(reverse("hosts:deployment-list")).content.decode()
     assert f"#{done.pk}" in listing or f">{done.pk}<" in listing
 
 
 def test_the_pages_are_the_owners(client, alice, host):
     client.force_login(alice)
-    for name in ("host-key", "host-plan", "deployment-list"):
-        args = [host.pk] if name.startswith("host") else []
+    for name in ("hosts:host-key", "hosts:host-plan", "hosts:deployment-list"):
+        args = [host.pk] if name.startswith("hosts:host") else []
         assert client.get(reverse(name, args=args)).status_code == 302  # to the login
 
 
@@ -166,15 +166,15 @@ def test_it_deploys_through_the_api_only_the_plan_that_was_shown(api, owner, hos
 
 def test_the_plan_page_deploys_its_plan_or_shows_the_new_one(client, owner, host):
     client.force_login(owner)
-    page = client.get(reverse("host-plan", args=[host.pk])).content.decode()
+    page = client.get(reverse("hosts:host-plan", args=[host.pk])).content.decode()
     shown = re.search(r'name="digest" value="(\w+)"', page)[1]
     move_the_smarthost()
-    refused = client.post(reverse("host-deploy", args=[host.pk]), {"digest": shown})
+    refused = client.post(reverse("hosts:host-deploy", args=[host.pk]), {"digest": shown})
     assert refused.status_code == 409 and not Deployment.objects.exists()
     page = refused.content.decode()
     assert "changed since it was shown" in page and "[smtp.provider.example]:2525" in page
     now = re.search(r'name="digest" value="(\w+)"', page)[1]
-    deployed = client.post(reverse("host-deploy", args=[host.pk]), {"digest": now})
+    deployed = client.post(reverse("hosts:host-deploy", args=[host.pk]), {"digest": now})
     deployment = Deployment.objects.get()
-    assert deployed.url == reverse("deployment-detail", args=[deployment.pk])
+    assert deployed.url == reverse("hosts:deployment-detail", args=[deployment.pk])
     assert deployment.plan_digest == now != shown

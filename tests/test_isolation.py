@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from gateway.models import Alias, Domain, Mailbox
 from keys.models import OpenPGPKey
+from tests.conftest import page_url
 
 ARMORED = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ...\n-----END PGP PUBLIC KEY BLOCK-----\n"
 
@@ -41,7 +42,7 @@ def both(family, other):
 def test_it_hides_another_domains_rows_from_the_list_page(client, bob, both, kind):
     family_object(kind, both)
     client.force_login(bob)
-    response = client.get(reverse(f"{kind}-list"))
+    response = client.get(page_url(KINDS[kind][0], "list"))
     assert response.status_code == 200
     assert KINDS[kind][3] not in response.content.decode()
 
@@ -53,9 +54,9 @@ def test_it_refuses_another_domains_row_on_the_pages(client, bob, both, kind, ve
     model, _, change, _ = KINDS[kind]
     client.force_login(bob)
     url = {
-        "read": reverse(f"{kind}-update", args=[obj.pk]),
-        "change": reverse(f"{kind}-update", args=[obj.pk]),
-        "delete": reverse(f"{kind}-delete", args=[obj.pk]),
+        "read": page_url(KINDS[kind][0], "update", obj.pk),
+        "change": page_url(KINDS[kind][0], "update", obj.pk),
+        "delete": page_url(KINDS[kind][0], "delete", obj.pk),
     }[verb]
     response = client.get(url) if verb == "read" else client.post(url, change)
     assert response.status_code == 404
@@ -85,8 +86,8 @@ def test_it_refuses_another_domains_row_in_the_api(api, bob, both, kind, verb):
 
 
 CREATE_INTO_FAMILY = {
-    "mailbox": ("mailbox-create", "mailboxes", Mailbox, {"local_part": "mallory"}),
-    "alias": ("alias-create", "aliases", Alias, {"local_part": "mallory"}),
+    "mailbox": ("gateway:mailbox-create", "mailboxes", Mailbox, {"local_part": "mallory"}),
+    "alias": ("gateway:alias-create", "aliases", Alias, {"local_part": "mallory"}),
 }
 
 
@@ -126,8 +127,8 @@ def test_it_lets_the_manager_change_their_own_domain(client, api, alice, both, k
     obj = family_object(kind, both)
     model, route, change, label = KINDS[kind]
     client.force_login(alice)
-    assert label in client.get(reverse(f"{kind}-list")).content.decode()
-    assert client.get(reverse(f"{kind}-update", args=[obj.pk])).status_code == 200
+    assert label in client.get(page_url(KINDS[kind][0], "list")).content.decode()
+    assert client.get(page_url(KINDS[kind][0], "update", obj.pk)).status_code == 200
     response = api(alice).patch(f"/api/{route}/{obj.pk}/", change, format="json")
     assert response.status_code == 200, response.json()
     assert model.objects.filter(pk=obj.pk, **change).exists()
@@ -148,15 +149,15 @@ def test_it_shows_a_mailbox_owner_only_their_mailbox(client, api, carol, both):
     ids = [row["id"] for row in api(carol).get("/api/mailboxes/").json()["results"]]
     assert ids == [carol_box.pk]
     client.force_login(carol)
-    url = reverse("mailbox-password", args=[carol_box.pk])
+    url = reverse("gateway:mailbox-password", args=[carol_box.pk])
     new = "a brand new password"
     response = client.post(url, {"password": new, "password_again": new})
     assert response.status_code == 302
     carol_box.refresh_from_db()
     assert carol_box.check_password(new)
-    other_url = reverse("mailbox-password", args=[alice_box.pk])
+    other_url = reverse("gateway:mailbox-password", args=[alice_box.pk])
     assert client.post(other_url, {"password": new, "password_again": new}).status_code == 404
-    assert client.get(reverse("mailbox-update", args=[carol_box.pk])).status_code == 404
+    assert client.get(reverse("gateway:mailbox-update", args=[carol_box.pk])).status_code == 404
 
 
 @pytest.mark.parametrize("route", ["hosts", "relays", "tunnels", "tunnel-peers"])

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from keys.models import CertificationAlert, ContactKey, OpenPGPKey, TrustAnchor
+from tests.conftest import page_url
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
 
 ARMORED = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ...\n-----END PGP PUBLIC KEY BLOCK-----\n"
@@ -59,10 +60,10 @@ def test_it_keeps_trust_anchors_and_contacts_from_everyone_but_the_owner(
     model, route, change, label = OWNER_ONLY[kind]
     obj = rows[kind]
     client.force_login(user)
-    assert label not in client.get(reverse(f"{kind}-list")).content.decode()
-    assert client.get(reverse(f"{kind}-update", args=[obj.pk])).status_code == 404
-    assert client.post(reverse(f"{kind}-update", args=[obj.pk]), change).status_code == 404
-    assert client.post(reverse(f"{kind}-delete", args=[obj.pk])).status_code == 404
+    assert label not in client.get(page_url(OWNER_ONLY[kind][0], "list")).content.decode()
+    assert client.get(page_url(OWNER_ONLY[kind][0], "update", obj.pk)).status_code == 404
+    assert client.post(page_url(OWNER_ONLY[kind][0], "update", obj.pk), change).status_code == 404
+    assert client.post(page_url(OWNER_ONLY[kind][0], "delete", obj.pk)).status_code == 404
     client_api = api(user)
     assert client_api.get(f"/api/{route}/").json()["results"] == []
     for verb in ("get", "patch", "put", "delete"):
@@ -75,7 +76,10 @@ def test_it_keeps_trust_anchors_and_contacts_from_everyone_but_the_owner(
 def test_it_keeps_the_alerts_from_everyone_but_the_owner(request, client, api, rows, person):
     user = request.getfixturevalue(person)
     client.force_login(user)
-    assert "joe@proton.example" not in client.get(reverse("certification-alerts")).content.decode()
+    assert (
+        "joe@proton.example"
+        not in client.get(reverse("keys:certification-alerts")).content.decode()
+    )
     assert api(user).get("/api/certification-alerts/").json()["results"] == []
     assert api(user).get(f"/api/certification-alerts/{rows['alert'].pk}/").status_code == 404
 
@@ -83,25 +87,25 @@ def test_it_keeps_the_alerts_from_everyone_but_the_owner(request, client, api, r
 def test_it_lets_the_owner_manage_anchors_contacts_and_alerts(client, api, owner, rows, keyring):
     client.force_login(owner)
     for kind, (_, route, change, label) in OWNER_ONLY.items():
-        assert label in client.get(reverse(f"{kind}-list")).content.decode()
+        assert label in client.get(page_url(OWNER_ONLY[kind][0], "list")).content.decode()
         assert api(owner).patch(f"/api/{route}/{rows[kind].pk}/", change).status_code == 200
-    assert "joe@proton.example" in client.get(reverse("certification-alerts")).content.decode()
+    assert "joe@proton.example" in client.get(reverse("keys:certification-alerts")).content.decode()
     contact = rows["contactkey"]
-    assert client.post(reverse("contactkey-delete", args=[contact.pk])).status_code == 302
+    assert client.post(reverse("keys:contactkey-delete", args=[contact.pk])).status_code == 302
     assert not ContactKey.objects.exists()
 
 
 def test_it_lets_a_mailbox_owner_manage_only_their_own_key(client, api, carol, rows, keyring):
     mine, theirs = rows["carol_key"], rows["alice_key"]
     client.force_login(carol)
-    listing = client.get(reverse("openpgpkey-list")).content.decode()
+    listing = client.get(reverse("keys:openpgpkey-list")).content.decode()
     assert mine.fingerprint in listing and theirs.fingerprint not in listing
-    assert client.get(reverse("openpgpkey-detail", args=[theirs.pk])).status_code == 404
-    assert client.get(reverse("openpgpkey-update", args=[theirs.pk])).status_code == 404
+    assert client.get(reverse("keys:openpgpkey-detail", args=[theirs.pk])).status_code == 404
+    assert client.get(reverse("keys:openpgpkey-update", args=[theirs.pk])).status_code == 404
     assert (
         api(carol).patch(f"/api/openpgp-keys/{theirs.pk}/", {"published": False}).status_code == 404
     )
-    response = client.post(reverse("openpgpkey-update", args=[mine.pk]), {"published": ""})
+    response = client.post(reverse("keys:openpgpkey-update", args=[mine.pk]), {"published": ""})
     assert response.status_code == 302
     assert not OpenPGPKey.objects.get(pk=mine.pk).published
     assert api(carol).delete(f"/api/openpgp-keys/{mine.pk}/").status_code == 204
@@ -111,7 +115,7 @@ def test_it_lets_a_mailbox_owner_manage_only_their_own_key(client, api, carol, r
 def test_it_hides_a_domains_keys_from_another_manager(client, api, bob, rows):
     client.force_login(bob)
     for key in (rows["carol_key"], rows["alice_key"]):
-        assert client.get(reverse("openpgpkey-detail", args=[key.pk])).status_code == 404
+        assert client.get(reverse("keys:openpgpkey-detail", args=[key.pk])).status_code == 404
         assert api(bob).get(f"/api/openpgp-keys/{key.pk}/").status_code == 404
     assert api(bob).get("/api/openpgp-keys/").json()["results"] == []
 
@@ -119,6 +123,6 @@ def test_it_hides_a_domains_keys_from_another_manager(client, api, bob, rows):
 def test_it_lets_the_manager_reach_every_key_of_their_domain(client, api, alice, rows):
     client.force_login(alice)
     for key in (rows["carol_key"], rows["alice_key"]):
-        assert client.get(reverse("openpgpkey-detail", args=[key.pk])).status_code == 200
+        assert client.get(reverse("keys:openpgpkey-detail", args=[key.pk])).status_code == 200
     ids = {row["id"] for row in api(alice).get("/api/openpgp-keys/").json()["results"]}
     assert ids == {rows["carol_key"].pk, rows["alice_key"].pk}

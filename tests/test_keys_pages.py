@@ -16,14 +16,14 @@ from tests.conftest import PASSWORD
 from tests.keys_world import keyring_fixture, world_fixture  # noqa: F401 (fixtures)
 
 PAGES = [
-    "openpgpkey-list",
-    "openpgpkey-create",
-    "openpgpkey-generate",
-    "trustanchor-list",
-    "trustanchor-create",
-    "contactkey-list",
-    "contactkey-create",
-    "certification-alerts",
+    "keys:openpgpkey-list",
+    "keys:openpgpkey-create",
+    "keys:openpgpkey-generate",
+    "keys:trustanchor-list",
+    "keys:trustanchor-create",
+    "keys:contactkey-list",
+    "keys:contactkey-create",
+    "keys:certification-alerts",
 ]
 
 
@@ -39,11 +39,11 @@ def test_it_renders_every_page_for_the_owner(client, owner, page):
 
 def test_it_keeps_trust_decisions_to_the_owner(client, alice, family):
     client.force_login(alice)
-    assert client.get(reverse("openpgpkey-generate")).status_code == 200
-    assert client.get(reverse("trustanchor-create")).status_code == 403
-    assert client.get(reverse("contactkey-create")).status_code == 403
-    assert client.post(reverse("certifications-check")).status_code == 403
-    assert "Trust anchors" not in client.get(reverse("openpgpkey-list")).content.decode()
+    assert client.get(reverse("keys:openpgpkey-generate")).status_code == 200
+    assert client.get(reverse("keys:trustanchor-create")).status_code == 403
+    assert client.get(reverse("keys:contactkey-create")).status_code == 403
+    assert client.post(reverse("keys:certifications-check")).status_code == 403
+    assert "Trust anchors" not in client.get(reverse("keys:openpgpkey-list")).content.decode()
 
 
 def test_it_publishes_an_uploaded_file_and_shows_where(client, alice, family, world):
@@ -51,14 +51,14 @@ def test_it_publishes_an_uploaded_file_and_shows_where(client, alice, family, wo
     mailbox = family.mailboxes.get(local_part="alice")
     client.force_login(alice)
     response = client.post(
-        reverse("openpgpkey-create"),
+        reverse("keys:openpgpkey-create"),
         {"mailbox": mailbox.pk, "key_file": upload("alice.gpg", world.export(fingerprint))},
     )
     assert response.status_code == 302, response.context["form"].errors
     key = OpenPGPKey.objects.get(fingerprint=fingerprint)
-    listing = client.get(reverse("openpgpkey-list")).content.decode()
+    listing = client.get(reverse("keys:openpgpkey-list")).content.decode()
     assert "Published" in listing and key.wkd_url.replace("&", "&amp;") in listing
-    detail = client.get(reverse("openpgpkey-detail", args=[key.pk])).content.decode()
+    detail = client.get(reverse("keys:openpgpkey-detail", args=[key.pk])).content.decode()
     assert key.wkd_url in detail and key.wkd_direct_url in detail
     assert f"Autocrypt: {key.autocrypt_header}" in detail
 
@@ -67,7 +67,7 @@ def test_it_shows_why_a_key_is_refused(client, alice, family, world):
     fingerprint = world.make_key("Mallory <mallory@elsewhere.example>")
     client.force_login(alice)
     response = client.post(
-        reverse("openpgpkey-create"),
+        reverse("keys:openpgpkey-create"),
         {
             "mailbox": family.mailboxes.get(local_part="alice").pk,
             "key_text": world.export(fingerprint, armor=True).decode(),
@@ -82,7 +82,7 @@ def test_it_downloads_a_generated_key_once(client, carol, family):
     mailbox = family.mailboxes.get(local_part="carol")
     client.force_login(carol)
     response = client.post(
-        reverse("openpgpkey-generate"),
+        reverse("keys:openpgpkey-generate"),
         {"mailbox": mailbox.pk, "passphrase": "pass phrase", "passphrase_again": "pass phrase"},
     )
     assert response.status_code == 200
@@ -93,13 +93,13 @@ def test_it_downloads_a_generated_key_once(client, carol, family):
     assert "revocation certificate" in body
     key = OpenPGPKey.objects.get(mailbox=mailbox)
     assert "PRIVATE" not in key.public_key
-    assert client.get(reverse("openpgpkey-detail", args=[key.pk])).status_code == 200
+    assert client.get(reverse("keys:openpgpkey-detail", args=[key.pk])).status_code == 200
 
 
 def test_it_refuses_to_generate_for_someone_elses_mailbox(client, carol, family):
     client.force_login(carol)
     alice_box = family.mailboxes.get(local_part="alice")
-    response = client.post(reverse("openpgpkey-generate"), {"mailbox": alice_box.pk})
+    response = client.post(reverse("keys:openpgpkey-generate"), {"mailbox": alice_box.pk})
     assert response.status_code == 200
     assert "mailbox" in response.context["form"].errors
     assert not OpenPGPKey.objects.exists()
@@ -116,33 +116,33 @@ def test_it_trusts_the_ca_and_shows_contacts_validity_and_alerts(
     client.force_login(owner)
 
     refused = client.post(
-        reverse("trustanchor-create"),
+        reverse("keys:trustanchor-create"),
         {"name": "ProtonCA", "key_file": upload("ca.asc", world.export(impostor, armor=True))},
     )
     assert "not the pinned" in refused.content.decode()
     assert not TrustAnchor.objects.exists()
 
     response = client.post(
-        reverse("trustanchor-create"),
+        reverse("keys:trustanchor-create"),
         {"name": "ProtonCA", "key_file": upload("ca.asc", world.export(ca, armor=True))},
     )
     assert response.status_code == 302
     response = client.post(
-        reverse("contactkey-create"),
+        reverse("keys:contactkey-create"),
         {"label": "Joe", "key_file": upload("joe.gpg", world.export(joe))},
     )
     assert response.status_code == 302
-    assert "Full" in client.get(reverse("contactkey-list")).content.decode()
+    assert "Full" in client.get(reverse("keys:contactkey-list")).content.decode()
 
     contact = ContactKey.objects.get()
     expires = keyring.check_signatures(joe)[0].user_ids[0].signatures[-1].expires_at
     services.certifications_check(now=expires + timedelta(days=1))
-    page = client.get(reverse("certification-alerts")).content.decode()
+    page = client.get(reverse("keys:certification-alerts")).content.decode()
     assert "Certification expired" in page and "Joe &lt;joe@proton.example&gt;" in page
 
-    client.post(reverse("certifications-check"))  # today: nothing has lapsed yet
-    assert "No certification" in client.get(reverse("certification-alerts")).content.decode()
-    client.post(reverse("contactkey-delete", args=[contact.pk]))
+    client.post(reverse("keys:certifications-check"))  # today: nothing has lapsed yet
+    assert "No certification" in client.get(reverse("keys:certification-alerts")).content.decode()
+    client.post(reverse("keys:contactkey-delete", args=[contact.pk]))
     assert not ContactKey.objects.exists()
     assert joe not in {key.fingerprint for key in keyring.list_keys()}
 
@@ -150,7 +150,7 @@ def test_it_trusts_the_ca_and_shows_contacts_validity_and_alerts(
 def test_it_lists_keys_with_a_fixed_number_of_queries(client, owner, family):
     client.force_login(owner)
     armored = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nx\n-----END PGP PUBLIC KEY BLOCK-----\n"
-    url = reverse("openpgpkey-list")
+    url = reverse("keys:openpgpkey-list")
     OpenPGPKey.objects.create(
         mailbox=family.mailboxes.first(), fingerprint="A" * 40, public_key=armored
     )

@@ -15,20 +15,20 @@ def code_for(device: TOTPDevice) -> str:
 
 def login(client, username, password=PASSWORD, token=""):
     return client.post(
-        reverse("login"), {"username": username, "password": password, "otp_token": token}
+        reverse("gateway:login"), {"username": username, "password": password, "otp_token": token}
     )
 
 
 def test_it_logs_in_with_a_password(client, alice):
     response = login(client, "alice")
     assert response.status_code == 302
-    assert client.get(reverse("dashboard")).status_code == 200
+    assert client.get(reverse("hosts:dashboard")).status_code == 200
 
 
 def test_it_sends_anonymous_visitors_to_the_login_page(client, db):
-    response = client.get(reverse("mailbox-list"))
+    response = client.get(reverse("gateway:mailbox-list"))
     assert response.status_code == 302
-    assert response.url.startswith(reverse("login"))
+    assert response.url.startswith(reverse("gateway:login"))
 
 
 def test_it_asks_for_the_code_once_totp_is_on(client, alice):
@@ -41,20 +41,22 @@ def test_it_asks_for_the_code_once_totp_is_on(client, alice):
     time.sleep(1.1)  # django-otp throttles a device for a second after a wrong code
     response = login(client, "alice", token=code_for(device))
     assert response.status_code == 302
-    assert client.get(reverse("dashboard")).context["user"].is_verified()
+    assert client.get(reverse("hosts:dashboard")).context["user"].is_verified()
 
 
 def test_it_turns_totp_on_after_a_correct_code(client, alice):
     client.force_login(alice)
-    page = client.get(reverse("security"))
+    page = client.get(reverse("gateway:security"))
     assert "<svg" in page.content.decode()
     device = TOTPDevice.objects.get(user=alice)
     assert not device.confirmed
-    client.post(reverse("security"), {"token": "123456" if code_for(device) != "123456" else "1"})
+    client.post(
+        reverse("gateway:security"), {"token": "123456" if code_for(device) != "123456" else "1"}
+    )
     device.refresh_from_db()
     assert not device.confirmed
     time.sleep(1.1)  # django-otp throttles a device for a second after a wrong code
-    client.post(reverse("security"), {"token": code_for(device)})
+    client.post(reverse("gateway:security"), {"token": code_for(device)})
     device.refresh_from_db()
     assert device.confirmed
 
@@ -65,4 +67,4 @@ def test_it_locks_out_after_five_failures(client, alice):
     assert login(client, "alice", password="wrong").status_code == 429
     response = login(client, "alice")  # even the right password, for now
     assert response.status_code == 429
-    assert client.get(reverse("dashboard")).status_code == 302
+    assert client.get(reverse("hosts:dashboard")).status_code == 302

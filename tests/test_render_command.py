@@ -53,7 +53,7 @@ def test_it_fails_clearly_on_a_value_that_slipped_past_validation(world, tmp_pat
 
 def test_it_shows_the_owner_each_hosts_files_without_secrets(client, owner, world):
     client.force_login(owner)
-    page = client.get(reverse("host-files", args=[world["home"].pk])).content.decode()
+    page = client.get(reverse("hosts:host-files", args=[world["home"].pk])).content.decode()
     assert "/etc/postfix/main.cf" in page
     assert "smtpd_sender_login_maps = hash:/etc/postfix/mailgate/sender_logins" in page
     assert "Holds secrets: not shown." in page
@@ -65,11 +65,11 @@ def test_it_shows_the_owner_each_hosts_files_without_secrets(client, owner, worl
 def test_it_explains_why_a_host_cannot_be_rendered(client, owner, world):
     Relay.objects.filter(name="bridge").update(username="joe@proton.me\x1b[2J")
     client.force_login(owner)
-    page = client.get(reverse("host-files", args=[world["home"].pk])).content.decode()
+    page = client.get(reverse("hosts:host-files", args=[world["home"].pk])).content.decode()
     assert "cannot be rendered" in page and "control character" in page
 
 
 def test_it_hides_hosts_from_domain_managers(client, alice, world):
     client.force_login(alice)
-    response = client.get(reverse("host-files", args=[world["home"].pk]))
+    response = client.get(reverse("hosts:host-files", args=[world["home"].pk]))
     assert response.status_code == 404

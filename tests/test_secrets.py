@@ -134,13 +134,13 @@ def test_it_censors_secrets_in_the_change_log(secrets_made_through_the_api):
 
 def test_it_never_shows_a_stored_secret_on_a_page(client, owner, secrets_made_through_the_api):
     client.force_login(owner)
-    for model, url_name in [(Host, "host-update"), (Relay, "relay-update")]:
+    for model, url_name in [(Host, "hosts:host-update"), (Relay, "hosts:relay-update")]:
         for row in model.objects.all():
             page = client.get(reverse(url_name, args=[row.pk])).content.decode()
             for fragment in fragments(secrets_made_through_the_api):
                 assert fragment not in page
     relay = Relay.objects.get()
-    page = client.get(reverse("relay-update", args=[relay.pk])).content.decode()
+    page = client.get(reverse("hosts:relay-update", args=[relay.pk])).content.decode()
     assert "Set. Leave empty to keep it, or enter a new value to replace it." in page
 
 
@@ -156,11 +156,11 @@ def test_it_keeps_a_secret_left_empty_and_replaces_one_typed(client, owner):
         "tls_level": "encrypt",
         "password": "",
     }
-    assert client.post(reverse("relay-update", args=[relay.pk]), form).status_code == 302
+    assert client.post(reverse("hosts:relay-update", args=[relay.pk]), form).status_code == 302
     relay.refresh_from_db()
     assert relay.password == "first-pass"
     form["password"] = "second-pass"
-    assert client.post(reverse("relay-update", args=[relay.pk]), form).status_code == 302
+    assert client.post(reverse("hosts:relay-update", args=[relay.pk]), form).status_code == 302
     relay.refresh_from_db()
     assert relay.password == "second-pass"
 

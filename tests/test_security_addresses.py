@@ -50,7 +50,7 @@ def test_it_refuses_a_destination_postfix_would_read_as_two(api, owner, family):
 def test_it_refuses_the_same_in_the_form(client, owner, family):
     client.force_login(owner)
     response = client.post(
-        reverse("alias-create"),
+        reverse("gateway:alias-create"),
         {"domain": family.pk, "local_part": "#team", "destinations": "alice@family.example"},
     )
     assert response.status_code == 200

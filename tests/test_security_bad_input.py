@@ -87,7 +87,7 @@ def test_a_lone_surrogate_is_no_character_for_the_model_either(family):
 def test_it_refuses_a_revoke_that_is_not_a_token_id(client, owner):
     ApiToken.issue(user=owner, name="keep")
     client.force_login(owner)
-    response = client.post(reverse("api-tokens"), {"revoke": "abc"})
+    response = client.post(reverse("gateway:api-tokens"), {"revoke": "abc"})
     assert response.status_code == 400
     assert ApiToken.objects.filter(name="keep").exists()
 

@@ -24,8 +24,8 @@ def test_only_the_owner_starts_a_status_check(api, client, alice, owner, family)
     limited = client.post("/api/status/check/", HTTP_AUTHORIZATION=f"Token {token}")
     assert limited.status_code == 403
     client.force_login(alice)
-    assert client.post(reverse("status")).status_code == 403
-    assert "Check now" not in client.get(reverse("status")).content.decode()
+    assert client.post(reverse("gateway:status")).status_code == 403
+    assert "Check now" not in client.get(reverse("gateway:status")).content.decode()
 
 
 def test_status_checks_are_queued_at_most_once_a_minute(
@@ -35,7 +35,7 @@ def test_status_checks_are_queued_at_most_once_a_minute(
         assert api(owner).post("/api/status/check/").status_code == 202
         again = api(owner).post("/api/status/check/")
         client.force_login(owner)
-        page = client.post(reverse("status"), follow=True).content.decode()
+        page = client.post(reverse("gateway:status"), follow=True).content.decode()
     assert again.status_code == 429 and 0 < int(again["Retry-After"]) <= 60
     assert "moments ago" in page
     assert len(queued) == 1
@@ -77,7 +77,7 @@ def test_a_manager_cannot_create_a_push_target_aimed_anywhere(api, alice, family
 
 def test_the_push_target_page_keeps_the_server_for_managers(client, alice, push_target, family):
     client.force_login(alice)
-    page = client.get(reverse("dns-push-target", args=[family.pk])).content.decode()
+    page = client.get(reverse("zones:dns-push-target", args=[family.pk])).content.decode()
     assert "Only the owner changes it." in page
     form = {
         "kind": "rfc2136",
@@ -86,7 +86,7 @@ def test_the_push_target_page_keeps_the_server_for_managers(client, alice, push_
         "tsig_key_name": "family",
         "tsig_algorithm": push_target.tsig_algorithm,
     }
-    client.post(reverse("dns-push-target", args=[family.pk]), form)
+    client.post(reverse("zones:dns-push-target", args=[family.pk]), form)
     push_target.refresh_from_db()
     assert (push_target.server, push_target.port) == ("192.0.2.53", 53)
     assert push_target.tsig_key_name == "family"
@@ -115,7 +115,7 @@ def test_the_browsable_api_lists_no_other_account_to_a_manager(client, owner, al
 def test_the_dns_page_does_not_name_the_smarthost_to_a_manager(client, alice, family):
     build_infrastructure()
     client.force_login(alice)
-    page = client.get(reverse("dns-domain", args=[family.pk])).content.decode()
+    page = client.get(reverse("zones:dns-domain", args=[family.pk])).content.decode()
     assert "smarthost" in page and "bridge" not in page
 
 
@@ -155,7 +155,7 @@ def test_the_schema_needs_a_login(client, api, owner):
 
 
 def test_every_page_sends_a_content_security_policy(client, alice):
-    assert "default-src 'self'" in client.get(reverse("login"))["Content-Security-Policy"]
+    assert "default-src 'self'" in client.get(reverse("gateway:login"))["Content-Security-Policy"]
     client.force_login(alice)
     assert "default-src 'self'" in client.get("/api/domains/")["Content-Security-Policy"]
 

@@ -49,12 +49,12 @@ def test_the_delete_page_names_the_tokens_left_without_domains(client, owner, fa
     ApiToken.issue(user=owner, name="both", domains=[family, other])
     ApiToken.issue(user=owner, name="everything")
     client.force_login(owner)
-    page = client.get(reverse("domain-delete", args=[family.pk])).content.decode()
+    page = client.get(reverse("gateway:domain-delete", args=[family.pk])).content.decode()
     assert "family only" in page and "reach nothing" in page
     assert "both" not in page and "everything" not in page
-    done = client.post(reverse("domain-delete", args=[family.pk]), follow=True)
+    done = client.post(reverse("gateway:domain-delete", args=[family.pk]), follow=True)
     assert "family only" in done.content.decode()
-    tokens = client.get(reverse("api-tokens")).content.decode()
+    tokens = client.get(reverse("gateway:api-tokens")).content.decode()
     assert "none left" in tokens
 
 

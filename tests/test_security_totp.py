@@ -24,7 +24,7 @@ def phone(owner):
 def verified(client, owner, phone):
     """The owner logged in with password and code."""
     response = client.post(
-        reverse("login"),
+        reverse("gateway:login"),
         {"username": "owner", "password": PASSWORD, "otp_token": code_for(phone)},
     )
     assert response.status_code == 302
@@ -40,7 +40,7 @@ def test_it_sends_the_admin_login_to_the_panel_login_that_asks_for_the_code(clie
         "/admin/login/?next=/admin/", {"username": "owner", "password": PASSWORD}
     )
     assert response.status_code == 302
-    assert response.url == reverse("login") + "?next=/admin/"
+    assert response.url == reverse("gateway:login") + "?next=/admin/"
     assert not signed_in(client)
     assert client.get("/admin/").status_code == 302
 
@@ -52,26 +52,26 @@ def test_it_logs_out_a_session_that_skipped_the_second_factor(client, owner, pho
     client.force_login(owner)
     assert client.get("/api/domains/").status_code in (401, 403)
     client.force_login(owner)
-    assert client.post(reverse("security"), {"action": "remove"}).status_code == 302
+    assert client.post(reverse("gateway:security"), {"action": "remove"}).status_code == 302
     assert TOTPDevice.objects.filter(pk=phone.pk).exists()
 
 
 def test_it_logs_out_a_session_made_before_totp_was_turned_on_elsewhere(client, alice):
     client.force_login(alice)
-    assert client.get(reverse("dashboard")).status_code == 200
+    assert client.get(reverse("hosts:dashboard")).status_code == 200
     TOTPDevice.objects.create(user=alice, name="phone", confirmed=True)
-    response = client.get(reverse("dashboard"))
-    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+    response = client.get(reverse("hosts:dashboard"))
+    assert response.status_code == 302 and response.url.startswith(reverse("gateway:login"))
 
 
 def test_the_session_that_turns_totp_on_stays_signed_in(client, alice):
     client.force_login(alice)
-    client.get(reverse("security"))
+    client.get(reverse("gateway:security"))
     device = TOTPDevice.objects.get(user=alice)
-    client.post(reverse("security"), {"token": code_for(device)})
+    client.post(reverse("gateway:security"), {"token": code_for(device)})
     device.refresh_from_db()
     assert device.confirmed
-    assert client.get(reverse("dashboard")).status_code == 200
+    assert client.get(reverse("hosts:dashboard")).status_code == 200
 
 
 def test_the_admin_works_for_a_verified_owner(verified):
@@ -87,31 +87,33 @@ def test_the_admin_cannot_remove_a_device_without_asking_again(verified, phone):
 
 
 def test_turning_totp_off_needs_the_password_or_a_current_code(verified, phone):
-    page = verified.post(reverse("security"), {"action": "remove"})
+    page = verified.post(reverse("gateway:security"), {"action": "remove"})
     assert page.status_code == 200 and "again" in page.content.decode()
-    verified.post(reverse("security"), {"action": "remove", "password": "wrong"})
+    verified.post(reverse("gateway:security"), {"action": "remove", "password": "wrong"})
     assert TOTPDevice.objects.filter(pk=phone.pk).exists()
     # The login used this period's code, which django-otp never accepts twice: the next one.
-    verified.post(reverse("security"), {"action": "remove", "otp_token": code_for(phone, 1)})
+    verified.post(
+        reverse("gateway:security"), {"action": "remove", "otp_token": code_for(phone, 1)}
+    )
     assert not TOTPDevice.objects.filter(pk=phone.pk).exists()
 
 
 def test_turning_totp_off_with_the_password(client, alice):
     client.force_login(alice)
-    client.get(reverse("security"))
+    client.get(reverse("gateway:security"))
     device = TOTPDevice.objects.get(user=alice)
-    client.post(reverse("security"), {"token": code_for(device)})
-    client.post(reverse("security"), {"action": "remove", "password": PASSWORD})
+    client.post(reverse("gateway:security"), {"token": code_for(device)})
+    client.post(reverse("gateway:security"), {"action": "remove", "password": PASSWORD})
     assert not TOTPDevice.objects.filter(user=alice).exists()
 
 
 def test_making_a_token_on_the_page_needs_the_password_again(client, alice):
     client.force_login(alice)
-    page = client.post(reverse("api-tokens"), {"name": "phone"}).content.decode()
+    page = client.post(reverse("gateway:api-tokens"), {"name": "phone"}).content.decode()
     assert "again" in page and not ApiToken.objects.filter(name="phone").exists()
-    client.post(reverse("api-tokens"), {"name": "phone", "password": "wrong"})
+    client.post(reverse("gateway:api-tokens"), {"name": "phone", "password": "wrong"})
     assert not ApiToken.objects.filter(name="phone").exists()
-    client.post(reverse("api-tokens"), {"name": "phone", "password": PASSWORD})
+    client.post(reverse("gateway:api-tokens"), {"name": "phone", "password": PASSWORD})
     assert ApiToken.objects.filter(name="phone", user=alice).exists()
 
 

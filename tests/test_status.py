@@ -59,7 +59,7 @@ def checked(owner, family, other):
 
 def test_it_shows_the_owner_every_item_and_the_fix(client, owner, checked):
     client.force_login(owner)
-    page = client.get(reverse("status")).content.decode()
+    page = client.get(reverse("gateway:status")).content.decode()
     assert "family.example: DNS records" in page and "other.example: DNS records" in page
     assert "new: files on the host" in page and "Fix:" in page
     assert "<svg" in page and "<title" in page
@@ -67,7 +67,7 @@ def test_it_shows_the_owner_every_item_and_the_fix(client, owner, checked):
 
 def test_it_shows_a_manager_only_their_domains_items(client, alice, checked):
     client.force_login(alice)
-    page = client.get(reverse("status")).content.decode()
+    page = client.get(reverse("gateway:status")).content.decode()
     assert "family.example: DNS records" in page
     assert "other.example" not in page
     assert "new: files on the host" not in page and "<svg" not in page
@@ -76,7 +76,7 @@ def test_it_shows_a_manager_only_their_domains_items(client, alice, checked):
 def test_it_renders_the_status_page_with_a_fixed_number_of_queries(client, owner, checked):
     client.force_login(owner)
     with CaptureQueriesContext(connection) as few:
-        client.get(reverse("status"))
+        client.get(reverse("gateway:status"))
     for n in range(5):
         services.domain_create(
             name=f"more{n}.example",
@@ -86,7 +86,7 @@ def test_it_renders_the_status_page_with_a_fixed_number_of_queries(client, owner
         )
     services.status_refresh()
     with CaptureQueriesContext(connection) as many:
-        client.get(reverse("status"))
+        client.get(reverse("gateway:status"))
     assert StatusItem.objects.count() >= 8
     assert len(many) == len(few)
 
@@ -96,22 +96,22 @@ def test_it_lists_the_problems_and_counts_the_ok_items_until_asked_for_them(clie
         status_item(f"hosts:{n}:deployment", Colour.GREEN, label=f"host{n}: last deployment")
     status_item("tunnel:1", Colour.RED, section="Tunnel", label="wg0: home", fix="Start it.")
     client.force_login(owner)
-    page = client.get(reverse("status")).content.decode()
+    page = client.get(reverse("gateway:status")).content.decode()
     assert "1 broken · 0 to look at · 3 OK" in page and "wg0: home" in page
     assert "host0: last deployment" not in page and "Show the 3 OK items too" in page
-    page = client.get(reverse("status") + "?all=1").content.decode()
+    page = client.get(reverse("gateway:status") + "?all=1").content.decode()
     assert "host0: last deployment" in page and "Show only what needs attention" in page
 
 
 def test_it_says_when_everything_is_green(client, owner):
     status_item("hosts:1:deployment", Colour.GREEN)
     client.force_login(owner)
-    assert "Everything is green" in client.get(reverse("status")).content.decode()
+    assert "Everything is green" in client.get(reverse("gateway:status")).content.decode()
 
 
 def test_it_says_what_to_do_before_the_first_check(client, owner, family):
     client.force_login(owner)
-    page = client.get(reverse("status")).content.decode()
+    page = client.get(reverse("gateway:status")).content.decode()
     assert "Nothing has been checked yet" in page and "Check now" in page
 
 
@@ -156,7 +156,7 @@ def test_check_now_runs_the_probes_on_a_worker(client, owner, family, start_work
     start_worker()
     assert api(owner).post("/api/status/check/").status_code == 202
     client.force_login(owner)
-    client.post(reverse("status"))
+    client.post(reverse("gateway:status"))
     deadline = time.monotonic() + 60
     while not StatusItem.objects.filter(key=f"dns:{family.pk}").exists():
         assert time.monotonic() < deadline, "the worker did not refresh the status"

@@ -258,7 +258,7 @@ def test_it_shows_a_deployment_stuck_without_its_worker_in_red(labs, client, own
     assert found.colour == Colour.RED and f"{stuck} has shown no sign of life" in found.message
     services.status_refresh()
     client.force_login(owner)
-    page = client.get(reverse("status")).content.decode()
+    page = client.get(reverse("gateway:status")).content.decode()
     assert f"{stuck} has shown no sign of life" in page
 
 

@@ -16,7 +16,7 @@ CONTROL_CHARACTERS = ["\n", "\r", "\x00", "\x1b", "\u2028"]
 def domain_payload(world):
     return (
         Domain,
-        "domain-create",
+        "gateway:domain-create",
         "/api/domains/",
         {
             "name": "new.example",
@@ -31,7 +31,7 @@ def domain_payload(world):
 def mailbox_payload(world):
     return (
         Mailbox,
-        "mailbox-create",
+        "gateway:mailbox-create",
         "/api/mailboxes/",
         {
             "domain": world["family"].pk,
@@ -47,7 +47,7 @@ def mailbox_payload(world):
 def alias_payload(world):
     return (
         Alias,
-        "alias-create",
+        "gateway:alias-create",
         "/api/aliases/",
         {
             "domain": world["family"].pk,
@@ -62,7 +62,7 @@ def alias_payload(world):
 def host_payload(world):
     return (
         Host,
-        "host-create",
+        "hosts:host-create",
         "/api/hosts/",
         {
             "name": "vps2",
@@ -91,7 +91,7 @@ def host_payload(world):
 def relay_payload(world):
     return (
         Relay,
-        "relay-create",
+        "hosts:relay-create",
         "/api/relays/",
         {
             "name": "provider",
@@ -109,7 +109,7 @@ def relay_payload(world):
 def tunnel_payload(world):
     return (
         Tunnel,
-        "tunnel-create",
+        "hosts:tunnel-create",
         "/api/tunnels/",
         {
             "interface": "wg1",
@@ -125,7 +125,7 @@ def tunnel_payload(world):
 def peer_payload(world):
     return (
         TunnelPeer,
-        "tunnelpeer-create",
+        "hosts:tunnelpeer-create",
         "/api/tunnel-peers/",
         {
             "tunnel": world["tunnel"].pk,

@@ -43,35 +43,35 @@ def named(family, other, tmp_path, settings):
 
 def test_the_pages_show_red_then_push_then_green(client, alice, family, named):
     client.force_login(alice)
-    page = reverse("dns-domain", args=[family.pk])
-    client.post(reverse("dns-check", args=[family.pk]))
+    page = reverse("zones:dns-domain", args=[family.pk])
+    client.post(reverse("zones:dns-check", args=[family.pk]))
     shown = client.get(page).content.decode()
     assert "family.example has no MX record." in shown
     assert "Add “family.example. 3600 IN MX 10 mail.family.example.”" in shown
 
-    plan = client.get(reverse("dns-push", args=[family.pk]))
+    plan = client.get(reverse("zones:dns-push", args=[family.pk]))
     assert "Push these" in plan.content.decode()
     digest = plan.context["plan"].digest
-    pushed = client.post(reverse("dns-push", args=[family.pk]), {"digest": digest})
+    pushed = client.post(reverse("zones:dns-push", args=[family.pk]), {"digest": digest})
     assert pushed.status_code == 302
-    response = client.post(reverse("dns-check", args=[family.pk]), follow=True)
+    response = client.post(reverse("zones:dns-check", args=[family.pk]), follow=True)
     assert "checks of family.example passed" in response.content.decode()
     assert named.values("family.example", "MX") == ["10 mail.family.example."]
 
 
 def test_the_zone_file_downloads(client, alice, family, named):
     client.force_login(alice)
-    response = client.get(reverse("dns-zone-file", args=[family.pk]))
+    response = client.get(reverse("zones:dns-zone-file", args=[family.pk]))
     assert response["Content-Disposition"] == 'attachment; filename="family.example.zone"'
     assert b"family.example. 3600 IN MX 10 mail.family.example." in response.content
 
 
 def test_the_settings_and_push_target_pages_keep_the_secret(client, alice, family, named):
     client.force_login(alice)
-    form = client.get(reverse("dns-push-target", args=[family.pk])).content.decode()
+    form = client.get(reverse("zones:dns-push-target", args=[family.pk])).content.decode()
     assert named.secret not in form and "Set. Leave empty to keep it" in form
     response = client.post(
-        reverse("dns-settings", args=[family.pk]),
+        reverse("zones:dns-settings", args=[family.pk]),
         {"ttl": 600, "dmarc_policy": "reject", "mta_sts_mode": "enforce", "mta_sts_max_age": 86400},
     )
     assert response.status_code == 302, response.context["form"].errors
@@ -160,34 +160,34 @@ def start_beat(tmp_path, **variables) -> subprocess.Popen:
 
 def test_the_list_and_the_check_pages_show_each_check(client, owner, family, named):
     client.force_login(owner)
-    client.post(reverse("dns-check", args=[family.pk]))
-    listing = client.get(reverse("dns-list")).content.decode()
+    client.post(reverse("zones:dns-check", args=[family.pk]))
+    listing = client.get(reverse("zones:dns-list")).content.decode()
     assert "family.example" in listing and " wrong</mark>" in listing
     run = CheckRun.objects.get(domain=family)
-    detail = client.get(reverse("dns-check-detail", args=[run.pk])).content.decode()
+    detail = client.get(reverse("zones:dns-check-detail", args=[run.pk])).content.decode()
     assert "family.example has no MX record." in detail
     assert f"127.0.0.1:{named.port}" in detail
 
 
 def test_the_domain_page_says_what_is_missing_before_the_hosts_exist(client, owner, family):
     client.force_login(owner)
-    page = client.get(reverse("dns-domain", args=[family.pk])).content.decode()
+    page = client.get(reverse("zones:dns-domain", args=[family.pk])).content.decode()
     assert "There is no gateway host yet" in page
     assert "Not checked yet." in page
 
 
 def test_dkim_rotation_from_the_page(client, alice, family):
     client.force_login(alice)
-    generate = reverse("dkim-generate", args=[family.pk])
+    generate = reverse("zones:dkim-generate", args=[family.pk])
     client.post(generate, {"selector": ""})
     client.post(generate, {"selector": "next"})
     old, new = DkimKey.objects.order_by("created_at")
     assert client.post(generate, {"selector": "Bad Selector"}).status_code == 302
     assert DkimKey.objects.count() == 2
-    client.post(reverse("dkim-retire", args=[old.pk]))  # refused: it still signs
-    client.post(reverse("dkim-activate", args=[new.pk]))
-    client.post(reverse("dkim-retire", args=[old.pk]))
-    page = client.get(reverse("dns-domain", args=[family.pk])).content.decode()
+    client.post(reverse("zones:dkim-retire", args=[old.pk]))  # refused: it still signs
+    client.post(reverse("zones:dkim-activate", args=[new.pk]))
+    client.post(reverse("zones:dkim-retire", args=[old.pk]))
+    page = client.get(reverse("zones:dns-domain", args=[family.pk])).content.decode()
     assert "(must be removed)" in page  # the retired selector's record
-    client.post(reverse("dkim-forget", args=[old.pk]))
+    client.post(reverse("zones:dkim-forget", args=[old.pk]))
     assert list(DkimKey.objects.values_list("selector", "active")) == [("next", True)]

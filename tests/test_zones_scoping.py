@@ -32,19 +32,19 @@ def both(family, other, settings):
 def family_pages(both) -> list[tuple[str, str]]:
     domain, key, run = both["family"].pk, both["key"].pk, both["run"].pk
     return [
-        ("get", reverse("dns-domain", args=[domain])),
-        ("post", reverse("dns-check", args=[domain])),
-        ("get", reverse("dns-zone-file", args=[domain])),
-        ("get", reverse("dns-settings", args=[domain])),
-        ("post", reverse("dns-settings", args=[domain])),
-        ("get", reverse("dns-push-target", args=[domain])),
-        ("get", reverse("dns-push", args=[domain])),
-        ("post", reverse("dns-push", args=[domain])),
-        ("post", reverse("dkim-generate", args=[domain])),
-        ("post", reverse("dkim-activate", args=[key])),
-        ("post", reverse("dkim-retire", args=[key])),
-        ("post", reverse("dkim-forget", args=[key])),
-        ("get", reverse("dns-check-detail", args=[run])),
+        ("get", reverse("zones:dns-domain", args=[domain])),
+        ("post", reverse("zones:dns-check", args=[domain])),
+        ("get", reverse("zones:dns-zone-file", args=[domain])),
+        ("get", reverse("zones:dns-settings", args=[domain])),
+        ("post", reverse("zones:dns-settings", args=[domain])),
+        ("get", reverse("zones:dns-push-target", args=[domain])),
+        ("get", reverse("zones:dns-push", args=[domain])),
+        ("post", reverse("zones:dns-push", args=[domain])),
+        ("post", reverse("zones:dkim-generate", args=[domain])),
+        ("post", reverse("zones:dkim-activate", args=[key])),
+        ("post", reverse("zones:dkim-retire", args=[key])),
+        ("post", reverse("zones:dkim-forget", args=[key])),
+        ("get", reverse("zones:dns-check-detail", args=[run])),
     ]
 
 
@@ -81,7 +81,7 @@ def unchanged(both) -> None:
 @pytest.mark.parametrize("who", ["bob", "carol"])
 def test_it_hides_another_domains_dns_pages(client, request, both, who):
     client.force_login(request.getfixturevalue(who))
-    assert "family.example" not in client.get(reverse("dns-list")).content.decode()
+    assert "family.example" not in client.get(reverse("zones:dns-list")).content.decode()
     for method, url in family_pages(both):
         response = getattr(client, method)(url)
         assert response.status_code == 404, (method, url)
@@ -116,7 +116,7 @@ def test_it_refuses_to_create_dns_rows_for_another_domain(api, bob, both):
 
 def test_the_manager_checks_and_rotates_their_own_domain(client, api, alice, both):
     client.force_login(alice)
-    page = client.get(reverse("dns-domain", args=[both["family"].pk])).content.decode()
+    page = client.get(reverse("zones:dns-domain", args=[both["family"].pk])).content.decode()
     assert "mail.family.example" in page and "dkim._domainkey.family.example" in page
     created = api(alice).post("/api/dkim-keys/", {"domain": both["family"].pk}, format="json")
     assert created.status_code == 201, created.json()
@@ -125,7 +125,7 @@ def test_the_manager_checks_and_rotates_their_own_domain(client, api, alice, bot
     new = created.json()["id"]
     assert api(alice).post(f"/api/dkim-keys/{new}/activate/").json()["active"] is True
     assert api(alice).post(f"/api/dkim-keys/{both['key'].pk}/retire/").json()["state"] == "retired"
-    assert client.post(reverse("dns-check", args=[both["family"].pk])).status_code == 302
+    assert client.post(reverse("zones:dns-check", args=[both["family"].pk])).status_code == 302
     assert CheckRun.objects.filter(domain=both["family"]).count() == 2
 
 
@@ -146,7 +146,7 @@ def more_domains(owner, count: int) -> None:
         services.check_run(domain=domain, lookup=DEAD)
 
 
-@pytest.mark.parametrize("url", [reverse("dns-list"), "/api/dns-zones/", "/api/dns-checks/"])
+@pytest.mark.parametrize("url", [reverse("zones:dns-list"), "/api/dns-zones/", "/api/dns-checks/"])
 def test_it_lists_with_a_fixed_number_of_queries(client, api, owner, both, url):
     client.force_login(owner)
     token_client = api(owner)

@@ -149,7 +149,7 @@ def test_two_contributors_cannot_set_one_parameter(world, rotating, monkeypatch)
 
 
 def test_the_dns_page_says_which_selector_signs(client, alice, family):
-    page = reverse("dns-domain", args=[family.pk])
+    page = reverse("zones:dns-domain", args=[family.pk])
     client.force_login(alice)
     assert "outgoing mail leaves unsigned" in client.get(page).content.decode()
     services.dkim_key_generate(domain=family)

@@ -108,7 +108,7 @@ def test_it_wants_an_address_for_the_update_server(api, alice, family):
 def test_the_settings_page_refuses_a_control_character(client, alice, family):
     client.force_login(alice)
     payload = {**settings_payload(family), "spf_extra": "a:x.example\nevil", "nameservers": ""}
-    response = client.post(reverse("dns-settings", args=[family.pk]), payload)
+    response = client.post(reverse("zones:dns-settings", args=[family.pk]), payload)
     assert response.status_code == 200
     assert "spf_extra" in response.context["form"].errors
     assert not ZoneSettings.objects.exists()

@@ -4,6 +4,7 @@ from django.urls import path
 
 from zones import views
 
+app_name = "zones"
 urlpatterns = [
     path("dns/", views.dns_list, name="dns-list"),
     path("dns/<int:pk>/", views.dns_domain, name="dns-domain"),

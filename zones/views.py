@@ -63,7 +63,7 @@ def dns_check(request, pk):
         messages.success(request, f"All {run.passed} checks of {domain} passed.")
     else:
         messages.error(request, f"{run.failed} of {domain}'s checks failed: see below.")
-    return redirect("dns-domain", pk=pk)
+    return redirect("zones:dns-domain", pk=pk)
 
 
 @login_required
@@ -73,7 +73,7 @@ def dns_zone_file(request, pk):
         content = services.zone_file_for(domain=domain)
     except RenderError as exc:
         messages.error(request, str(exc))
-        return redirect("dns-domain", pk=pk)
+        return redirect("zones:dns-domain", pk=pk)
     response = HttpResponse(content, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{domain.name}.zone"'
     return response
@@ -96,7 +96,7 @@ def dns_settings(request, pk):
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, f"Saved the DNS settings of {domain}.")
-        return redirect("dns-domain", pk=pk)
+        return redirect("zones:dns-domain", pk=pk)
     title = f"DNS settings of {domain}"
     return render(request, "zones/form.html", {"domain": domain, "form": form, "title": title})
 
@@ -109,7 +109,7 @@ def dns_push_target(request, pk):
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, f"Saved where {domain}'s zone is pushed.")
-        return redirect("dns-push", pk=pk)
+        return redirect("zones:dns-push", pk=pk)
     title = f"Push target of {domain}"
     return render(request, "zones/form.html", {"domain": domain, "form": form, "title": title})
 
@@ -120,12 +120,12 @@ def dns_push(request, pk):
     domain = _domain(request, pk)
     target = selectors.push_target_for(domain)
     if target is None:
-        return redirect("dns-push-target", pk=pk)
+        return redirect("zones:dns-push-target", pk=pk)
     try:
         if request.method == "POST":
             plan = services.push_apply(target=target, digest=request.POST.get("digest", ""))
             messages.success(request, f"Pushed {len(plan.changes)} change(s) to {domain}.")
-            return redirect("dns-domain", pk=pk)
+            return redirect("zones:dns-domain", pk=pk)
         plan, error = services.push_plan(target=target), None
     except (PushError, ValidationError) as exc:
         plan, error = None, " ".join(getattr(exc, "messages", [str(exc)]))
@@ -146,7 +146,7 @@ def dkim_generate(request, pk):
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, f"New DKIM key {key}: publish it (push) before it signs.")
-    return redirect("dns-domain", pk=pk)
+    return redirect("zones:dns-domain", pk=pk)
 
 
 def _key_action(action, done: str):
@@ -161,7 +161,7 @@ def _key_action(action, done: str):
             messages.error(request, " ".join(exc.messages))
         else:
             messages.success(request, done.format(key=key))
-        return redirect("dns-domain", pk=domain_pk)
+        return redirect("zones:dns-domain", pk=domain_pk)
 
     return view
 

@@ -120,7 +120,7 @@ def test_it_serves_the_published_key_by_both_wkd_methods(infrastructure, alice_k
     root = staged / TRAEFIK_ROOT.lstrip("/").removesuffix("/.well-known/openpgpkey")
     conf = (staged / "opt/traefik/wkd/nginx.conf").read_bytes()
     port = free_port()
-    server = for_the_test(conf, root, port, "listen 80", "/usr/share/nginx/html")
+    server = for_the_test(conf, root, port, "listen 127.0.0.1:8080", "/usr/share/nginx/html")
     advanced, direct = wkd.urls("alice@family.example")
     local = f"http://127.0.0.1:{port}"
     with serving(tmp_path, server, port):

@@ -204,12 +204,12 @@ def test_it_checks_with_the_image_when_the_host_has_no_nginx(tmp_path):
     assert result.returncode == 0, result.stderr
     assert calls.read_text() == (
         f"run --rm --network none -v {staged}/opt/traefik/wkd/nginx.conf:"
-        "/etc/nginx/conf.d/wkd.conf:ro nginx:1.29.3 nginx -t -q\n"
+        "/etc/nginx/conf.d/default.conf:ro nginx:1.29.3 nginx -t -q\n"
     )
 
 
 INSPECT = "inspect --format {{.State.Running}} wkd_nginx"
-CAT = "exec wkd_nginx cat /etc/nginx/conf.d/wkd.conf"
+CAT = "exec wkd_nginx cat /etc/nginx/conf.d/default.conf"
 
 
 @pytest.mark.parametrize(
@@ -323,7 +323,7 @@ def test_it_serves_keys_over_the_advanced_and_the_direct_method(tmp_path):
     key_file.write_bytes(KEY)
     port = free_port()
     conf = (staged / CONTAINER_CONF.lstrip("/")).read_bytes()
-    server = for_the_test(conf, root, port, "listen 80", "/usr/share/nginx/html")
+    server = for_the_test(conf, root, port, "listen 127.0.0.1:8080", "/usr/share/nginx/html")
 
     with serving(tmp_path, server, port):
         base = f"http://127.0.0.1:{port}/.well-known/openpgpkey"

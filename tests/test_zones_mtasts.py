@@ -70,7 +70,7 @@ def test_nginx_serves_the_policy_to_the_mta_sts_name_only(world, tmp_path):
     root = staged / "opt/traefik/wkd/public"
     conf = (staged / "opt/traefik/wkd/nginx.conf").read_bytes()
     port = free_port()
-    server = for_the_test(conf, root, port, "listen 80", "/usr/share/nginx/html")
+    server = for_the_test(conf, root, port, "listen 127.0.0.1:8080", "/usr/share/nginx/html")
 
     with serving(tmp_path, server, port):
         url = f"http://127.0.0.1:{port}/.well-known/mta-sts.txt"

@@ -38,7 +38,10 @@ WKD_BACKEND = ("127.0.0.1", 8443)  # nginx (TLS + PROXY v2) behind HAProxy
 WKD_CONTAINER = "wkd_nginx"
 WKD_CONTAINER_IMAGE = "nginx:1.29.3"
 WKD_CONTAINER_ROOT = "/usr/share/nginx/html"  # where it mounts the WKD root
-WKD_CONTAINER_CONF = "/etc/nginx/conf.d/wkd.conf"  # where it mounts the server block
+# Where it mounts the server block: over the image's default server, which would take port 80
+# from Traefik (the container runs on the host's network, as Traefik does).
+WKD_CONTAINER_CONF = "/etc/nginx/conf.d/default.conf"
+WKD_CONTAINER_LISTEN = ("127.0.0.1", 8080)  # plain HTTP, for Traefik alone
 WKD_CONTAINER_CONF_SOURCE = "/opt/traefik/wkd/nginx.conf"
 
 

@@ -33,6 +33,7 @@ from hosts.render.context import (
     WKD_CONTAINER_CONF,
     WKD_CONTAINER_CONF_SOURCE,
     WKD_CONTAINER_IMAGE,
+    WKD_CONTAINER_LISTEN,
     WKD_CONTAINER_ROOT,
     RenderContext,
 )
@@ -132,13 +133,15 @@ def _host_server(ctx: RenderContext, domains: list[str]) -> list[str]:
 
 
 def _container_server(domains: list[str]) -> list[str]:
+    listen_address, listen_port = WKD_CONTAINER_LISTEN
     return [
         "# Web Key Directory (OpenPGP) in the wkd_nginx container: Traefik terminates TLS for",
-        "# openpgpkey.<domain> and passes plain HTTP to port 80 here.",
+        "# openpgpkey.<domain> and passes plain HTTP to this loopback port (both containers",
+        "# run on the host's network).",
         *_domain_map(domains),
         "",
         "server {",
-        "    listen 80 default_server;",
+        f"    listen {one_line(listen_address)}:{int(listen_port)} default_server;",
         "    server_name _;",
         "",
         f"    root {CONTAINER_ROOT};",

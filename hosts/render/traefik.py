@@ -7,8 +7,14 @@ Where the files differ from the guide, on purpose:
 
 - PROXY v2 comes from ``tcp.serversTransports`` (Traefik >= 3.5.2); the guide's
   ``loadBalancer.proxyProtocol`` is deprecated.
-- No insecure API on :8081, no ``command:`` flags (Traefik ignores traefik.yml when it gets any),
-  log level INFO instead of DEBUG, and the Docker socket mounted read-only.
+- The API only on 127.0.0.1:8081 (the guide opens an insecure one to the world on :8081), for
+  the checks that ask Traefik what it loaded (``traefik_check``); no dashboard, no ``command:``
+  flags (Traefik ignores traefik.yml when it gets any), log level INFO instead of DEBUG, and the
+  Docker socket mounted read-only.
+- Every container runs on the host's network instead of behind published ports: Docker's proxy
+  would hand Traefik and HAProxy its bridge address for every IPv6 client, and the mail server
+  judges senders by the address in the PROXY header. So Traefik reaches the WKD container on a
+  loopback port, not by its name.
 - WKD is routed from the file provider instead of container labels, beside the other routers, so
   the cross-reference checks below see it too.
 - The dynamic folder and HAProxy's folder are mounted whole: a single bind-mounted file that is
@@ -17,12 +23,15 @@ Where the files differ from the guide, on purpose:
   the container when its static configuration changes (Traefik reads that file only at start).
 
 The YAML files are built as data, checked against the vendored JSON schemas and against the
-cross-references the schemas cannot see (``problems``); any failure is a RenderError.
+cross-references the schemas cannot see (``problems``); any failure is a RenderError. On the
+host, before activation, Traefik itself loads the staged files in the very image the gateway runs
+(``traefik_check.staged_script``); after activation the deployment waits until the running
+Traefik's file watcher has taken the new routers in (``traefik_check.live_script``).
 """
 
 import hashlib
 import ipaddress
-from collections.abc import Iterable
+import shlex
 from pathlib import PurePosixPath
 
 import yaml
@@ -30,7 +39,7 @@ import yaml
 from gateway.bundle import File, RenderError, Unit
 from gateway.writers import dns_name, one_line, shell_quote, yaml_document
 from hosts.choices import GatewayProxy
-from hosts.render import haproxy, jsonschemas, tls
+from hosts.render import haproxy, jsonschemas, tls, traefik_check
 from hosts.render.context import (
     HTTPS_PORT,
     MAIL_PORTS,
@@ -39,6 +48,7 @@ from hosts.render.context import (
     WKD_CONTAINER_CONF,
     WKD_CONTAINER_CONF_SOURCE,
     WKD_CONTAINER_IMAGE,
+    WKD_CONTAINER_LISTEN,
     WKD_CONTAINER_ROOT,
     RenderContext,
 )
@@ -59,6 +69,7 @@ HAPROXY_CONTAINER = "haproxy25"
 # HTTP/3 stays off (as in the guide): with it, browsers that try QUIC first reach Traefik's HTTP
 # layer, where the passthrough TCP router for the mail names cannot match, and get a 404.
 HTTP3 = False
+API_ADDRESS = traefik_check.API_ADDRESS
 
 IN_CONTAINER = {  # where the compose file mounts what traefik.yml names
     STATIC: "/etc/traefik/traefik.yml",
@@ -109,7 +120,8 @@ def units(ctx: RenderContext) -> list[Unit]:
         DYNAMIC: yaml_document(dynamic(ctx, home)),
     }
     # Validate what will be written, read back, rather than the data it was made from.
-    validate({path: yaml.safe_load(content) for path, content in documents.items()})
+    parsed = {path: yaml.safe_load(content) for path, content in documents.items()}
+    validate(parsed)
     files = [
         *(File(path, content) for path, content in documents.items()),
         File(HAPROXY_CONFIG, haproxy.smtp_only_cfg(home, ipv6=bool(ctx.host.public_ipv6))),
@@ -119,8 +131,8 @@ def units(ctx: RenderContext) -> list[Unit]:
         Unit(
             name="traefik",
             files=tuple(files),
-            checks=(_compose_check(), _haproxy_check()),
-            activate=(_acme_storage(), _compose_up(), _haproxy_reload()),
+            checks=(_compose_check(), _haproxy_check(), _traefik_check(parsed)),
+            activate=(_acme_storage(), _compose_up(), _haproxy_reload(), _live_check(parsed)),
         )
     ]
 
@@ -137,11 +149,13 @@ def _secret(ctx: RenderContext) -> list[File]:
 
 
 def static(ctx: RenderContext) -> dict:
-    """The static configuration. No ``api`` section: the dashboard and API stay off."""
+    """The static configuration. The API (no dashboard) answers on loopback only."""
+    entry = {name: _entry_point(name, port) for name, port in entry_points(ctx).items()}
     return {
         "global": {"sendAnonymousUsage": False},
         "log": {"level": "INFO"},
-        "entryPoints": {name: _entry_point(name, port) for name, port in entry_points(ctx).items()},
+        "api": {"dashboard": False, "insecure": True},
+        "entryPoints": {**entry, traefik_check.API_ENTRY_POINT: {"address": API_ADDRESS}},
         "providers": {
             "file": {"directory": IN_CONTAINER[DYNAMIC_DIR], "watch": True},
             "docker": {"exposedByDefault": False, "watch": True},
@@ -251,7 +265,7 @@ def _http(ctx: RenderContext, home: haproxy.Peer, mail: list[str], wkd: list[str
         }
     services = {
         "mailu-web": _http_service(f"http://{_host_port(home.address, 80)}"),
-        "wkd-nginx": _http_service(f"http://{WKD_CONTAINER}:80"),
+        "wkd-nginx": _http_service(f"http://{_host_port(*WKD_CONTAINER_LISTEN)}"),
     }
     return {"routers": routers, "services": services}
 
@@ -311,14 +325,11 @@ def compose(ctx: RenderContext, *, static_sha256: str) -> dict:
     if token:
         document["secrets"] = {SECRET_NAME: {"file": _relative(SECRET)}}
     document["services"] = {
-        "traefik": _traefik_service(token, static_sha256, entry_points(ctx).values()),
+        "traefik": _traefik_service(token, static_sha256),
         HAPROXY_CONTAINER: {
             "image": HAPROXY_IMAGE,
             "container_name": HAPROXY_CONTAINER,
             "restart": "unless-stopped",
-            # On the host's network, not behind a published port: Docker's proxy for IPv6
-            # clients would hand HAProxy its bridge address instead of the client's, and the
-            # mail server judges senders by the address in the PROXY header.
             "network_mode": "host",
             "volumes": [_folder_mount(HAPROXY_CONFIG)],
         },
@@ -326,6 +337,7 @@ def compose(ctx: RenderContext, *, static_sha256: str) -> dict:
             "image": WKD_CONTAINER_IMAGE,
             "container_name": WKD_CONTAINER,
             "restart": "unless-stopped",
+            "network_mode": "host",
             "volumes": [
                 f"{_relative(ctx.wkd_root)}:{WKD_CONTAINER_ROOT}:ro",
                 f"{_relative(WKD_CONTAINER_CONF_SOURCE)}:{WKD_CONTAINER_CONF}:ro",
@@ -335,13 +347,14 @@ def compose(ctx: RenderContext, *, static_sha256: str) -> dict:
     return document
 
 
-def _traefik_service(token: bool, static_sha256: str, ports: Iterable[int]) -> dict:
-    service: dict = {"image": TRAEFIK_IMAGE, "restart": "unless-stopped"}
+def _traefik_service(token: bool, static_sha256: str) -> dict:
+    # On the host's network, not behind published ports: Docker's proxy for IPv6 clients would
+    # hand Traefik its bridge address instead of the client's, which the PROXY header would name.
+    service: dict = {"image": TRAEFIK_IMAGE, "restart": "unless-stopped", "network_mode": "host"}
     if token:
         secret = f"/run/secrets/{SECRET_NAME}"
         service["secrets"] = [SECRET_NAME]
         service["environment"] = {"CF_DNS_API_TOKEN_FILE": secret, "CF_ZONE_API_TOKEN_FILE": secret}
-    service["ports"] = _published_ports(ports)
     service["volumes"] = [
         "/var/run/docker.sock:/var/run/docker.sock:ro",
         f"{_relative(STATIC)}:{IN_CONTAINER[STATIC]}:ro",
@@ -350,15 +363,6 @@ def _traefik_service(token: bool, static_sha256: str, ports: Iterable[int]) -> d
     ]
     service["labels"] = {"org.mailgate.traefik-static-sha256": static_sha256}
     return service
-
-
-def _published_ports(ports: Iterable[int]) -> list[str]:
-    published = []
-    for port in ports:
-        published.append(f"{port}:{port}")
-        if port == 443 and HTTP3:
-            published.append("443:443/udp")
-    return published
 
 
 def _folder_mount(path: str) -> str:
@@ -493,6 +497,36 @@ def _haproxy_check() -> str:
             "fi",
         ]
     )
+
+
+def _traefik_check(documents: dict[str, dict]) -> str:
+    """Traefik itself on the staged dynamic folder, in the image the compose file names, cut
+    off from every network (``traefik_check.staged_script``); skipped, as the compose check is,
+    until Docker is installed."""
+    inside = IN_CONTAINER[DYNAMIC_DIR]
+    script = traefik_check.staged_script(documents[STATIC], documents[DYNAMIC], dynamic_dir=inside)
+    mount = f"{_staged(DYNAMIC_DIR)}:{shell_quote(inside + ':ro')}"
+    return "\n".join(
+        [
+            "if command -v docker >/dev/null 2>&1; then",
+            f"  docker run --rm --network none -v {mount} {shell_quote(TRAEFIK_IMAGE)} "
+            f"sh -c {_script(script)}",
+            "fi",
+        ]
+    )
+
+
+def _live_check(documents: dict[str, dict]) -> str:
+    """After ``up``: the running Traefik serves the new routers (its file watcher took the new
+    dynamic file in, or it restarted on a new traefik.yml); else the transaction rolls back."""
+    script = traefik_check.live_script(documents[DYNAMIC])
+    return f"docker compose -f {shell_quote(COMPOSE)} exec -T traefik sh -c {_script(script)}"
+
+
+def _script(script: str) -> str:
+    # A whole script, newlines and all, as one word: shell_quote refuses newlines, which no
+    # value in it can carry (every name and rule was checked when it was rendered).
+    return shlex.quote(script)
 
 
 # --- activation ----------------------------------------------------------------------------------

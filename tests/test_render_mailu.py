@@ -193,6 +193,23 @@ def test_it_refuses_a_mailbox_without_a_password(world):
         mailu.units(with_directory(ctx, mailboxes=(empty,)))
 
 
+def test_it_refuses_a_display_name_longer_than_mailu_keeps(world):
+    """Mailu's import refuses a display name over 160 characters, and with it the whole
+    directory (tests/test_mailu_oracle.py); Mailgate allows 200."""
+    ctx = context(world, "home")
+    long_name = dataclasses.replace(ctx.directory.mailboxes[0], display_name="J" * 161)
+    with pytest.raises(RenderError, match=r"at most 160 characters.*john@example\.com's \(161\)"):
+        mailu.units(with_directory(ctx, mailboxes=(long_name,)))
+
+
+def test_it_refuses_a_domain_name_longer_than_mailu_keeps(world):
+    ctx = context(world, "home")
+    name = f"{'d' * 63}.{'e' * 9}.example"  # 81 characters: Mailu keeps 80, Mailgate 253
+    domain = dataclasses.replace(ctx.directory.domains[1], name=name)
+    with pytest.raises(RenderError, match=rf"at most 80 characters.*{name} \(81\)"):
+        mailu.units(with_directory(ctx, domains=(ctx.directory.domains[0], domain)))
+
+
 def test_it_refuses_an_empty_directory(world):
     ctx = with_directory(context(world, "home"), domains=(), mailboxes=(), aliases=())
     with pytest.raises(RenderError, match="add and enable a domain"):

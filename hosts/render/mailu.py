@@ -19,8 +19,12 @@ refuses changes nothing. What it costs, and why Mailu's admin UI is off (``ADMIN
 - Domains, users and aliases created in Mailu itself (the reference's ``flask mailu admin``
   account included) are deleted at the next deployment.
 - Settings Mailgate does not model are reset to Mailu's defaults at every deployment: auto-reply,
-  forwarding, spam threshold, application tokens, fetched accounts, domain managers. A password
-  changed in Mailu goes back to the one set in Mailgate.
+  forwarding, spam threshold. A password changed in Mailu goes back to the one set in Mailgate.
+- What hangs off a domain or user in tables of its own is **not** reset (Mailu's oracle shows it,
+  tests/test_mailu_oracle.py; docs/facts.md §3): application tokens, fetched accounts, manager
+  rights and a domain's alternative names made in Mailu before Mailgate took over stay, and
+  belong again to the user or domain of that name. With the admin UI off nobody can add more;
+  remove old ones once in Mailu before the first deployment.
 - DKIM keys are not in the import: Mailgate generates them and writes each domain's signing key
   to ``/mailu/dkim`` with rspamd's signing override (``zones.rspamd``, a bundle contributor).
 
@@ -32,7 +36,7 @@ import ipaddress
 import re
 
 from gateway.bundle import File, RenderError, Unit
-from gateway.selectors import AliasEntry, MailboxEntry, MailDirectory
+from gateway.selectors import AliasEntry, DomainEntry, MailboxEntry, MailDirectory
 from gateway.writers import json_yaml_document, lines, one_line, shell_quote, yaml_document
 from hosts.choices import MailBackend, TlsLevel
 from hosts.models import Relay
@@ -54,6 +58,10 @@ WEBMAIL = "snappymail"
 # Mailu's default PORTS (25,80,443,465,993,995,4190) plus 587, which stays closed unless listed.
 PORTS = (25, 80, 443, 465, 587, 993, 995, 4190)
 MIB = 1024 * 1024  # Mailgate's quota "MB" is Dovecot's "M" (the Postfix+Dovecot renderer's too)
+# Mailu's column sizes (core/admin/mailu/models.py): its import refuses a longer value, and with
+# it the whole document (docs/facts.md §3). Mailgate itself allows 253 and 200.
+MAX_DOMAIN_LENGTH = 80
+MAX_DISPLAY_NAME_LENGTH = 160
 
 # Mailu documents only these two; with a password every Mailgate level maps to the nearest one
 # that is no weaker: "may" would send the relay password in clear to a relay without STARTTLS
@@ -380,10 +388,20 @@ def validated(data: dict) -> dict:
 def mail_config(directory: MailDirectory) -> dict:
     """Mailu's ``config-import`` document: singular section names, as ``schemas.py`` has them."""
     return {
-        "domain": [{"name": domain.name} for domain in directory.domains],
+        "domain": [_domain(domain) for domain in directory.domains],
         "user": [_user(mailbox) for mailbox in directory.mailboxes],
         "alias": [_alias(alias) for alias in directory.aliases],
     }
+
+
+def _domain(domain: DomainEntry) -> dict:
+    if len(domain.name) > MAX_DOMAIN_LENGTH:
+        raise RenderError(
+            f"Mailu keeps domain names of at most {MAX_DOMAIN_LENGTH} characters and would "
+            f"refuse the whole directory for {domain.name} ({len(domain.name)}): disable "
+            "that domain, or serve it with Postfix + Dovecot."
+        )
+    return {"name": domain.name}
 
 
 def _user(mailbox: MailboxEntry) -> dict:
@@ -391,6 +409,12 @@ def _user(mailbox: MailboxEntry) -> dict:
         raise RenderError(
             f"{mailbox.address} has no password yet, and Mailu refuses a user without one: "
             "set its password in Mailgate, or disable the mailbox."
+        )
+    if len(mailbox.display_name) > MAX_DISPLAY_NAME_LENGTH:
+        raise RenderError(
+            f"Mailu keeps display names of at most {MAX_DISPLAY_NAME_LENGTH} characters and "
+            f"would refuse the whole directory for {mailbox.address}'s "
+            f"({len(mailbox.display_name)}): shorten it."
         )
     return {
         "email": mailbox.address,

@@ -1,0 +1,261 @@
+"""Mailu's own admin (tests/mailu_oracle.py) takes every import document Mailgate renders: its dry
+run and its full replace accept it, and ``config-export --full`` shows, field by field, exactly
+what Mailgate rendered, Mailu's defaults for the rest, and nothing else. A refused document
+changes nothing (one transaction), and the staged check on the host fails with Mailu's reason."""
+
+import json
+
+import pytest
+import yaml
+
+from gateway import selectors, services
+from gateway.models import Alias, Domain, Mailbox
+from gateway.selectors import AliasEntry, DomainEntry, MailboxEntry
+from hosts.render import mailu
+from tests.conftest import PASSWORD
+from tests.mailu_oracle import VENV, mailu_admin_fixture, mailu_admin_process_fixture  # noqa: F401
+from tests.render_world import HASH, context, directory, hosts, with_directory
+from tests.test_render_mailu import IMPORT, bundle_of
+
+# What Mailu holds for every field Mailgate does not render: a full import resets each of them
+# (forwarding, auto-reply, spam settings, tokens, fetches, managers) to Mailu's default.
+USER_DEFAULTS = {
+    "allow_spoofing": False,
+    "change_pw_next_login": False,
+    "comment": "",
+    "enable_imap": True,
+    "enable_pop": True,
+    "enabled": True,
+    "fetches": [],
+    "forward_destination": [],
+    "forward_enabled": False,
+    "forward_keep": True,
+    "global_admin": False,
+    "manager_of": [],
+    "reply_body": None,
+    "reply_enabled": False,
+    "reply_enddate": "2999-12-31",
+    "reply_startdate": "1900-01-01",
+    "reply_subject": None,
+    "spam_enabled": True,
+    "spam_mark_as_read": True,
+    "spam_threshold": 80,
+    "tokens": [],
+}
+DOMAIN_DEFAULTS = {
+    "alternatives": [],
+    "comment": "",
+    "dkim_key": "",
+    "max_aliases": -1,
+    "max_quota_bytes": 0,
+    "max_users": -1,
+    "signup_enabled": False,
+}
+ALIAS_DEFAULTS = {"comment": "", "wildcard": False}
+
+
+def mailbox(address: str, name: str = "", quota: int = 0) -> MailboxEntry:
+    local, domain = address.split("@")
+    return MailboxEntry(address, local, domain, name, quota, HASH)
+
+
+def alias(address: str, *targets: str) -> AliasEntry:
+    local, domain = address.split("@")
+    return AliasEntry(address if local else f"@{domain}", local, domain, targets, False)
+
+
+def world_with(**changes):
+    """The reference world on Mailu, its directory changed by ``changes`` (see with_directory)."""
+    world = hosts()
+    world["home"].mail_backend = "mailu"
+    return world, with_directory(context(world, "home"), **changes)
+
+
+def many_domains():
+    domains = (*directory().domains, DomainEntry("empty.example", "mail.example.com"))
+    return {"domains": domains}
+
+
+def every_address_shape():
+    """Local parts at Mailgate's limits: 64 characters, dots, dashes, underscores, plus signs."""
+    longest = "a" * 64
+    return {
+        "mailboxes": (
+            *directory().mailboxes,
+            mailbox(f"{longest}@example.com"),
+            mailbox("first.last@example.com", "First Last"),
+            mailbox("under_score-dash+tag@example.com"),
+        ),
+        "aliases": (
+            *directory().aliases,
+            alias("all@example.com", "john@example.com", "alice@family.example", "x@other.test"),
+            alias("@example.com", "john@example.com"),  # a second catch-all, in another domain
+        ),
+    }
+
+
+def quotas():
+    return {
+        "mailboxes": (
+            mailbox("john@example.com", "John Doe", 1),
+            mailbox("big@example.com", quota=4 * 1024 * 1024),  # 4 TB
+            mailbox("alice@family.example"),
+        )
+    }
+
+
+def longest_names():
+    """The longest display name and domain name Mailu keeps (Mailgate refuses longer ones)."""
+    longest = f"{'d' * 63}.{'e' * 8}.example"
+    return {
+        "domains": (DomainEntry(longest, "mail.example.com"),),
+        "mailboxes": (mailbox(f"john@{longest}", "Jöhn " * 32, 2048),),
+        "aliases": (),
+    }
+
+
+def international_domain():
+    """Mailgate stores a domain in its ASCII form; Mailu shows it in Unicode."""
+    return {
+        "domains": (DomainEntry("xn--bcher-kva.example", "mail.xn--bcher-kva.example"),),
+        "mailboxes": (mailbox("anna@xn--bcher-kva.example", "Anna"),),
+        "aliases": (alias("@xn--bcher-kva.example", "anna@xn--bcher-kva.example"),),
+    }
+
+
+WORLDS = {
+    "reference": dict,
+    "many-domains": many_domains,
+    "address-shapes": every_address_shape,
+    "quotas": quotas,
+    "longest-names": longest_names,
+    "international": international_domain,
+}
+
+
+def rendered_document(ctx) -> bytes:
+    return bundle_of(ctx).file(IMPORT).content
+
+
+def settings_of(ctx) -> dict[str, str]:
+    pairs = bundle_of(ctx).file(mailu.ENV_PATH).text.splitlines()
+    return dict(line.split("=", 1) for line in pairs if not line.startswith("#"))
+
+
+def ascii_address(address: str) -> str:
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{ascii_domain(domain)}"
+
+
+def ascii_domain(name: str) -> str:
+    return name.encode("idna").decode()
+
+
+def by_key(rows: list[dict], key: str) -> dict[str, dict]:
+    """Mailu's export by address or name, in the ASCII form Mailgate renders."""
+    normal = ascii_domain if key == "name" else ascii_address
+    return {normal(row[key]): {**row, key: normal(row[key])} for row in rows}
+
+
+def comparable(row: dict) -> dict:
+    """Mailu keeps an alias's destinations as a set (sorted, without repeats)."""
+    if "destination" in row:
+        return {**row, "destination": sorted(set(row["destination"]))}
+    return row
+
+
+def assert_mailu_holds(exported: dict, document: dict) -> None:
+    """Field by field: every rendered field as rendered, Mailu's default for the rest, and no
+    domain, user, alias or relay that Mailgate did not render."""
+    sections = [("domain", "name", DOMAIN_DEFAULTS), ("user", "email", USER_DEFAULTS)]
+    for section, key, defaults in [*sections, ("alias", "email", ALIAS_DEFAULTS)]:
+        held = by_key(exported[section], key)
+        expected = {row[key]: {**defaults, **row} for row in document[section]}
+        assert sorted(held) == sorted(expected), f"Mailu's {section} list is not Mailgate's"
+        for name, row in expected.items():
+            assert comparable(held[name]) == comparable(row), f"Mailu holds {name} otherwise"
+    assert exported["relay"] == []
+
+
+def assert_imported(admin, document: bytes) -> None:
+    dry_run = admin.dry_run(document)
+    assert dry_run.ok, f"Mailu's dry run refused the document: {dry_run.output}"
+    applied = admin.apply(document)
+    assert applied.ok, f"Mailu refused the document: {applied.output}"
+    assert_mailu_holds(admin.export(), yaml.safe_load(document))
+
+
+@pytest.mark.parametrize("changes", WORLDS.values(), ids=WORLDS.keys())
+def test_mailu_holds_exactly_the_directory_mailgate_renders(mailu_admin, changes):
+    _, ctx = world_with(**changes())
+    assert_imported(mailu_admin(settings_of(ctx)), rendered_document(ctx))
+
+
+def test_mailu_drops_what_is_disabled_or_deleted_in_mailgate(mailu_admin, family, other):
+    """The directory Mailgate's database gives, before and after a mailbox, an alias and a
+    whole domain are disabled, and a mailbox deleted: Mailu keeps none of them."""
+    Alias.objects.create(domain=family, local_part="team", destinations=["alice@family.example"])
+    Alias.objects.create(domain=family, local_part="", destinations=["carol@family.example"])
+    _, ctx = world_with()
+    admin = mailu_admin(settings_of(ctx))
+    assert_imported(admin, json_document(selectors.mail_directory()))
+
+    Mailbox.objects.filter(local_part="carol").update(enabled=False)
+    Alias.objects.filter(local_part="team").update(enabled=False)
+    Domain.objects.filter(pk=other.pk).update(enabled=False)
+    services.mailbox_create(domain=family, local_part="gone", password=PASSWORD).delete()
+    after = selectors.mail_directory()
+    assert [m.address for m in after.mailboxes] == ["alice@family.example"]
+    assert_imported(admin, json_document(after))
+
+
+def json_document(directory) -> bytes:
+    return json.dumps(mailu.mail_config(directory)).encode()
+
+
+def test_a_full_import_replaces_what_was_made_in_mailu(mailu_admin):
+    """An admin account, a relayed domain, a domain and a forward made in Mailu (the reference's
+    first steps) are gone after Mailgate's import, and a user's own settings are reset."""
+    _, ctx = world_with()
+    admin = mailu_admin(settings_of(ctx))
+    made_in_mailu = {
+        "domain": [{"name": "example.com", "max_users": 3}, {"name": "old.example"}],
+        "user": [
+            mailu_user("john@example.com", forward_enabled=True, spam_threshold=30,
+                       forward_destination=["elsewhere@other.test"]),
+            mailu_user("admin@old.example", global_admin=True),
+        ],
+        "alias": [{"email": "sales@old.example", "destination": ["admin@old.example"]}],
+        "relay": [{"name": "relayed.example", "smtp": "mx.relayed.example"}],
+    }  # fmt: skip
+    assert admin.apply(json.dumps(made_in_mailu).encode()).ok
+    assert_imported(admin, rendered_document(ctx))
+
+
+def test_a_full_import_keeps_what_hangs_off_a_domain_or_user(mailu_admin):
+    """What Mailu keeps through a full import (docs/facts.md §3): it deletes domains and users
+    in bulk, and on SQLite their alternative names, tokens, fetched accounts and manager rights
+    stay behind and belong again to the domain or user of the same name that the import makes."""
+    _, ctx = world_with()
+    admin = mailu_admin(settings_of(ctx))
+    token = {"password": HASH.removeprefix("{BLF-CRYPT}"), "comment": "made in Mailu"}
+    fetch = {"protocol": "imap", "host": "imap.other.test", "port": 993, "username": "john"}
+    made_in_mailu = {
+        "domain": [{"name": "example.com", "alternatives": ["alt.example"]}],
+        "user": [
+            mailu_user("john@example.com", manager_of=["example.com"], tokens=[token],
+                       fetches=[{**fetch, "password": "fetch-password"}]),
+        ],
+    }  # fmt: skip
+    assert admin.apply(json.dumps(made_in_mailu).encode()).ok
+    assert admin.apply(rendered_document(ctx)).ok
+    exported = admin.export()
+    john = by_key(exported["user"], "email")["john@example.com"]
+    assert [held["comment"] for held in john["tokens"]] == ["made in Mailu"]
+    assert [held["host"] for held in john["fetches"]] == ["imap.other.test"]
+    assert john["manager_of"] == ["example.com"]
+    assert by_key(exported["domain"], "name")["example.com"]["alternatives"] == ["alt.example"]
+
+
+def mailu_user(email: str, **fields) -> dict:
+    return {"email": email, "password": HASH.removeprefix("{BLF-CRYPT}"), **fields}

@@ -140,6 +140,20 @@ class MailuAdmin:
         assert outcome.ok, outcome.output
         return json.loads(path.read_text())
 
+    def accepts_password(self, email: str, password: str) -> bool:
+        """Whether Mailu's login check takes ``password`` for ``email``, as imported."""
+        where, env = self.command_line()
+        result = subprocess.run(
+            [str(oracle_python()), str(RUNNER), "verify", email, password],
+            cwd=where,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()[-1] == "True"
+
     def command_line(self) -> tuple[Path, dict[str, str]]:
         """Where and with what environment a real ``flask`` process runs this admin (for a
         stand-in ``docker compose exec admin``); the first is the folder, the ``flask`` is

@@ -7,6 +7,8 @@ Each line on stdin is a request, JSON ``{"args": [...], "env": {...}}``; the com
 fork through Flask's own entry point, which builds a Mailu app from the environment (so each
 request may name another database), and one line of JSON answers with its exit code and output.
 
+``verify`` asks Mailu whether a user's password is right, as its logins do.
+
 ``render`` makes one container's configuration as its ``start.py`` does: the environment through
 socrate's ``set_env``, then Mailu's templates through socrate's ``conf.jinja``.
 """
@@ -49,6 +51,17 @@ def run_flask(cli, args: list[str], env: dict[str, str]) -> dict:
         except SystemExit as exit:  # click's standalone mode always exits
             code = exit.code if isinstance(exit.code, int) else 1
     return {"code": code, "output": output.getvalue()}
+
+
+def verify(email: str, password: str) -> None:
+    """Print whether Mailu accepts ``password`` for the user ``email`` of its database: the
+    check its login endpoints make (``User.check_password``)."""
+    sys.path.insert(0, os.getcwd())
+    import mailu
+    from mailu import models
+
+    with mailu.create_app().app_context():
+        print(models.User.query.get(email).check_password(password))
 
 
 # What each container's start.py renders: (templates under src/core/, the folder they go to).
@@ -103,7 +116,4 @@ def render(container: str, core: str, out: str, extra: str) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "serve":
-        serve()
-    else:
-        render(*sys.argv[2:])
+    {"serve": serve, "verify": verify, "render": render}[sys.argv[1]](*sys.argv[2:])

@@ -3,14 +3,20 @@ run and its full replace accept it, and ``config-export --full`` shows, field by
 what Mailgate rendered, Mailu's defaults for the rest, and nothing else. A refused document
 changes nothing (one transaction), and the staged check on the host fails with Mailu's reason."""
 
+import dataclasses
 import json
+import os
+import shlex
+from pathlib import Path
 
 import pytest
 import yaml
 
 from gateway import selectors, services
 from gateway.models import Alias, Domain, Mailbox
+from gateway.passwords import hash_password
 from gateway.selectors import AliasEntry, DomainEntry, MailboxEntry
+from hosts.checks import run_check
 from hosts.render import mailu
 from tests.conftest import PASSWORD
 from tests.mailu_oracle import VENV, mailu_admin_fixture, mailu_admin_process_fixture  # noqa: F401
@@ -213,6 +219,18 @@ def json_document(directory) -> bytes:
     return json.dumps(mailu.mail_config(directory)).encode()
 
 
+def test_mailu_verifies_the_passwords_mailgate_hashes(mailu_admin, settings):
+    """Mailu's import does not look at a hash (see BROKEN below), so its login check is asked:
+    the bcrypt hash Mailgate makes, at the rounds it uses in production, opens the mailbox."""
+    settings.MAILGATE_BCRYPT_ROUNDS = 12
+    john = dataclasses.replace(directory().mailboxes[0], password_hash=hash_password(PASSWORD))
+    _, ctx = world_with(mailboxes=(john,))
+    admin = mailu_admin(settings_of(ctx))
+    assert admin.apply(rendered_document(ctx)).ok
+    assert admin.accepts_password("john@example.com", PASSWORD)
+    assert not admin.accepts_password("john@example.com", "a wrong password")
+
+
 def test_a_full_import_replaces_what_was_made_in_mailu(mailu_admin):
     """An admin account, a relayed domain, a domain and a forward made in Mailu (the reference's
     first steps) are gone after Mailgate's import, and a user's own settings are reset."""
@@ -259,3 +277,85 @@ def test_a_full_import_keeps_what_hangs_off_a_domain_or_user(mailu_admin):
 
 def mailu_user(email: str, **fields) -> dict:
     return {"email": email, "password": HASH.removeprefix("{BLF-CRYPT}"), **fields}
+
+
+# --- a refused document (item 4 of issue 17: one transaction, Mailu's reason) -------------------
+
+# Faults Mailu's import refuses. A password hash is not one: Mailu 2024.06 "checks" a hash by
+# verifying the empty password, which User.check_password refuses before looking at the hash, so
+# any string passes (see test_mailu_verifies_the_passwords_mailgate_hashes).
+BROKEN = {
+    "a display name too long": (
+        lambda document: document["user"][1].update(displayed_name="J" * 161),
+        "user.1.displayed_name : Longer than maximum length 160.",
+    ),
+    "a domain both served and relayed": (
+        lambda document: document.update(relay=[{"name": "family.example", "smtp": "mx.test"}]),
+        "Duplicate domain name: ('family.example',)",
+    ),
+}
+
+
+def broken_document(ctx, breaks) -> bytes:
+    """Mailgate's document with one fault Mailu refuses, after new rows that Mailu would keep
+    if the import were not one transaction."""
+    document = yaml.safe_load(rendered_document(ctx))
+    document["domain"].append({"name": "new.example"})
+    document["user"].insert(0, mailu_user("new@new.example"))
+    breaks(document)
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(("breaks", "reason"), BROKEN.values(), ids=BROKEN.keys())
+def test_a_refused_document_changes_nothing(mailu_admin, breaks, reason):
+    _, ctx = world_with()
+    admin = mailu_admin(settings_of(ctx))
+    assert admin.apply(rendered_document(ctx)).ok
+    broken = broken_document(ctx, breaks)
+    for refused in (admin.dry_run(broken), admin.apply(broken)):
+        assert not refused.ok
+        assert reason in refused.output
+    assert_mailu_holds(admin.export(), yaml.safe_load(rendered_document(ctx)))
+
+
+def docker_running(admin, folder: Path) -> dict[str, str]:
+    """A ``docker`` whose Compose stack has the admin running: ``compose ... exec -T admin CMD``
+    runs CMD from Mailu's virtualenv against ``admin``'s database, as the container would."""
+    where, env = admin.command_line()
+    exports = "\n".join(f"export {name}={shlex.quote(value)}" for name, value in env.items())
+    docker = folder / "docker"
+    docker.write_text(
+        "#!/bin/bash\n"
+        f"{exports}\n"
+        '[ "$1 $2" = "compose -f" ] || exit 1\n'
+        'case "$4" in\n'
+        "  ps) echo admin ;;\n"
+        f'  exec) shift 6; cd {shlex.quote(str(where))} && exec {VENV}/bin/"$@" ;;\n'
+        "esac\n"
+    )
+    docker.chmod(0o755)
+    return {"PATH": f"{folder}:{os.environ['PATH']}"}
+
+
+def test_the_staged_check_fails_with_mailus_reason_and_changes_nothing(
+    mailu_admin, tmp_path, monkeypatch
+):
+    """On a host whose Mailu runs, the staged check asks Mailu's admin for a dry run: a document
+    it refuses fails the deployment before anything is activated, with Mailu's message."""
+    _, ctx = world_with()
+    admin = mailu_admin(settings_of(ctx))
+    assert admin.apply(rendered_document(ctx)).ok
+    bundle = bundle_of(ctx)
+    stage = tmp_path / "stage"
+    bundle.write_to(stage)
+    check = bundle.unit("mailu").checks[1]
+    for name, value in docker_running(admin, tmp_path).items():
+        monkeypatch.setenv(name, value)
+    assert run_check("mailu", check, stage).ok
+
+    breaks, reason = BROKEN["a display name too long"]
+    (stage / IMPORT.lstrip("/")).write_bytes(broken_document(ctx, breaks))
+    result = run_check("mailu", check, stage)
+    assert not result.ok
+    assert reason in result.output
+    assert_mailu_holds(admin.export(), yaml.safe_load(rendered_document(ctx)))

@@ -452,10 +452,13 @@ def _compose_check() -> str:
 
 
 def _import_dry_run() -> str:
-    """Ask the running Mailu to validate the new directory (hashes, addresses) without saving."""
+    """Ask the running Mailu to validate the new directory without saving (field lengths,
+    duplicate names; not password hashes, which Mailu 2024.06 takes unread: docs/facts.md §3);
+    a refusal fails the deployment with Mailu's own message. Skipped while Mailu's admin is not
+    running (no stack yet: ``docker compose ps`` fails on the missing file)."""
     live = shell_quote(COMPOSE_PATH)
     return (
-        f"if command -v docker >/dev/null 2>&1 && [ -f {live} ] && "
+        "if command -v docker >/dev/null 2>&1 && "
         f"docker compose -f {live} ps --status running --services 2>/dev/null | grep -qx admin; "
         f"then docker compose -f {live} exec -T admin flask mailu config-import -n "
         f'< "$STAGE"{shell_quote(IMPORT_PATH)}; fi'

@@ -342,10 +342,11 @@ def test_it_dry_runs_the_import_in_the_running_admin_container(world, tmp_path):
     assert "config-import -n" in dry_run and '"$STAGE"/opt/mailu/mailgate/config-import.yaml' in (
         dry_run
     )
-    # Without a running Mailu (no /opt/mailu here) the stub docker is never asked to import.
+    # Without a running admin (the stub lists no service) docker is never asked to import.
     result = run_snippet(dry_run, tmp_path, fake_docker(tmp_path, "true"))
     assert result.returncode == 0, result.stderr
-    assert not (tmp_path / "docker.log").exists()
+    calls = (tmp_path / "docker.log").read_text().splitlines()
+    assert calls == ["compose -f /opt/mailu/docker-compose.yml ps --status running --services"]
 
 
 def test_it_starts_mailu_then_replaces_its_directory(world):

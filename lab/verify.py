@@ -448,7 +448,90 @@ def check_wkd(run: Run) -> Result:
     return Result("WKD: vps serves hu/<hash> with exactly the exported key", ok, evidence)
 
 
+def check_mta_sts(run: Run) -> Result:
+    """The MTA-STS policy (RFC 8461) of each domain, over HTTPS at mta-sts.<domain>, certificate
+    checked against the lab CA, as a sending MTA fetches it."""
+    evidence, ok = [], True
+    for domain, mail_host in ((DOMAIN, MAIL_HOST), (FRIENDS, FRIENDS_MAIL_HOST)):
+        url = f"https://mta-sts.{domain}/.well-known/mta-sts.txt"
+        served = probe(run.lab.hosts["internet"], "https", url, str(run.lab.folder / "ca.pem"))
+        body = bytes.fromhex(served.get("body", "")).decode(errors="replace")
+        policy = [line for line in body.splitlines() if line]
+        ok = ok and served.get("status") == 200 and "version: STSv1" in policy
+        ok = ok and f"mx: {mail_host}" in policy
+        evidence.append(f"GET {url}: {served.get('status', served.get('error'))} {policy}")
+    return Result("MTA-STS: vps serves each domain's policy", ok, "\n".join(evidence))
+
+
+def check_client_address(run: Run) -> Result:
+    """Behind the gateway, the mail server sees the client's own address on the implicit-TLS
+    ports too (the PROXY v2 header of Traefik's TCP routers, or of HAProxy), never the VPS's
+    or the tunnel's: Postfix's submissions service and Dovecot's IMAP login name it, for a
+    fresh login on each."""
+    home, client = run.lab.hosts["home"], INTERNET_VPS_SIDE
+    before = len(home.log().splitlines())
+    run.submit(465, "--quit-after", "AUTH")
+    run.inbox("alice", run.subject("client address"))  # an IMAPS login on 993
+    needles = {"465": "postfix/submissions/smtpd", "993": "imap-login: Login:"}
+    seen: dict[str, list[str]] = {}
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline and not all(seen.get(port) for port in needles):
+        time.sleep(0.2)
+        fresh = home.log().splitlines()[before:]
+        seen = {
+            port: [
+                line
+                for line in fresh
+                if needle in line and ("rip=" in line or "connect from" in line)
+            ]
+            for port, needle in needles.items()
+        }
+    evidence, ok = [], True
+    for port, lines in seen.items():
+        addresses = sorted({_client_of(line) for line in lines})
+        ok = ok and addresses == [client]
+        evidence.append(f"home, port {port}: {len(lines)} line(s), client {addresses}")
+        evidence += [line.split(": ", 1)[-1][:150] for line in lines[:1]]
+    return Result(
+        f"Client address: 465 and 993 reach home as {client} (PROXY v2), not as the gateway",
+        ok,
+        "\n".join(evidence),
+    )
+
+
+def _client_of(line: str) -> str:
+    if "rip=" in line:
+        return line.split("rip=", 1)[1].split(",", 1)[0]
+    return line.rsplit("[", 1)[-1].split("]", 1)[0]
+
+
+# Which program answers each public port of the VPS (and the loopback ports behind them).
+GATEWAY_PROGRAMS = {
+    True: {"25": "haproxy", **dict.fromkeys(("80", "443", "465", "587", "993"), "traefik")},
+    False: dict.fromkeys(("25", "80", "443", "465", "587", "993"), "haproxy"),
+}
+
+
+def check_gateway_programs(run: Run) -> Result:
+    """The gateway runs the shape the lab was built with: on the Traefik gateway, Traefik owns
+    every port but 25 and HAProxy port 25 alone."""
+    listening = run.lab.hosts["vps"].run("ss -Htlnp", timeout=10).stdout
+    owners = {}
+    for line in listening.splitlines():
+        fields = line.split()
+        port, program = fields[3].rsplit(":", 1)[-1], fields[-1].split('"')[1]
+        owners[port] = program
+    expected = GATEWAY_PROGRAMS[run.lab.traefik]
+    shape = "Traefik + HAProxy for 25" if run.lab.traefik else "HAProxy for every port"
+    ok = {port: owners.get(port) for port in expected} == expected
+    evidence = "; ".join(
+        f"{port}: {owners.get(port, 'nobody')}" for port in sorted(owners, key=int)
+    )
+    return Result(f"Gateway: {shape} answers the public ports", ok, evidence)
+
+
 CHECKS: tuple[Callable[[Run], Result], ...] = (
+    check_gateway_programs,
     check_inbound,
     check_auth_after_tls,
     check_implicit_tls,
@@ -464,6 +547,8 @@ CHECKS: tuple[Callable[[Run], Result], ...] = (
     check_handshake,
     check_relay,
     check_wkd,
+    check_mta_sts,
+    check_client_address,
 )
 
 

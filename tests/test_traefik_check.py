@@ -102,6 +102,11 @@ def test_traefik_runs_the_version_the_compose_file_names():
             lambda text: text.replace("- mailu-pop3s\n", "- mailu-pop3\n"),
             r"entryPoint \"mailu-pop3\" doesn" "'t exist",
         ),
+        (
+            "a rule Traefik cannot parse (the schemas take any string)",
+            lambda text: text.replace("rule: HostSNI(`*`)", "rule: HostSNI(`*`))"),
+            "expected 'EOF', found ')'",
+        ),
     ],
 )
 def test_traefik_rejects_a_broken_file_with_its_own_message(world, mistake, edit, message):

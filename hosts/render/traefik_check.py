@@ -100,7 +100,8 @@ def live_script(dynamic: dict, *, wait: int = LIVE_WAIT) -> str:
             "  fi",
             "  i=$((i + 1)); sleep 0.5",
             "done",
-            'echo "traefik: the running Traefik serves every router and service as rendered"',
+            'echo "traefik: the running Traefik serves every router and service as rendered'
+            ' (after $((i / 2)).$((i % 2 * 5)) s)"',
         ]
     )
 

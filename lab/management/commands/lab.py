@@ -8,8 +8,11 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from hosts.choices import GatewayProxy
 from lab import verify, world
 from lab.hosts import LabError
+
+GATEWAYS = {"haproxy": GatewayProxy.HAPROXY, "traefik": GatewayProxy.TRAEFIK_HAPROXY}
 
 
 class Command(BaseCommand):
@@ -23,15 +26,22 @@ class Command(BaseCommand):
             default=None,
             help="Where the lab keeps its state (default: the data folder's lab/).",
         )
+        parser.add_argument(
+            "--gateway",
+            choices=sorted(GATEWAYS),
+            default="haproxy",
+            help="up: HAProxy for every port (default), or the main reference shape: Traefik "
+            "with HAProxy for port 25.",
+        )
 
-    def handle(self, *args, action, folder, **options):
+    def handle(self, *args, action, folder, gateway, **options):
         if os.geteuid() != 0:
             raise CommandError("The lab builds network namespaces: run it as root.")
         folder = folder or world.default_folder()
         say = self.stdout.write
         try:
             if action == "up":
-                world.up(folder=folder, say=say)
+                world.up(folder=folder, say=say, gateway=GATEWAYS[gateway])
             elif action == "down":
                 world.down(folder=folder, say=say)
             elif action == "status":

@@ -140,11 +140,11 @@ class MailuAdmin:
         assert outcome.ok, outcome.output
         return json.loads(path.read_text())
 
-    def accepts_password(self, email: str, password: str) -> bool:
-        """Whether Mailu's login check takes ``password`` for ``email``, as imported."""
+    def accepted_passwords(self, email: str, *passwords: str) -> list[bool]:
+        """Whether Mailu's login check takes each of ``passwords`` for ``email``, as imported."""
         where, env = self.command_line()
         result = subprocess.run(
-            [str(oracle_python()), str(RUNNER), "verify", email, password],
+            [str(oracle_python()), str(RUNNER), "verify", email, *passwords],
             cwd=where,
             env=env,
             capture_output=True,
@@ -152,7 +152,7 @@ class MailuAdmin:
             check=False,
         )
         assert result.returncode == 0, result.stderr
-        return result.stdout.split()[-1] == "True"
+        return [line == "True" for line in result.stdout.splitlines()[-len(passwords) :]]
 
     def command_line(self) -> tuple[Path, dict[str, str]]:
         """Where and with what environment a real ``flask`` process runs this admin (for a

@@ -53,23 +53,30 @@ def run_flask(cli, args: list[str], env: dict[str, str]) -> dict:
     return {"code": code, "output": output.getvalue()}
 
 
-def verify(email: str, password: str) -> None:
-    """Print whether Mailu accepts ``password`` for the user ``email`` of its database: the
-    check its login endpoints make (``User.check_password``)."""
+def verify(email: str, *passwords: str) -> None:
+    """Print, one line each, whether Mailu accepts each of ``passwords`` for the user ``email``
+    of its database: the check its login endpoints make (``User.check_password``)."""
     sys.path.insert(0, os.getcwd())
     import mailu
     from mailu import models
 
     with mailu.create_app().app_context():
-        print(models.User.query.get(email).check_password(password))
+        for password in passwords:
+            print(models.User.query.get(email).check_password(password))
 
 
-# What each container's start.py renders: (templates under src/core/, the folder they go to).
+# What each container's start.py renders: templates under src/core/ and the folder they go to.
 TEMPLATES = {
-    "postfix": (["postfix/conf/*.cf"], "postfix"),
-    "dovecot": (["dovecot/conf/*.conf"], "dovecot"),
-    "nginx": (["nginx/conf/tls.conf", "nginx/conf/proxy.conf", "nginx/conf/nginx.conf"], "nginx"),
-    "rspamd": (["rspamd/conf/*"], "rspamd/local.d"),
+    "postfix": [("postfix/conf/*.cf", "postfix")],
+    "dovecot": [("dovecot/conf/*.conf", "dovecot")],
+    "nginx": [  # the front: nginx, and the Dovecot proxy for IMAP, POP3, submission, sieve
+        ("nginx/conf/tls.conf", "nginx"),
+        ("nginx/conf/proxy.conf", "nginx"),
+        ("nginx/conf/nginx.conf", "nginx"),
+        ("nginx/dovecot/login.lua", "front-dovecot"),
+        ("nginx/dovecot/proxy.conf", "front-dovecot"),
+    ],
+    "rspamd": [("rspamd/conf/*", "rspamd/local.d")],
 }
 
 
@@ -104,15 +111,13 @@ def render(container: str, core: str, out: str, extra: str) -> None:
         args["TLS_PERMISSIVE"] = str(args.get("TLS_PERMISSIVE")).lower() not in ("false", "no")
         args["TLS"] = LETSENCRYPT_FILES[args["TLS_FLAVOR"]]
     args.update(json.loads(extra))
-    patterns, folder = TEMPLATES[container]
-    target = Path(out, folder)
-    target.mkdir(parents=True, exist_ok=True)
-    for pattern in patterns:
+    if container == "postfix" and "RELAYUSER" in os.environ:
+        TEMPLATES["postfix"].append(("postfix/conf/sasl_passwd", "postfix"))
+    for pattern, folder in TEMPLATES[container]:
+        target = Path(out, folder)
+        target.mkdir(parents=True, exist_ok=True)
         for template in sorted(glob.glob(os.path.join(core, pattern))):
             conf.jinja(template, args, str(target / os.path.basename(template)))
-    if container == "postfix" and "RELAYUSER" in os.environ:
-        sasl = os.path.join(core, "postfix/conf/sasl_passwd")
-        conf.jinja(sasl, args, str(target / "sasl_passwd"))
 
 
 if __name__ == "__main__":

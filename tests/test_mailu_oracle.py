@@ -6,7 +6,10 @@ changes nothing (one transaction), and the staged check on the host fails with M
 import dataclasses
 import json
 import os
+import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,12 +19,21 @@ from gateway import selectors, services
 from gateway.models import Alias, Domain, Mailbox
 from gateway.passwords import hash_password
 from gateway.selectors import AliasEntry, DomainEntry, MailboxEntry
+from gateway.writers import lines
 from hosts.checks import run_check
-from hosts.render import mailu
+from hosts.render import mailu, postfix
 from tests.conftest import PASSWORD
-from tests.mailu_oracle import VENV, mailu_admin_fixture, mailu_admin_process_fixture  # noqa: F401
+from tests.mailu_oracle import (  # noqa: F401
+    VENV,
+    mailu_admin_fixture,
+    mailu_admin_process_fixture,
+    oracle_core,
+    render_mailu,
+)
 from tests.render_world import HASH, context, directory, hosts, with_directory
-from tests.test_render_mailu import IMPORT, bundle_of
+from tests.test_render_mailu import IMPORT, bundle_of, with_relay
+from zones import rspamd
+from zones import services as zone_services
 
 # What Mailu holds for every field Mailgate does not render: a full import resets each of them
 # (forwarding, auto-reply, spam settings, tokens, fetches, managers) to Mailu's default.
@@ -227,8 +239,8 @@ def test_mailu_verifies_the_passwords_mailgate_hashes(mailu_admin, settings):
     _, ctx = world_with(mailboxes=(john,))
     admin = mailu_admin(settings_of(ctx))
     assert admin.apply(rendered_document(ctx)).ok
-    assert admin.accepts_password("john@example.com", PASSWORD)
-    assert not admin.accepts_password("john@example.com", "a wrong password")
+    accepted = admin.accepted_passwords("john@example.com", PASSWORD, "a wrong password")
+    assert accepted == [True, False]
 
 
 def test_a_full_import_replaces_what_was_made_in_mailu(mailu_admin):
@@ -359,3 +371,195 @@ def test_the_staged_check_fails_with_mailus_reason_and_changes_nothing(
     assert not result.ok
     assert reason in result.output
     assert_mailu_holds(admin.export(), yaml.safe_load(rendered_document(ctx)))
+
+
+# --- mailu.env through Mailu's own templates, checked by the real tools -------------------------
+
+ENV_WORLDS = {
+    "reference": lambda world: world,
+    "relay-with-password": with_relay,
+    "relay-host-on-the-lan": lambda world: with_relay(
+        world, port=25, username="", password="", tls_level="may"
+    ),
+    "ipv6-gateway-two-names": lambda world: ipv6_gateway_two_names(world),
+}
+
+
+def ipv6_gateway_two_names(world):
+    world["vps"].public_ipv6 = "2001:db8::1"
+    world["home"].fqdn = "home.example.net"
+    return world
+
+
+@pytest.fixture(params=ENV_WORLDS.values(), ids=ENV_WORLDS.keys())
+def mailu_env(request) -> dict[str, str]:
+    """The settings of the mailu.env Mailgate writes for one world."""
+    world, _ = world_with()
+    return settings_of(context(request.param(world), "home"))
+
+
+def test_mailus_postfix_takes_the_settings_and_passes_postfix_check(mailu_env, tmp_path):
+    """Mailu's main.cf and master.cf pass the Postfix renderer's own offline check (postconf
+    without a warning, postfix check), staged where that check reads them."""
+    out = render_mailu("postfix", mailu_env, tmp_path / "out")
+    stage = tmp_path / "stage"
+    shutil.copytree(out / "postfix", stage / "etc" / "postfix")
+    result = run_check("mailu-postfix", postfix._check_script([], []), stage)
+    assert result.ok, result.output
+    main_cf = (out / "postfix" / "main.cf").read_text().splitlines()
+    hostname = mailu_env["HOSTNAMES"].split(",")[0]
+    assert f"myhostname = {hostname}" in main_cf
+    assert f"relayhost = {mailu_env.get('RELAYHOST', '')}".strip() in map(str.strip, main_cf)
+    level = mailu_env.get("OUTBOUND_TLS_LEVEL", "dane")
+    assert f"smtp_tls_security_level = {level}" in main_cf
+    assert f"mynetworks = 127.0.0.1/32 {mailu_env['SUBNET']}" in map(str.strip, main_cf)
+    if "RELAYUSER" in mailu_env:
+        sasl = (out / "postfix" / "sasl_passwd").read_text()
+        credentials = f"{mailu_env['RELAYUSER']}:{mailu_env['RELAYPASSWORD']}"
+        assert f"{mailu_env['RELAYHOST']} {credentials}" in sasl
+
+
+def test_mailus_dovecot_takes_the_settings_and_passes_doveconf(mailu_env, tmp_path):
+    out = render_mailu("dovecot", mailu_env, tmp_path / "out")
+    parsed = doveconf(out / "dovecot" / "dovecot.conf")
+    assert f"hostname = {mailu_env['HOSTNAMES'].split(',')[0]}" in parsed
+    assert f"login_trusted_networks = {mailu_env['SUBNET']}" in parsed
+
+
+def test_mailus_front_trusts_the_gateways_proxy_headers_and_passes_its_tools(mailu_env, tmp_path):
+    """Mailu's front is nginx (HTTP and SMTP on 25) and a Dovecot proxy (IMAP, POP3, submission,
+    sieve): each believes the PROXY header on the ports in PROXY_PROTOCOL, from REAL_IP_FROM
+    only, and passes ``nginx -t`` and ``doveconf -n``."""
+    out = render_mailu("nginx", mailu_env, tmp_path / "out", RESOLVER="127.0.0.1")
+    result = nginx_test(out / "nginx", tmp_path / "front")
+    assert result.returncode == 0, result.stderr
+    nginx_conf = (out / "nginx" / "nginx.conf").read_text()
+    proxies = mailu_env["REAL_IP_FROM"].split(",")
+    assert all(f"set_real_ip_from {address};" in nginx_conf for address in proxies)
+    assert "listen 25 proxy_protocol;" in nginx_conf
+    assert "listen 443 ssl proxy_protocol;" in nginx_conf
+
+    parsed = doveconf(out / "front-dovecot" / "proxy.conf")
+    assert f"haproxy_trusted_networks = {' '.join(proxies)}" in parsed
+    listeners = re.findall(r"inet_listener \S+ \{\n(.*?)\n  \}", parsed, re.DOTALL)
+    by_port = {re.search(r"port = (\d+)", body).group(1): body for body in listeners}
+    for port in ("465", "587", "993", "995", "4190"):
+        assert "haproxy = yes" in by_port[port], f"no PROXY header expected on {port}"
+
+
+def test_mailus_rspamd_takes_the_settings_and_passes_rspamadm_configtest(mailu_env, tmp_path):
+    out = render_mailu("rspamd", mailu_env, tmp_path / "out")
+    result = rspamd_configtest(out / "rspamd" / "local.d", tmp_path / "rspamd", overrides={})
+    assert result.returncode == 0, result.stdout + result.stderr
+    options = (out / "rspamd" / "local.d" / "options.inc").read_text()
+    assert f"local_networks = [{mailu_env['SUBNET']}];" in options
+
+
+def test_mailus_rspamd_takes_mailgates_signing_override(family, other, tmp_path):
+    """Mailgate's DKIM override (zones.rspamd), where Mailu's dkim_signing.conf includes it:
+    rspamadm configtest passes, and fails on a broken one."""
+    _, ctx = world_with()
+    keys = [zone_services.dkim_key_generate(domain=domain) for domain in (family, other)]
+    out = render_mailu("rspamd", settings_of(ctx), tmp_path / "out")
+    local = out / "rspamd" / "local.d"
+    override = {"dkim_signing.conf": lines(rspamd.override(keys))}
+    result = rspamd_configtest(local, tmp_path / "good", overrides=override)
+    assert result.returncode == 0, result.stdout + result.stderr
+    content = override["dkim_signing.conf"]
+    broken = {"dkim_signing.conf": content[: content.rindex(b"}")]}  # a brace left open
+    result = rspamd_configtest(local, tmp_path / "broken", overrides=broken)
+    assert result.returncode != 0
+    assert "dkim_signing.conf" in result.stdout + result.stderr
+
+
+def doveconf(path: Path) -> str:
+    result = subprocess.run(
+        ["doveconf", "-n", "-c", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    return result.stdout
+
+
+# What the checks change in Mailu's files, and why: the containers' paths do not exist here.
+def front_paths(folder: Path) -> list[tuple[str, str]]:
+    """nginx.conf names the files start.py wrote (/etc/nginx), the certificates of the certs
+    volume, Mailu's dhparam (/conf) and the overrides volume; the user is Debian's; Alpine's
+    CA bundle names ISRG Root X1 otherwise; and Debian 12's nginx 1.22 predates ``http2 on;``
+    (1.25.1), the one directive of Mailu's that it cannot read (HTTP/2 is no matter here)."""
+    return [
+        ("/etc/nginx/tls.conf", f"{folder}/tls.conf"),
+        ("/etc/nginx/proxy.conf", f"{folder}/proxy.conf"),
+        ("/etc/nginx/conf.d/", f"{folder}/conf.d/"),
+        (" /certs/", f" {folder}/certs/"),
+        ("/conf/dhparam.pem", str(oracle_core() / "nginx" / "conf" / "dhparam.pem")),
+        ("/overrides/", f"{folder}/overrides/"),
+        ("user nginx;", "user www-data;"),
+        ("http2 on;", ""),
+        ("/etc/ssl/certs/ca-cert-ISRG_Root_X1.pem", "/etc/ssl/certs/ISRG_Root_X1.pem"),
+    ]
+
+
+def nginx_test(rendered: Path, folder: Path) -> subprocess.CompletedProcess:
+    """``nginx -t`` on Mailu's front configuration, with a certificate of each kind where the
+    letsencrypt flavour keeps them."""
+    for name in ("conf.d", "overrides"):
+        (folder / name).mkdir(parents=True)
+    live = folder / "certs" / "letsencrypt" / "live"
+    for name, key in (("mailu", "rsa:2048"), ("mailu-ecdsa", "ec")):
+        self_signed(live / name, key)
+    for path in rendered.iterdir():
+        text = path.read_text()
+        for old, new in front_paths(folder):
+            text = text.replace(old, new)
+        (folder / path.name).write_text(text)
+    return subprocess.run(
+        ["nginx", "-t", "-c", str(folder / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def self_signed(folder: Path, key: str) -> None:
+    folder.mkdir(parents=True)
+    curve = ["-pkeyopt", "ec_paramgen_curve:prime256v1"] if key == "ec" else []
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", key, *curve, "-nodes", "-days", "2"),
+            *("-subj", "/CN=mail.example.com", "-keyout", str(folder / "privkey.pem")),
+            *("-out", str(folder / "nginx-chain.pem")),
+        ],
+        capture_output=True,
+        check=True,
+    )
+    shutil.copyfile(folder / "nginx-chain.pem", folder / "DANE-chain.pem")
+
+
+def rspamd_configtest(
+    local: Path, folder: Path, overrides: dict[str, bytes]
+) -> subprocess.CompletedProcess:
+    """``rspamadm configtest`` on Debian's stock rspamd configuration with Mailu's local.d, and
+    ``overrides`` where Mailu's files include them (its /overrides volume). rspamd's stock
+    fuzzy_check names rspamd.com's public servers, which it resolves while loading: the copy
+    names loopback, as nothing here resolves public names. Not strict: Mailu's force_actions
+    name antivirus symbols that exist only with ANTIVIRUS=clamav, which rspamd reports and
+    Mailu's own rspamd lives with."""
+    shutil.copytree("/etc/rspamd", folder / "rspamd", ignore=shutil.ignore_patterns("local.d"))
+    fuzzy = folder / "rspamd" / "modules.d" / "fuzzy_check.conf"
+    fuzzy.write_text(re.sub(r"fuzzy\d\.rspamd\.com", "127.0.0.1", fuzzy.read_text()))
+    (folder / "overrides").mkdir()
+    for name, content in overrides.items():
+        (folder / "overrides" / name).write_bytes(content)
+    shutil.copytree(local, folder / "rspamd" / "local.d")
+    for path in (folder / "rspamd" / "local.d").iterdir():
+        path.write_text(path.read_text().replace('"/overrides/', f'"{folder}/overrides/'))
+    confdir = str(folder / "rspamd")
+    return subprocess.run(
+        [
+            *("rspamadm", f"--var=CONFDIR={confdir}", f"--var=LOCAL_CONFDIR={confdir}"),
+            *("configtest", "-c", f"{confdir}/rspamd.conf"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )

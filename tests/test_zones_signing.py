@@ -3,6 +3,9 @@ Postfix's main.cf (Postfix + Dovecot), rspamd's signing override (Mailu); only t
 now is written, as a secret file, and the staged checks (``opendkim -n``, ``postfix check``)
 pass. Signing itself is proven in test_zones_signing_postfix.py."""
 
+import shutil
+import subprocess
+
 import pytest
 from django.urls import reverse
 
@@ -190,3 +193,30 @@ def test_it_writes_mailus_key_files_by_its_own_names(mailu, rotating):
 def test_mailus_antispam_sees_the_keys_the_override_names(mailu, rotating):
     compose = render_host(mailu).file("/opt/mailu/docker-compose.yml").text
     assert "- /mailu/overrides/rspamd:/overrides:ro\n    - /mailu/dkim:/dkim:ro" in compose
+
+
+@pytest.mark.skipif(shutil.which("rspamadm") is None, reason="rspamd is not installed")
+def test_it_checks_rspamds_override_with_rspamadm_before_activation(mailu, rotating, tmp_path):
+    """On a host without a running Mailu the host's rspamadm parses the staged override; a
+    broken one fails the check with rspamd's parser message (see tests/test_mailu_oracle.py for
+    the override inside Mailu's whole rspamd configuration)."""
+    bundle = render_host(mailu)
+    bundle.write_to(tmp_path)
+    check = bundle.unit("mailu-dkim").checks[0]
+    result = run_check("mailu-dkim", check, tmp_path)
+    assert result.ok, result.output
+    assert "syntax OK" in result.output
+
+    staged = tmp_path / rspamd.OVERRIDE.lstrip("/")
+    staged.write_text(staged.read_text().rstrip().removesuffix("}"))  # a brace left open
+    result = run_check("mailu-dkim", check, tmp_path)
+    assert not result.ok
+    assert "ucl parser error" in result.output and "syntax BAD" in result.output
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_rspamds_override_check_passes_shellcheck(mailu, rotating, tmp_path):
+    script = tmp_path / "check.sh"
+    script.write_text(f"#!/bin/bash\n{render_host(mailu).unit('mailu-dkim').checks[0]}\n")
+    result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout

@@ -20,7 +20,7 @@ written; Mailu starts rspamd with ``-i``, so its workers run as root and read th
 import json
 
 from gateway.bundle import File, Unit
-from gateway.writers import lines, one_line
+from gateway.writers import lines, one_line, shell_quote
 from hosts.choices import MailBackend
 from hosts.render import mailu
 from zones import dkim
@@ -49,10 +49,39 @@ def units(ctx) -> list[Unit]:
         Unit(
             name="mailu-dkim",
             files=(File(OVERRIDE, lines(override(keys))), *key_files),
+            checks=(configtest(),),
             # rspamd reads its configuration and opens the keys when it starts.
             activate=(f"cd {mailu.MAILU_DIR} && docker compose restart antispam",),
         )
     ]
+
+
+# Reads the override on stdin and has rspamadm parse it as rspamd does: as the body of the
+# dkim_signing section (Mailu's dkim_signing.conf includes it there). Plain sh, as in Mailu's
+# Alpine container.
+_CONFIGTEST = (
+    'dir="$(mktemp -d)" && cat > "$dir/override.conf" && '
+    'printf \'dkim_signing {\\n  .include "%s/override.conf"\\n}\\n\' "$dir" '
+    '> "$dir/rspamd.conf" && '
+    'rspamadm configtest -c "$dir/rspamd.conf"; status=$?; rm -rf "$dir"; exit $status'
+)
+
+
+def configtest() -> str:
+    """Check the staged override with rspamd's parser before it replaces the live one: Mailu's
+    own rspamd in the running antispam container, else the host's rspamadm, else (no Mailu
+    running yet, no rspamd on the host) nothing. A syntax error fails the deployment instead
+    of leaving Mailu's antispam unable to start (tests/test_mailu_oracle.py checks the override
+    inside Mailu's full rspamd configuration)."""
+    live = shell_quote(mailu.COMPOSE_PATH)
+    staged = f'"$STAGE"{shell_quote(OVERRIDE)}'
+    test = shell_quote(_CONFIGTEST)
+    return (
+        "if command -v docker >/dev/null 2>&1 && "
+        f"docker compose -f {live} ps --status running --services 2>/dev/null | grep -qx antispam; "
+        f"then docker compose -f {live} exec -T antispam sh -c {test} < {staged}; "
+        f"elif command -v rspamadm >/dev/null 2>&1; then sh -c {test} < {staged}; fi"
+    )
 
 
 def override(keys) -> list[str]:

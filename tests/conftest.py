@@ -39,7 +39,8 @@ MARKED_FIXTURES = {
 MARKED_MODULES = {
     "netns": {"test_lab"},
     "browser": {"test_browser"},
-    "slow": {"test_api_schema", "test_run_command"},  # schemathesis; bin/run sets up a venv
+    # schemathesis; bin/run sets up a venv; Mailu's own admin and its containers' tools (~50 s)
+    "slow": {"test_api_schema", "test_run_command", "test_mailu_oracle"},
 }
 
 

@@ -22,6 +22,14 @@ from lab.ca import LabCA
 from tests.deploy_world import lab_with_relay_files
 
 PASSWORD = "correct horse battery staple"
+CONTROL_CHARACTERS = ["\n", "\r", "\x00", "\x1b", "\u2028"]
+
+
+def sweep(values: list) -> list:
+    """Parameters for a sweep over ``values`` (one per field, say): the first runs in the fast
+    loop, the rest are marked slow and run with the whole suite."""
+    first, *rest = values
+    return [first, *(pytest.param(value, marks=pytest.mark.slow) for value in rest)]
 
 
 def page_url(model, page: str, *args) -> str:
@@ -39,8 +47,14 @@ MARKED_FIXTURES = {
 MARKED_MODULES = {
     "netns": {"test_lab"},
     "browser": {"test_browser"},
-    # schemathesis; bin/run sets up a venv; Mailu's own admin and its containers' tools (~50 s)
-    "slow": {"test_api_schema", "test_run_command", "test_mailu_oracle"},
+    # schemathesis; bin/run sets up a venv; Postfix and OpenDKIM signing through a key rotation;
+    # Mailu's own admin and its containers' tools (~50 s)
+    "slow": {
+        "test_api_schema",
+        "test_run_command",
+        "test_zones_signing_postfix",
+        "test_mailu_oracle",
+    },
 }
 
 

@@ -9,6 +9,7 @@ from gateway.bundle import RenderError
 from gateway.models import Alias, Domain, Mailbox
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
 from hosts.render import render_hosts
+from tests.conftest import sweep
 from tests.world import build_infrastructure
 from zones import services as zones_services
 from zones.models import DkimKey
@@ -81,7 +82,9 @@ def test_every_renderer_has_work_in_this_world(world):
         assert expected in paths
 
 
-@pytest.mark.parametrize("char", ["\n", "\r", "\x1b"], ids=repr)
+# NUL and U+2028 are left out: PostgreSQL refuses NUL in text, and the update bypasses the
+# validators that refuse both (tests/test_validation.py sweeps them through forms and the API).
+@pytest.mark.parametrize("char", sweep(["\n", "\r", "\x1b"]), ids=repr)
 @pytest.mark.parametrize(
     ("model", "field"), TEXT_FIELDS, ids=[f"{m.__name__}.{f}" for m, f in TEXT_FIELDS]
 )

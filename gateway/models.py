@@ -210,10 +210,6 @@ class Alias(models.Model):
             f"{self.local_part}@{self.domain.name}" if self.local_part else f"@{self.domain.name}"
         )
 
-    @property
-    def is_catch_all(self) -> bool:
-        return not self.local_part
-
     def validate_unique(self, exclude=None):
         super().validate_unique(exclude)
         _refuse_taken_address(self, Mailbox, "A mailbox", exclude)

@@ -61,3 +61,7 @@ urlpatterns = [
     path("", include("zones.urls")),
     path("", include("hosts.urls")),
 ]
+
+# Under /api/ even a path no route matches, or a crash, answers in the API's one error shape.
+handler404 = "gateway.api.exceptions.not_found"
+handler500 = "gateway.api.exceptions.server_error"

@@ -2,6 +2,9 @@
 code in ``code``, the messages by field in ``errors`` on a validation error, and what is in the
 way on a conflict."""
 
+from rest_framework.test import APIClient
+
+from gateway.api.views import DomainViewSet
 from hosts.models import Deployment
 from tests.world import build_infrastructure
 
@@ -52,3 +55,22 @@ def test_a_protected_delete_names_what_uses_the_object(api, owner):
     world = build_infrastructure()
     response = api(owner).delete(f"/api/relays/{world['relay'].pk}/")
     assert assert_error(response, 409, "protected", {"used_by"})["used_by"] == ["home"]
+
+
+def test_a_path_no_route_matches_has_the_same_shape_and_pages_keep_theirs(api, owner, client):
+    assert_error(api(owner).get("/api/no-such-thing/"), 404, "not_found")
+    assert_error(APIClient().get("/api/domains/1/nonsense/"), 404, "not_found")
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+def test_a_crash_answers_in_the_same_shape_without_its_details(api, owner, monkeypatch):
+    def crash(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(DomainViewSet, "list", crash)
+    client = api(owner)
+    client.raise_request_exception = False  # as a real server: the handler answers
+    response = client.get("/api/domains/")
+    assert_error(response, 500, "error")
+    assert "secret internals" not in response.content.decode()

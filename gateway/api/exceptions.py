@@ -5,6 +5,8 @@ or ``non_field_errors``, with its messages) on a validation error, and the extra
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError
+from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.serializers import as_serializer_error
 from rest_framework.settings import api_settings
@@ -55,3 +57,22 @@ def _field_errors(data) -> dict:
         field: messages if isinstance(messages, list | dict) else [messages]
         for field, messages in data.items()
     }
+
+
+def not_found(request, exception):
+    """``handler404``: a path under /api/ that no route matches answers in the API's shape; every
+    other path gets Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": "No API operation at this path.", "code": "not_found"}, status=404
+        )
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """``handler500``: the API's shape under /api/ (never Django's HTML page), Django's page
+    elsewhere. What went wrong is in the server's log, not in the answer."""
+    if request.path.startswith("/api/"):
+        body = {"detail": "The server failed; nothing is known to have changed.", "code": "error"}
+        return JsonResponse(body, status=500)
+    return defaults.server_error(request)

@@ -33,7 +33,6 @@ CONFIG_DIR = "/etc/postfix"
 # Also the name other apps contribute main.cf settings under (``gateway.bundle``).
 MAIN_CF = f"{CONFIG_DIR}/main.cf"
 MAPS_DIR = "/etc/postfix/mailgate"
-MAPS = ("virtual_domains", "virtual_mailboxes", "virtual_aliases", "sender_logins")
 SNI_MAP = f"{MAPS_DIR}/tls_server_sni"
 LOOPBACK = ("127.0.0.0/8", "[::1]/128")
 # The services that read the gateway's PROXY v2 header, by port (master.cf service names).

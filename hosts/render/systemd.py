@@ -8,10 +8,6 @@ def reload(unit: str) -> str:
     return f"systemctl reload-or-restart {shell_quote(unit)}"
 
 
-def restart(unit: str) -> str:
-    return f"systemctl restart {shell_quote(unit)}"
-
-
 def enable_now(unit: str) -> str:
     return f"systemctl daemon-reload && systemctl enable --now {shell_quote(unit)}"
 

@@ -67,17 +67,19 @@ def staged_script(static: dict, dynamic: dict, *, dynamic_dir: str) -> str:
             _END,
             '(cd "$dir" && exec traefik --configfile="$dir/traefik.yml") >"$dir/log" 2>&1 &',
             "pid=$!",
-            f"i=0; while [ $i -lt {STAGED_WAIT * 10} ] && ! loaded; do",
+            # Until the file provider's objects are in, or Traefik complained (a file it
+            # refuses yields no object at all), or it exited.
+            f'logged() {{ grep -v -F {shlex.quote(OFFLINE_ACME)} "$dir/log"; }}',
+            f'i=0; while [ $i -lt {STAGED_WAIT * 10} ] && ! loaded && [ -z "$(logged)" ]; do',
             '  kill -0 "$pid" 2>/dev/null || break',
             "  i=$((i + 1)); sleep 0.1",
             "done",
             f"sleep {SETTLE}",
             "found=$(judge; overview)",
-            f'logged=$(grep -v -F {shlex.quote(OFFLINE_ACME)} "$dir/log")',
-            'if [ -n "$logged" ]; then',
+            'if [ -n "$(logged)" ]; then',
             '  found="$found',
             "Traefik logged:",
-            '$logged"',
+            '$(logged)"',
             "fi",
             'if [ -n "$found" ]; then printf \'traefik check:\\n%s\\n\' "$found"; exit 1; fi',
             "echo \"traefik check: Traefik $(traefik version | sed -n 's/^Version: *//p') loaded "

@@ -1,7 +1,8 @@
 """nginx serving the OpenPGP Web Key Directory (WKD) on the gateway, and each domain's ``policy``.
 
-The tree is the reference guide's *advanced* layout, ``.well-known/openpgpkey/<domain>/hu/<hash>``
-below the gateway's WKD root (``ctx.wkd_root``); the keys themselves are added by the keys app.
+The tree is the Mailu-behind-Traefik guide's *advanced* layout (``docs/reference-setups.md``),
+``.well-known/openpgpkey/<domain>/hu/<hash>`` below the gateway's WKD root (``ctx.wkd_root``);
+the keys themselves are added by the keys app.
 The same server also answers the *direct* method (``https://<domain>/.well-known/openpgpkey/...``)
 by mapping the bare domain in ``Host`` to that domain's folder, so one tree serves both layouts
 and no key is stored twice.

@@ -3,7 +3,8 @@
 The hub listens and routes between the tunnel and the internet; a spoke dials the hub and, when
 its SMTP leaves through the gateway, accepts any destination through the tunnel while keeping
 wg-quick out of its routing table (``Table = off``): the policy rules of
-``mailgate-smtp-egress`` (``egress.py``) decide what enters the tunnel.
+``mailgate-smtp-egress`` (``egress.py``) decide what enters the tunnel. "The reference" below is
+the Mailu-behind-Traefik guide's ``wg0.conf`` (``docs/reference-setups.md``).
 """
 
 import ipaddress

@@ -398,8 +398,8 @@ def _domain(domain: DomainEntry) -> dict:
     if len(domain.name) > MAX_DOMAIN_LENGTH:
         raise RenderError(
             f"Mailu keeps domain names of at most {MAX_DOMAIN_LENGTH} characters and would "
-            f"refuse the whole directory for {domain.name} ({len(domain.name)}): disable "
-            "that domain, or serve it with Postfix + Dovecot."
+            f"refuse the whole directory for {domain.name} ({len(domain.name)} characters): "
+            "disable that domain, or serve it with Postfix + Dovecot."
         )
     return {"name": domain.name}
 
@@ -413,8 +413,8 @@ def _user(mailbox: MailboxEntry) -> dict:
     if len(mailbox.display_name) > MAX_DISPLAY_NAME_LENGTH:
         raise RenderError(
             f"Mailu keeps display names of at most {MAX_DISPLAY_NAME_LENGTH} characters and "
-            f"would refuse the whole directory for {mailbox.address}'s "
-            f"({len(mailbox.display_name)}): shorten it."
+            f"would refuse the whole directory for the one of {mailbox.address} "
+            f"({len(mailbox.display_name)} characters): shorten it."
         )
     return {
         "email": mailbox.address,

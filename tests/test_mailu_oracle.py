@@ -35,8 +35,9 @@ from tests.test_render_mailu import IMPORT, bundle_of, with_relay
 from zones import rspamd
 from zones import services as zone_services
 
-# What Mailu holds for every field Mailgate does not render: a full import resets each of them
-# (forwarding, auto-reply, spam settings, tokens, fetches, managers) to Mailu's default.
+# What Mailu holds for every field Mailgate does not render: its defaults. A full import resets
+# the user's and domain's own columns to them; what lives in tables of its own (tokens, fetches,
+# manager rights, alternative names) it does not (test_a_full_import_keeps_what_hangs_off...).
 USER_DEFAULTS = {
     "allow_spoofing": False,
     "change_pw_next_login": False,
@@ -214,9 +215,9 @@ def test_mailu_drops_what_is_disabled_or_deleted_in_mailgate(mailu_admin, family
     whole domain are disabled, and a mailbox deleted: Mailu keeps none of them."""
     Alias.objects.create(domain=family, local_part="team", destinations=["alice@family.example"])
     Alias.objects.create(domain=family, local_part="", destinations=["carol@family.example"])
-    _, ctx = world_with()
+    world, ctx = world_with()
     admin = mailu_admin(settings_of(ctx))
-    assert_imported(admin, json_document(selectors.mail_directory()))
+    assert_imported(admin, rendered_document(context(world, "home", selectors.mail_directory())))
 
     Mailbox.objects.filter(local_part="carol").update(enabled=False)
     Alias.objects.filter(local_part="team").update(enabled=False)
@@ -224,11 +225,7 @@ def test_mailu_drops_what_is_disabled_or_deleted_in_mailgate(mailu_admin, family
     services.mailbox_create(domain=family, local_part="gone", password=PASSWORD).delete()
     after = selectors.mail_directory()
     assert [m.address for m in after.mailboxes] == ["alice@family.example"]
-    assert_imported(admin, json_document(after))
-
-
-def json_document(directory) -> bytes:
-    return json.dumps(mailu.mail_config(directory)).encode()
+    assert_imported(admin, rendered_document(context(world, "home", after)))
 
 
 def test_mailu_verifies_the_passwords_mailgate_hashes(mailu_admin, settings):
@@ -330,9 +327,10 @@ def test_a_refused_document_changes_nothing(mailu_admin, breaks, reason):
     assert_mailu_holds(admin.export(), yaml.safe_load(rendered_document(ctx)))
 
 
-def docker_running(admin, folder: Path) -> dict[str, str]:
-    """A ``docker`` whose Compose stack has the admin running: ``compose ... exec -T admin CMD``
-    runs CMD from Mailu's virtualenv against ``admin``'s database, as the container would."""
+def docker_running(admin, folder: Path) -> str:
+    """A PATH whose ``docker`` has a Compose stack with the admin running: ``compose ... exec -T
+    admin CMD`` runs CMD from Mailu's virtualenv against ``admin``'s database, as the container
+    would."""
     where, env = admin.command_line()
     exports = "\n".join(f"export {name}={shlex.quote(value)}" for name, value in env.items())
     docker = folder / "docker"
@@ -342,11 +340,12 @@ def docker_running(admin, folder: Path) -> dict[str, str]:
         '[ "$1 $2" = "compose -f" ] || exit 1\n'
         'case "$4" in\n'
         "  ps) echo admin ;;\n"
-        f'  exec) shift 6; cd {shlex.quote(str(where))} && exec {VENV}/bin/"$@" ;;\n'
+        f"  exec) shift 6; cd {shlex.quote(str(where))} && "
+        f'exec {shlex.quote(str(VENV))}/bin/"$@" ;;\n'
         "esac\n"
     )
     docker.chmod(0o755)
-    return {"PATH": f"{folder}:{os.environ['PATH']}"}
+    return f"{folder}:{os.environ['PATH']}"
 
 
 def test_the_staged_check_fails_with_mailus_reason_and_changes_nothing(
@@ -361,8 +360,7 @@ def test_the_staged_check_fails_with_mailus_reason_and_changes_nothing(
     stage = tmp_path / "stage"
     bundle.write_to(stage)
     check = bundle.unit("mailu").checks[1]
-    for name, value in docker_running(admin, tmp_path).items():
-        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PATH", docker_running(admin, tmp_path))
     assert run_check("mailu", check, stage).ok
 
     breaks, reason = BROKEN["a display name too long"]
@@ -375,20 +373,21 @@ def test_the_staged_check_fails_with_mailus_reason_and_changes_nothing(
 
 # --- mailu.env through Mailu's own templates, checked by the real tools -------------------------
 
+
+def ipv6_gateway_two_names(world):
+    world["vps"].public_ipv6 = "2001:db8::1"
+    world["home"].fqdn = "home.example.net"
+    return world
+
+
 ENV_WORLDS = {
     "reference": lambda world: world,
     "relay-with-password": with_relay,
     "relay-host-on-the-lan": lambda world: with_relay(
         world, port=25, username="", password="", tls_level="may"
     ),
-    "ipv6-gateway-two-names": lambda world: ipv6_gateway_two_names(world),
+    "ipv6-gateway-two-names": ipv6_gateway_two_names,
 }
-
-
-def ipv6_gateway_two_names(world):
-    world["vps"].public_ipv6 = "2001:db8::1"
-    world["home"].fqdn = "home.example.net"
-    return world
 
 
 @pytest.fixture(params=ENV_WORLDS.values(), ids=ENV_WORLDS.keys())

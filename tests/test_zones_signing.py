@@ -220,3 +220,23 @@ def test_rspamds_override_check_passes_shellcheck(mailu, rotating, tmp_path):
     script.write_text(f"#!/bin/bash\n{render_host(mailu).unit('mailu-dkim').checks[0]}\n")
     result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.skipif(shutil.which("rspamadm") is None, reason="rspamd is not installed")
+def test_it_checks_rspamds_override_in_mailus_running_antispam(mailu, rotating, tmp_path):
+    """With Mailu's antispam running, the check runs in that container (here a stand-in docker
+    that runs the command on this machine), the staged override on its stdin."""
+    bundle = render_host(mailu)
+    bundle.write_to(tmp_path)
+    docker = tmp_path / "bin" / "docker"
+    docker.parent.mkdir()
+    docker.write_text(
+        '#!/bin/bash\necho "$@" >> "$(dirname "$0")/calls"\n'
+        'case "$4" in ps) echo antispam ;; exec) shift 6; exec "$@" ;; esac\n'
+    )
+    docker.chmod(0o755)
+    script = f'PATH={docker.parent}:"$PATH"\n{bundle.unit("mailu-dkim").checks[0]}'
+    result = run_check("mailu-dkim", script, tmp_path)
+    assert result.ok and "syntax OK" in result.output, result.output
+    calls = (docker.parent / "calls").read_text().splitlines()
+    assert calls[-1].startswith("compose -f /opt/mailu/docker-compose.yml exec -T antispam sh -c")

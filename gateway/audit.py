@@ -5,8 +5,13 @@ before/after diffs for every model (simple-history adds a full copy of every tab
 duplicate each encrypted secret) and it can censor fields through one masking hook.
 """
 
+from datetime import datetime
+
+from auditlog.models import LogEntry
 from auditlog.registry import auditlog
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models import Max
 
 from gateway.fields import EncryptedTextField
 
@@ -42,3 +47,15 @@ def register_models() -> None:
 
     register(gateway_models.Domain, gateway_models.Mailbox, gateway_models.Alias)
     register(gateway_models.ApiToken)
+
+
+def last_changes(model: type[models.Model], pks: list[int]) -> dict[int, datetime | None]:
+    """When each of the rows ``pks`` last changed, from the change log (None: not since the
+    log began)."""
+    entries = LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(model), object_id__in=pks
+    )
+    last = dict(
+        entries.values("object_id").annotate(at=Max("timestamp")).values_list("object_id", "at")
+    )
+    return {pk: last.get(pk) for pk in pks}

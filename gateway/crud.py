@@ -16,6 +16,8 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.views import generic
 
+from gateway import liveness
+
 
 @dataclass(frozen=True)
 class Crud:
@@ -42,6 +44,8 @@ class Crud:
     # Deletes a row where more than the row must go (a key in Mailgate's keyring too).
     delete_service: Callable[[object], None] | None = None
     extra_context: dict = field(default_factory=dict)
+    # A "live" column: whether each row's last change is on the hosts (gateway.liveness).
+    liveness: bool = False
 
     @property
     def name(self) -> str:
@@ -112,13 +116,16 @@ class CrudList(CrudMixin, generic.ListView):
             .filter(pk__in=[row.pk for row in context["object_list"]])
             .values_list("pk", flat=True)
         )
+        rows = context["object_list"]
+        states = liveness.of(self.crud.model, rows) if self.crud.liveness else {}
         context["rows"] = [
             (
                 row,
                 [_cell(row, column) for column in self.crud.columns],
                 self._links(row, manageable),
+                states.get(row.pk),
             )
-            for row in context["object_list"]
+            for row in rows
         ]
         context["headers"] = [_header(self.crud.model, column) for column in self.crud.columns]
         context["can_create"] = self.crud.can_create(user)

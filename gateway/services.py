@@ -78,12 +78,14 @@ def mailbox_set_password(*, mailbox: Mailbox, password: str, save: bool = True) 
         mailbox.save(update_fields=["password_hash"])
 
 
-def status_refresh(*, now: datetime | None = None) -> list[StatusChange]:
-    """Run every registered status probe (``gateway.status``) and store what it found: one item
-    per finding, and a change whenever an item takes a new colour (or first appears). Items that
-    a probe which ran to the end no longer reports (a deleted host) go away; their history
-    stays."""
-    findings, completed = status.run_probes()
+def status_refresh(
+    *, now: datetime | None = None, probes: list[str] | None = None
+) -> list[StatusChange]:
+    """Run every registered status probe (``gateway.status``), or only those named ``probes``,
+    and store what it found: one item per finding, and a change whenever an item takes a new
+    colour (or first appears). Items that a probe which ran to the end no longer reports (a
+    deleted host) go away; their history stays."""
+    findings, completed = status.run_probes(probes)
     moment = now or timezone.now()
     changes = [change for finding in findings if (change := _status_store(finding, moment))]
     reported = [finding.key for finding in findings]

@@ -235,6 +235,10 @@ MAILGATE_RELAY_PROBE_RECIPIENT = env.string(
 # for the lease has lost its worker, and Celery beat concludes it from what the host reports.
 MAILGATE_DEPLOY_HEARTBEAT = env.integer("MAILGATE_DEPLOY_HEARTBEAT", 10)
 MAILGATE_DEPLOY_LEASE = env.integer("MAILGATE_DEPLOY_LEASE", 120)
+# Convergence: a committed change queues the deployment of every host whose bundle it alters,
+# this many seconds later, so that a burst of edits becomes one deployment (docs/architecture.md).
+MAILGATE_CONVERGE = env.boolean("MAILGATE_CONVERGE", True)
+MAILGATE_CONVERGE_DELAY = env.integer("MAILGATE_CONVERGE_DELAY", 1)
 
 CELERY_BEAT_SCHEDULE = {
     "hosts-deployments-recover-stale": {

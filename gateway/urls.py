@@ -14,6 +14,7 @@ DOMAINS = Crud(
     columns=("name", "mail_hostname", "enabled", "managers"),
     prefetch_related=("managers",),
     delete_effects=selectors.domain_delete_effects,
+    liveness=True,
     empty_hint="Add your first domain; its standard aliases (postmaster@, abuse@ …) come with it.",
 )
 MAILBOXES = Crud(
@@ -23,6 +24,7 @@ MAILBOXES = Crud(
     owner_only=False,
     select_related=("domain",),
     form_links=(("Change password", "gateway:mailbox-password"),),
+    liveness=True,
     empty_hint="Create a mailbox for each person who receives mail.",
 )
 ALIASES = Crud(
@@ -31,6 +33,7 @@ ALIASES = Crud(
     columns=("address", "destinations", "allowed_as_sender", "enabled"),
     owner_only=False,
     select_related=("domain",),
+    liveness=True,
     empty_hint="Aliases forward an address to one or more mailboxes.",
 )
 

@@ -5,7 +5,11 @@ class HostsConfig(AppConfig):
     name = "hosts"
 
     def ready(self):
-        from gateway import audit
-        from hosts import models
+        from auditlog.signals import post_log
+
+        from gateway import audit, liveness
+        from hosts import models, selectors, signals
 
         audit.register(models.Host, models.Relay, models.Tunnel, models.TunnelPeer)
+        post_log.connect(signals.change_logged, dispatch_uid="hosts.converge")
+        liveness.provider(selectors.liveness)

@@ -31,6 +31,8 @@ class DeploymentStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     ROLLED_BACK = "rolled-back", "Rolled back"
+    AWAITING = "awaiting", "Waiting for approval"
+    SUPERSEDED = "superseded", "Replaced by a newer plan"
 
 
 class FileChange(models.TextChoices):
@@ -48,3 +50,11 @@ class DeploymentTrigger(models.TextChoices):
     CLI = "cli", "manage.py deploy"
     LAB = "lab", "The gateway lab"
     BENCH = "bench", "A benchmark"
+    AUTO = "auto", "A change, deployed by itself"
+
+
+class ApplyChanges(models.TextChoices):
+    """What a committed change to the directory does to a host (docs/architecture.md)."""
+
+    AUTOMATICALLY = "automatically", "Apply them at once"
+    APPROVAL = "approval", "Wait for the owner's approval"

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from gateway.bundle import RenderError
 from hosts import services
-from hosts.choices import DeploymentTrigger
+from hosts.choices import DeploymentStatus, DeploymentTrigger
 from hosts.models import Deployment, Host
 from hosts.plan import PlanChanged
 from hosts.transport import TransportError
@@ -88,9 +88,15 @@ def deploy_all(request):
 
 @owner_required
 def deployment_list(request):
+    """The plans that wait for approval, then the history."""
     deployments = Deployment.objects.select_related("host", "triggered_by")
     page = Paginator(deployments, 50).get_page(request.GET.get("page"))
-    context = {"page_obj": page, "is_paginated": page.has_other_pages(), "deployments": page}
+    context = {
+        "page_obj": page,
+        "is_paginated": page.has_other_pages(),
+        "deployments": page,
+        "waiting": deployments.filter(status=DeploymentStatus.AWAITING),
+    }
     return render(request, "hosts/deployment_list.html", context)
 
 
@@ -114,6 +120,19 @@ def deployment_log(request, pk):
     if deployment.status not in ("pending", "running"):
         response["HX-Refresh"] = "true"  # once it ends, the whole page (its files) is current
     return response
+
+
+@owner_required
+@require_POST
+def deployment_approve(request, pk):
+    deployment = get_object_or_404(Deployment, pk=pk)
+    try:
+        services.deployment_approve(
+            deployment=deployment, plan_digest=request.POST.get("digest", ""), user=request.user
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("hosts:deployment-detail", pk=pk)
 
 
 @owner_required

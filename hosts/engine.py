@@ -175,6 +175,8 @@ def _apply(deployment: Deployment, bundle: Bundle, session: Session, log: Log):
         log(f"Drift: {file.path} on the host differs from the last deployment.")
     if not plan.changes:
         return _finish(deployment, log, DeploymentStatus.SUCCEEDED, "Nothing to change.")
+    if deployment.must_wait():
+        return _hold(deployment, log, plan)
     units = ", ".join(unit.name for unit in plan.affected_units)
     log(f"{len(plan.changes)} file(s) to change in {units}.")
     where = remote.folder(deployment.pk)
@@ -260,6 +262,16 @@ def recover(deployment: Deployment) -> DeploymentStatus:
     except TransportError as exc:
         log(f"Still cannot reach the host: {exc}")
         return DeploymentStatus.RUNNING
+
+
+def _hold(deployment: Deployment, log: Log, plan: Plan) -> DeploymentStatus:
+    """Leave the plan, its files recorded, for the owner to approve; it replaces the host's
+    earlier waiting plan, and the host's lock is released."""
+    log(f"{len(plan.changes)} file(s) to change: the plan waits for the owner's approval.")
+    waiting = Deployment.objects.filter(host=deployment.host, status=DeploymentStatus.AWAITING)
+    waiting.update(status=DeploymentStatus.SUPERSEDED)
+    deployment.transition(DeploymentStatus.AWAITING, plan_digest=plan.digest)
+    return DeploymentStatus.AWAITING
 
 
 def _finish(deployment, log, status: DeploymentStatus, message: str) -> DeploymentStatus:

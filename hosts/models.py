@@ -21,6 +21,7 @@ from gateway.validators import (
 )
 from hosts import wireguard
 from hosts.choices import (
+    ApplyChanges,
     DeploymentStatus,
     DeploymentTrigger,
     FileChange,
@@ -160,6 +161,7 @@ class Host(models.Model):
         "mail_backend",
         "gateway_proxy",
         "relay",
+        "apply_changes",
     )
 
     name = models.CharField(
@@ -317,6 +319,27 @@ class Host(models.Model):
         blank=True,
         related_name="hosts",
         help_text="Send outgoing mail through this smarthost instead of delivering it directly.",
+    )
+    apply_changes = models.CharField(
+        "directory changes",
+        max_length=20,
+        choices=ApplyChanges,
+        default=ApplyChanges.AUTOMATICALLY,
+        help_text="What a change to domains, mailboxes, aliases, keys or passwords does to this "
+        "host: deployed at once, or its plan waits for your approval. A change to a host, relay "
+        "or the tunnel always waits for you.",
+    )
+    infrastructure_changed_at = models.DateTimeField(
+        null=True,
+        editable=False,
+        help_text="When a host, relay or tunnel last changed while the owner had not deployed "
+        "it yet: until the owner does, this host's automatic deployments wait for approval.",
+    )
+    converged_at = models.DateTimeField(
+        null=True,
+        editable=False,
+        help_text="When Mailgate last found that the host has every change up to then: its "
+        "bundle was what it last deployed.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -563,8 +586,10 @@ class Deployment(models.Model):
             DeploymentStatus.SUCCEEDED,
             DeploymentStatus.FAILED,
             DeploymentStatus.ROLLED_BACK,
+            DeploymentStatus.AWAITING,
         },
         DeploymentStatus.FAILED: {DeploymentStatus.ROLLED_BACK},
+        DeploymentStatus.AWAITING: {DeploymentStatus.PENDING, DeploymentStatus.SUPERSEDED},
     }
 
     host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="deployments")
@@ -577,6 +602,14 @@ class Deployment(models.Model):
     )
     rollback_of = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rollbacks"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The owner who approved this automatic deployment's plan.",
     )
     log = models.TextField(blank=True)
     plan_digest = models.CharField(
@@ -618,6 +651,22 @@ class Deployment(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+    @property
+    def by_the_owner(self) -> bool:
+        """The owner started or approved it: it may carry infrastructure changes."""
+        return self.trigger != DeploymentTrigger.AUTO or self.approved_by_id is not None
+
+    def must_wait(self) -> bool:
+        """An automatic deployment waits for the owner's approval when its host asks for it or
+        an infrastructure change has not been deployed by the owner yet; read afresh after
+        rendering, so that a change the render saw cannot slip past (docs/architecture.md)."""
+        if self.by_the_owner:
+            return False
+        mode, changed = Host.objects.values_list("apply_changes", "infrastructure_changed_at").get(
+            pk=self.host_id
+        )
+        return mode == ApplyChanges.APPROVAL or changed is not None
 
     def transition(self, to: DeploymentStatus, **fields) -> bool:
         """Move to a new status if the current one allows it; a concurrent change wins."""

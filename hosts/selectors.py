@@ -1,8 +1,20 @@
+from datetime import datetime
+
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
+from gateway.liveness import Liveness, State
 from gateway.models import Alias, Domain, Mailbox
+from hosts.choices import DeploymentStatus
 from hosts.models import Deployment, Host, Relay, Tunnel, TunnelPeer
+
+# How a row stands when its hosts disagree: the worst of them.
+LIVENESS_ORDER = (State.FAILED, State.WAITING, State.PENDING, State.LIVE)
+OUTCOMES = {
+    DeploymentStatus.FAILED: State.FAILED,
+    DeploymentStatus.ROLLED_BACK: State.FAILED,
+    DeploymentStatus.AWAITING: State.WAITING,
+}
 
 DASHBOARD_DOMAINS = 20
 
@@ -43,3 +55,61 @@ def secret_values(host: Host) -> list[str]:
     values += Tunnel.objects.filter(hub=host).values_list("hub_private_key", flat=True)
     values += TunnelPeer.objects.filter(host=host).values_list("private_key", flat=True)
     return [value for value in values if value and "-----" not in value]
+
+
+def liveness(changed: dict[int, datetime | None]) -> dict[int, Liveness]:
+    """``gateway.liveness``'s provider. A change is live on a host once the host has every
+    change up to a moment after it: a deployment that rendered after it succeeded, or Mailgate
+    found the host's bundle unchanged since. Else the host's latest deployment that rendered
+    after it says whether it failed or waits for approval. Three queries for any rows."""
+    hosts = dict(Host.objects.exclude(ssh_host_key="").values_list("pk", "converged_at"))
+    if not hosts:
+        return {pk: Liveness(State.PENDING, when) for pk, when in changed.items()}
+    through = _live_through(hosts)
+    since = min((when for when in changed.values() if when), default=None)
+    recent = (
+        list(
+            Deployment.objects.filter(host__in=hosts, started_at__gte=since)
+            .exclude(status__in=(DeploymentStatus.PENDING, DeploymentStatus.RUNNING))
+            .order_by("started_at")
+            .values_list("pk", "host_id", "status", "started_at")
+        )
+        if since
+        else []
+    )
+    return {pk: _row_liveness(when, through, recent) for pk, when in changed.items()}
+
+
+def _live_through(hosts: dict[int, datetime | None]) -> dict[int, datetime | None]:
+    """By host: the moment up to which every change is on it (a rollback's: the moment of
+    the deployment whose files it brought back)."""
+    deployed = {
+        host_id: rolled_back_to or started
+        for host_id, started, rolled_back_to in Deployment.objects.filter(
+            host__in=hosts, status=DeploymentStatus.SUCCEEDED
+        )
+        .order_by("host_id", "-finished_at", "-pk")
+        .distinct("host_id")
+        .values_list("host_id", "started_at", "rollback_of__started_at")
+    }
+    return {
+        pk: max(filter(None, (deployed.get(pk), converged)), default=None)
+        for pk, converged in hosts.items()
+    }
+
+
+def _row_liveness(when, through: dict, recent: list) -> Liveness:
+    on_hosts = [_on_host(when, pk, moment, recent) for pk, moment in through.items()]
+    state, deployment = min(on_hosts, key=lambda s: (LIVENESS_ORDER.index(s[0]), -(s[1] or 0)))
+    return Liveness(state, None if state == State.LIVE else when, deployment)
+
+
+def _on_host(when, host_id: int, through, recent: list) -> tuple[str, int | None]:
+    """How a change made at ``when`` stands on one host, and the deployment that says so."""
+    after = [row for row in recent if row[1] == host_id and when and row[3] >= when]
+    if through and (when is None or through >= when):
+        succeeded = (pk for pk, _, status, _ in after if status == DeploymentStatus.SUCCEEDED)
+        return State.LIVE, next(succeeded, None)
+    if after:
+        return OUTCOMES.get(after[-1][2], State.PENDING), after[-1][0]
+    return State.PENDING, None

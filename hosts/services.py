@@ -2,15 +2,17 @@
 
 import time
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from gateway.bundle import Bundle
-from gateway.queueing import after_commit
+from gateway.bundle import Bundle, RenderError
+from gateway.queueing import after_commit, after_commit_coalesced
 from hosts import engine, transport, wireguard
-from hosts.choices import DeploymentStatus, DeploymentTrigger
+from hosts.choices import DeploymentStatus, DeploymentTrigger, FileChange
 from hosts.models import Deployment, Host, Tunnel
-from hosts.plan import Plan, make_plan
+from hosts.plan import Plan, last_deployed, make_plan
 from hosts.render import render_host
 from hosts.validators import validate_host_key
 
@@ -105,6 +107,88 @@ def deployment_rollback(
     )
 
 
+def deployment_run(*, deployment: Deployment, bundle: Bundle | None = None) -> DeploymentStatus:
+    """Carry a deployment out (``engine.run``; raises engine.Busy while the host is taken). Once
+    a deployment of the rendered models that the owner started or approved succeeds, the
+    infrastructure changes it rendered no longer hold automatic deployments back; a failed
+    automatic one is on the status page at once."""
+    hosts = Host.objects.filter(pk=deployment.host_id)
+    # Read before rendering: a change committed after this keeps its mark (see the update).
+    marked = hosts.values_list("infrastructure_changed_at", flat=True).get()
+    status = engine.run(deployment, bundle=bundle)
+    rendered = bundle is None and not deployment.rollback_of_id
+    if status == DeploymentStatus.SUCCEEDED and rendered and deployment.by_the_owner:
+        hosts.filter(infrastructure_changed_at=marked).update(infrastructure_changed_at=None)
+    failed = status in (DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK)
+    if failed and deployment.trigger == DeploymentTrigger.AUTO:
+        after_commit("gateway.tasks.status_refresh", ["hosts"])
+    return status
+
+
+def deployment_approve(*, deployment: Deployment, plan_digest: str, user) -> Deployment:
+    """Apply a plan that waits for approval, exactly the one the owner saw (``plan_digest``):
+    the worker deploys it only if the plan it makes itself is still that one."""
+    if not user.is_superuser:
+        raise PermissionDenied("Only the owner approves a deployment.")
+    if plan_digest != deployment.plan_digest:
+        raise ValidationError("This is not the plan that waits: review the plan shown now.")
+    with transaction.atomic():
+        if not deployment.transition(DeploymentStatus.PENDING, approved_by=user):
+            raise ValidationError("Only a plan that waits for approval can be approved.")
+        after_commit("hosts.tasks.deployment_run", deployment.pk)
+    return deployment
+
+
+def change_committed(*, infrastructure: bool) -> None:
+    """A change the change log recorded, inside its transaction: once it commits, every host
+    whose bundle it alters is deployed (``hosts_converge``, coalesced). An infrastructure
+    change marks every host in the same transaction, so no automatic deployment that could
+    have rendered it goes out without the owner."""
+    if infrastructure:
+        Host.objects.update(infrastructure_changed_at=timezone.now())
+    if settings.MAILGATE_CONVERGE:
+        after_commit_coalesced("hosts.tasks.hosts_converge", delay=settings.MAILGATE_CONVERGE_DELAY)
+
+
+def hosts_converge() -> list[Deployment]:
+    """Queue an automatic deployment of every host with a confirmed key whose bundle differs
+    from what it last received; returns them."""
+    hosts = Host.objects.exclude(ssh_host_key="").order_by("name")
+    return [deployment for host in hosts if (deployment := host_converge(host=host))]
+
+
+def host_converge(*, host: Host) -> Deployment | None:
+    """Deploy ``host`` if its bundle changed, unless a deployment that will carry the change is
+    already there: a pending automatic one (it renders when it runs) or a plan that waits with
+    exactly these files. A bundle that cannot be rendered is deployed too: the deployment fails
+    with the reason, on the status page."""
+    moment = timezone.now()
+    try:
+        files = _files(render_host(host))
+    except RenderError:
+        files = None
+    if files == _deployed_files(last_deployed(host).values()):
+        Host.objects.filter(pk=host.pk).update(converged_at=moment)
+        return None
+    with transaction.atomic():
+        Host.objects.select_for_update().get(pk=host.pk)  # one converging worker per host
+        waiting = Deployment.objects.filter(host=host, trigger=DeploymentTrigger.AUTO)
+        if waiting.filter(status=DeploymentStatus.PENDING).exists():
+            return None
+        held = waiting.filter(status=DeploymentStatus.AWAITING).first()
+        if held and files == _deployed_files(held.files.all()):
+            return None
+        return deployment_queue(host=host, trigger=DeploymentTrigger.AUTO)
+
+
+def _files(bundle: Bundle) -> dict[str, str]:
+    return {file.path: file.sha256 for file in bundle.files}
+
+
+def _deployed_files(rows) -> dict[str, str]:
+    return {row.path: row.after_sha256 for row in rows if row.change != FileChange.DELETED}
+
+
 def deployment_run_here(
     *, host: Host, trigger: DeploymentTrigger, bundle: Bundle | None = None, wait: float = 600
 ) -> Deployment:
@@ -115,7 +199,7 @@ def deployment_run_here(
     deadline = time.monotonic() + wait
     while True:
         try:
-            engine.run(deployment, bundle=bundle)
+            deployment_run(deployment=deployment, bundle=bundle)
             break
         except engine.Busy:
             if time.monotonic() > deadline:

@@ -18,9 +18,15 @@ def deployment_run(self, deployment_id: int) -> str:
     """Run one deployment; wait (retry) while another runs on the same host."""
     deployment = Deployment.objects.select_related("host", "rollback_of").get(pk=deployment_id)
     try:
-        return engine.run(deployment)
+        return services.deployment_run(deployment=deployment)
     except engine.Busy:
         raise self.retry(countdown=1) from None
+
+
+@shared_task
+def hosts_converge() -> list[int]:
+    """Queued (coalesced) after a committed change: deploy the hosts whose bundle it altered."""
+    return [deployment.pk for deployment in services.hosts_converge()]
 
 
 @shared_task

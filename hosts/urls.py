@@ -53,6 +53,9 @@ urlpatterns = [
     path("deployments/<int:pk>/", deploy_views.deployment_detail, name="deployment-detail"),
     path("deployments/<int:pk>/log/", deploy_views.deployment_log, name="deployment-log"),
     path(
+        "deployments/<int:pk>/approve/", deploy_views.deployment_approve, name="deployment-approve"
+    ),
+    path(
         "deployments/<int:pk>/rollback/",
         deploy_views.deployment_rollback,
         name="deployment-rollback",

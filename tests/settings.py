@@ -14,3 +14,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # One cache per test process, emptied before each test (tests/conftest.py): a Redis cache would
 # share the status check's cooldown between tests and with other runs.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Changes queue no deployments by themselves, except in the tests of convergence
+# (tests/test_converge.py): a task queued by one test would run in a later test's worker.
+MAILGATE_CONVERGE = False

@@ -1,14 +1,70 @@
+from datetime import datetime
+
 from django.db import transaction
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from gateway import passwords, services, totp
+from gateway import liveness, passwords, services, totp
 from gateway.api.base import ModelCleanSerializer
 from gateway.models import Alias, ApiToken, Domain, Mailbox, StatusChange, StatusItem
 from gateway.scoping import acts_as_owner
 from gateway.validators import validate_local_part
 
 
-class DomainSerializer(ModelCleanSerializer):
+class LivenessListSerializer(serializers.ListSerializer):
+    """Asks ``gateway.liveness`` once for the whole page instead of once per row."""
+
+    def to_representation(self, data):
+        rows = list(data.all() if hasattr(data, "all") else data)
+        self.context["liveness"] = liveness.of(self.child.Meta.model, rows)
+        return super().to_representation(rows)
+
+
+class LivenessSerializer(ModelCleanSerializer):
+    """Whether the row's last change is on the hosts (read-only)."""
+
+    live = serializers.SerializerMethodField(
+        help_text="Whether its last change is on every host Mailgate deploys."
+    )
+    pending_since = serializers.SerializerMethodField(
+        help_text="When the change that is not live yet was made; null once it is live."
+    )
+    live_state = serializers.SerializerMethodField(
+        help_text="pending, waiting (for the owner's approval), live or failed."
+    )
+    deployment = serializers.SerializerMethodField(
+        help_text="The deployment it went out in, waits in or failed in (owner: "
+        "/api/deployments/{id}/)."
+    )
+
+    class Meta:
+        list_serializer_class = LivenessListSerializer
+
+    def _liveness(self, row) -> liveness.Liveness:
+        known = self.context.get("liveness") or {}
+        if row.pk not in known:
+            known = liveness.of(type(row), [row])
+            self.context["liveness"] = known
+        return known[row.pk]
+
+    def get_live(self, row) -> bool:
+        return self._liveness(row).live
+
+    def get_pending_since(self, row) -> datetime | None:
+        return self._liveness(row).pending_since
+
+    @extend_schema_field(serializers.ChoiceField(choices=liveness.State.choices))
+    def get_live_state(self, row) -> str:
+        return self._liveness(row).state
+
+    def get_deployment(self, row) -> int | None:
+        return self._liveness(row).deployment_id
+
+
+LIVENESS_FIELDS = ["live", "pending_since", "live_state", "deployment"]
+
+
+class DomainSerializer(LivenessSerializer):
     aliases_to = serializers.PrimaryKeyRelatedField(
         queryset=Mailbox.objects.all(),
         write_only=True,
@@ -29,7 +85,7 @@ class DomainSerializer(ModelCleanSerializer):
         style={"input_type": "password"},
     )
 
-    class Meta:
+    class Meta(LivenessSerializer.Meta):
         model = Domain
         fields = [
             "id",
@@ -38,6 +94,7 @@ class DomainSerializer(ModelCleanSerializer):
             "aliases_to",
             "first_mailbox",
             "first_mailbox_password",
+            *LIVENESS_FIELDS,
         ]
 
     def validate(self, attrs):
@@ -83,7 +140,7 @@ class DomainSerializer(ModelCleanSerializer):
         return domain
 
 
-class AddressSerializer(ModelCleanSerializer):
+class AddressSerializer(LivenessSerializer):
     """A mailbox or alias, saved through ``services.address_save`` so that losing a race for
     its address is a 400 that says so."""
 
@@ -109,9 +166,16 @@ class MailboxSerializer(AddressSerializer):
         help_text="Required on creation; stored only as a {BLF-CRYPT} hash.",
     )
 
-    class Meta:
+    class Meta(LivenessSerializer.Meta):
         model = Mailbox
-        fields = ["id", *Mailbox.EDITABLE_FIELDS, "address", "created_at", "password"]
+        fields = [
+            "id",
+            *Mailbox.EDITABLE_FIELDS,
+            "address",
+            "created_at",
+            "password",
+            *LIVENESS_FIELDS,
+        ]
 
     def validate(self, attrs):
         password = attrs.pop("password", None)
@@ -130,9 +194,9 @@ class AliasSerializer(AddressSerializer):
     address = serializers.CharField(read_only=True)
     destinations = serializers.ListField(child=serializers.CharField(), allow_empty=False)
 
-    class Meta:
+    class Meta(LivenessSerializer.Meta):
         model = Alias
-        fields = ["id", *Alias.EDITABLE_FIELDS, "address", "created_at"]
+        fields = ["id", *Alias.EDITABLE_FIELDS, "address", "created_at", *LIVENESS_FIELDS]
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):

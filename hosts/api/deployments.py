@@ -97,6 +97,12 @@ class DeploymentFileSerializer(serializers.ModelSerializer):
 class DeploymentSerializer(serializers.ModelSerializer):
     host = serializers.SlugRelatedField(slug_field="name", read_only=True)
     triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    plan_digest = serializers.CharField(
+        read_only=True,
+        help_text="The digest of the plan it deploys; for a plan waiting for approval, pass it "
+        "to approve/.",
+    )
     files = serializers.SerializerMethodField()
 
     class Meta:
@@ -107,6 +113,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "status",
             "trigger",
             "triggered_by",
+            "approved_by",
+            "plan_digest",
             "rollback_of",
             "created_at",
             "started_at",
@@ -215,8 +223,15 @@ class DeploymentFilter(filters.FilterSet):
         fields = ["host", "status", "trigger"]
 
 
+class DeploymentApproveSerializer(serializers.Serializer):
+    digest = serializers.CharField(
+        help_text="The plan_digest of the waiting deployment whose files you reviewed."
+    )
+
+
 class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The deployment history (owner only)."""
+    """The deployment history (owner only); ``?status=awaiting`` lists the plans that wait for
+    your approval."""
 
     serializer_class = DeploymentSerializer
     filterset_class = DeploymentFilter
@@ -224,7 +239,9 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def get_queryset(self):
         if not acts_as_owner(self.request.user):
             return Deployment.objects.none()
-        return Deployment.objects.select_related("host", "triggered_by").prefetch_related("files")
+        return Deployment.objects.select_related(
+            "host", "triggered_by", "approved_by"
+        ).prefetch_related("files")
 
     @extend_schema(
         parameters=[OpenApiParameter("offset", int, description="Bytes already read.")],
@@ -256,3 +273,17 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
                 deployment=self.get_object(), trigger=DeploymentTrigger.API, user=request.user
             )
         return Response(DeploymentSerializer(rollback).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=DeploymentApproveSerializer, responses={202: DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """Deploy a plan that waits for approval, exactly the one whose ``digest`` you give: a
+        plan that changed since fails with nothing written, and the newer plan waits."""
+        given = DeploymentApproveSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        deployment = services.deployment_approve(
+            deployment=self.get_object(),
+            plan_digest=given.validated_data["digest"],
+            user=request.user,
+        )
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)

@@ -268,8 +268,7 @@ def _hold(deployment: Deployment, log: Log, plan: Plan) -> DeploymentStatus:
     """Leave the plan, its files recorded, for the owner to approve; it replaces the host's
     earlier waiting plan, and the host's lock is released."""
     log(f"{len(plan.changes)} file(s) to change: the plan waits for the owner's approval.")
-    waiting = Deployment.objects.filter(host=deployment.host, status=DeploymentStatus.AWAITING)
-    waiting.update(status=DeploymentStatus.SUPERSEDED)
+    Deployment.objects.supersede_waiting(deployment.host)
     deployment.transition(DeploymentStatus.AWAITING, plan_digest=plan.digest)
     return DeploymentStatus.AWAITING
 

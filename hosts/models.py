@@ -574,7 +574,10 @@ def _network_or_none(value: str):
 
 
 class DeploymentQuerySet(ScopedQuerySet):
-    pass
+    def supersede_waiting(self, host: Host) -> int:
+        """Retire the host's plans that wait for approval: a newer state replaced them."""
+        waiting = self.filter(host=host, status=DeploymentStatus.AWAITING)
+        return waiting.update(status=DeploymentStatus.SUPERSEDED)
 
 
 class Deployment(models.Model):

@@ -160,8 +160,9 @@ def hosts_converge() -> list[Deployment]:
 def host_converge(*, host: Host) -> Deployment | None:
     """Deploy ``host`` if its bundle changed, unless a deployment that will carry the change is
     already there: a pending automatic one (it renders when it runs) or a plan that waits with
-    exactly these files. A bundle that cannot be rendered is deployed too: the deployment fails
-    with the reason, on the status page."""
+    exactly these files. A host that has them all already has no plan left to wait for. A
+    bundle that cannot be rendered is deployed too: the deployment fails with the reason, on
+    the status page."""
     moment = timezone.now()
     try:
         files = _files(render_host(host))
@@ -169,6 +170,7 @@ def host_converge(*, host: Host) -> Deployment | None:
         files = None
     if files == _deployed_files(last_deployed(host).values()):
         Host.objects.filter(pk=host.pk).update(converged_at=moment)
+        Deployment.objects.supersede_waiting(host)
         return None
     with transaction.atomic():
         Host.objects.select_for_update().get(pk=host.pk)  # one converging worker per host

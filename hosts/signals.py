@@ -1,7 +1,7 @@
 """Convergence starts from the change log: whatever django-auditlog records (pages, the API,
 the admin, services and workers alike) may alter a host's bundle, so each recorded change hands
 over to ``services.change_committed``, which decides nothing here and queues after commit. The
-one other use of signals in the project is the change log itself (/work/shared/STYLE.md)."""
+only other signals in the project are the change log's own."""
 
 from hosts import models, services
 

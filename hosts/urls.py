@@ -7,7 +7,15 @@ from hosts.models import Host, Relay, Tunnel, TunnelPeer
 HOSTS = Crud(
     Host,
     forms.HostForm,
-    columns=("name", "ssh_address", "public_ipv4", "tunnel_address", "mail_backend", "relay"),
+    columns=(
+        "name",
+        "ssh_address",
+        "public_ipv4",
+        "tunnel_address",
+        "mail_backend",
+        "relay",
+        "apply_changes",
+    ),
     select_related=("relay",),
     row_links=(
         ("Files", "hosts:host-files"),

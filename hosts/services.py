@@ -159,10 +159,10 @@ def hosts_converge() -> list[Deployment]:
 
 def host_converge(*, host: Host) -> Deployment | None:
     """Deploy ``host`` if its bundle changed, unless a deployment that will carry the change is
-    already there: a pending automatic one (it renders when it runs) or a plan that waits with
-    exactly these files. A host that has them all already has no plan left to wait for. A
-    bundle that cannot be rendered is deployed too: the deployment fails with the reason, on
-    the status page."""
+    already there: a pending automatic one not yet approved (it renders when it runs) or a plan
+    that waits with exactly these files. A host that has them all already has no plan left to
+    wait for. A bundle that cannot be rendered is deployed too: the deployment fails with the
+    reason, on the status page."""
     moment = timezone.now()
     try:
         files = _files(render_host(host))
@@ -175,7 +175,8 @@ def host_converge(*, host: Host) -> Deployment | None:
     with transaction.atomic():
         Host.objects.select_for_update().get(pk=host.pk)  # one converging worker per host
         waiting = Deployment.objects.filter(host=host, trigger=DeploymentTrigger.AUTO)
-        if waiting.filter(status=DeploymentStatus.PENDING).exists():
+        # An approved plan takes in nothing more: it deploys only the plan that was shown.
+        if waiting.filter(status=DeploymentStatus.PENDING, approved_by=None).exists():
             return None
         held = waiting.filter(status=DeploymentStatus.AWAITING).first()
         if held and files == _deployed_files(held.files.all()):

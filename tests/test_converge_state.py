@@ -12,6 +12,7 @@ from django.utils import timezone
 from gateway import liveness
 from gateway.models import Mailbox
 from gateway.services import mailbox_create
+from hosts import services
 from hosts.choices import DeploymentStatus, DeploymentTrigger
 from hosts.models import Deployment, Host
 
@@ -92,3 +93,11 @@ def test_the_list_page_shows_it_to_a_manager(family, host, alice, client):
     assert '<th scope="col">Live</th>' in page
     assert page.count("Waiting for approval") == Mailbox.objects.count()
     assert "/deployments/" not in page  # the deployment pages are the owner's
+
+
+def test_a_pending_automatic_deployment_takes_in_a_change_unless_it_was_approved(host, owner):
+    pending = Deployment.objects.create(host=host, trigger=DeploymentTrigger.AUTO)
+    assert services.host_converge(host=host) is None  # it renders when it runs
+    Deployment.objects.filter(pk=pending.pk).update(approved_by=owner)
+    queued = services.host_converge(host=host)  # the approved plan takes in nothing more
+    assert queued and queued.trigger == DeploymentTrigger.AUTO and queued.pk != pending.pk

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import rsa as rsa_keys
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = datetime.timedelta(days=90)  # what Let's Encrypt issues
@@ -59,9 +60,14 @@ class LabCA:
         """The CA certificate that the lab's clients trust."""
         return self._certificate.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, *names: str) -> Issued:
-        """A server certificate for ``names`` (the first is its common name)."""
-        key = ec.generate_private_key(ec.SECP256R1())
+    def issue(self, *names: str, rsa: bool = False) -> Issued:
+        """A server certificate for ``names`` (the first is its common name), with an ECDSA
+        key, or an RSA one for a server that serves both kinds (Mailu's front)."""
+        key = (
+            rsa_keys.generate_private_key(public_exponent=65537, key_size=2048)
+            if rsa
+            else ec.generate_private_key(ec.SECP256R1())
+        )
         now = datetime.datetime.now(datetime.UTC)
         certificate = (
             x509.CertificateBuilder()

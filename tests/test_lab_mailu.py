@@ -1,0 +1,84 @@
+"""The Mailu home server in the lab (issue 17): ``lab up --mail-backend mailu`` behind the main
+reference gateway (Traefik, HAProxy for 25) runs Mailu's containers natively in the home
+server's namespaces with Mailu's own start scripts and templates (``lab.mailu``), deployed by
+the engine: the directory is applied by Mailu's admin, and every check of ``lab verify`` passes
+through Mailu's front, Postfix, Dovecot and rspamd."""
+
+import subprocess
+
+import pytest
+import yaml
+
+from hosts.choices import GatewayProxy, MailBackend
+from hosts.models import Deployment
+from lab import verify, world
+from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
+from tests.test_lab import assert_nothing_left
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.netns, pytest.mark.slow]
+PREFIX = "t17"
+PLAYED = {"redis", "front", "admin", "imap", "smtp", "antispam"}
+DIRECT_ATTACK = "Direct attack: no forged PROXY header relays mail, from anywhere"
+
+
+@pytest.fixture
+def folder(tmp_path, keyring):
+    return tmp_path / "lab"
+
+
+def home_run(lab, command: str) -> str:
+    result = lab.hosts["home"].run(f"cd /opt/mailu && {command}", timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_mailu_behind_the_reference_gateway_passes_every_check(folder):
+    try:
+        lab = world.up(
+            folder=folder,
+            say=print,
+            prefix=PREFIX,
+            gateway=GatewayProxy.TRAEFIK_HAPROXY,
+            mail_backend=MailBackend.MAILU,
+        )
+        home = Deployment.objects.get(host__name=world.NAMES["home"])
+        assert home.status == "succeeded", home.log
+        assert "docker compose exec -T admin flask mailu config-import" in home.log
+        running = home_run(lab, "docker compose ps --status running --services")
+        assert set(running.split()) == PLAYED
+        # What Mailu's admin holds is the directory Mailgate rendered.
+        exported = home_run(lab, "docker compose exec -T admin flask mailu config-export")
+        held = yaml.safe_load(exported)
+        assert {user["email"] for user in held["user"]} == {
+            "alice@family.example",
+            "carol@family.example",
+            "bob@friends.example",
+        }
+        aliases = {alias["email"]: alias["destination"] for alias in held["alias"]}
+        assert aliases["team@family.example"] == ["alice@family.example", "carol@family.example"]
+
+        results = verify.run_all(lab)
+        report = "\n".join(f"{r.ok} {r.name}\n{r.evidence}" for r in results)
+        print(report)
+        evidence = {r.name.split(":")[0]: r.evidence for r in results}
+        # What the lab found in Mailu's own front: from the gateway, the one client whose PROXY
+        # header it believes, a header claiming 127.0.0.1 becomes Postfix's client by XCLIENT,
+        # and Mailu's mynetworks (127.0.0.1/32 and SUBNET) relays for it. Every other claim,
+        # and every path around the gateway, relays nothing.
+        assert [r.name for r in results if not r.ok] == [DIRECT_ATTACK], report
+        attack = evidence["Direct attack"].splitlines()
+        assert "vps -> 10.8.0.2:25: relayed for ['127.0.0.1']" in attack[-3]
+        assert sum("relayed for none" in line for line in attack) == 10, attack
+        assert "client=client.outside.example[203.0.113.1]" in evidence["Inbound"]
+        assert "client ['203.0.113.1']" in evidence["Client address"]
+        assert any("553 5.7.1" in r.evidence for r in results)  # the spoofed sender
+        assert "from 203.0.113.10" in evidence["Outbound"]
+        assert "opendkim-testmsg: exit 0" in evidence["DKIM"]
+        assert "the same bytes" in evidence["WKD"]
+        assert "Local mail" not in evidence  # no mail server on a Mailu host itself
+    finally:
+        world.down(folder=folder, say=print)
+    assert_nothing_left(folder, PREFIX)
+    mailu = "-m lab.mailu|src/core/(postfix|dovecot|rspamd)/start.py|mailu:create_app"
+    left = subprocess.run(["pgrep", "-f", mailu], capture_output=True)
+    assert left.stdout == b""  # every container's processes ended with the lab

@@ -1,21 +1,21 @@
 """The deploy engine: one deployment to one host, as one transaction.
 
 ``run(deployment)`` takes the host's lock (the database allows one running deployment per
-host), renders the bundle (or replays an earlier deployment's, for a rollback), plans it against
-the host in one round trip, and, when something changed, stages the new files on the host in a
-second one, checks them there with the real tools, and starts the transaction of
-``hosts.remote``, following its log until Mailgate confirms it. A plan without changes touches
-nothing. A lost connection, or any other failure once the host may hold the new files, leaves
-the deployment running until ``recover`` learns from the host how its transaction ended (it
-rolls back by itself without Mailgate's confirmation). While it runs, a thread beats every
-``MAILGATE_DEPLOY_HEARTBEAT`` seconds; a deployment silent for ``MAILGATE_DEPLOY_LEASE``
+host), renders the bundle (or replays an earlier deployment's, for a rollback), and holds one
+conversation with the host (``remote.APPLY``, a single command on one SSH channel): the host
+reports the state of every file the plan needs; when something changed, Mailgate sends the new
+files, the host stages and checks them with the real tools and starts the transaction of
+``hosts.remote``, streaming its log, and Mailgate confirms it once it is applied. A plan without
+changes touches nothing. A lost connection, or any other failure once the host may hold the new
+files, leaves the deployment running until ``recover`` learns from the host how its transaction
+ended (it rolls back by itself without Mailgate's confirmation). While it runs, a thread beats
+every ``MAILGATE_DEPLOY_HEARTBEAT`` seconds; a deployment silent for ``MAILGATE_DEPLOY_LEASE``
 seconds has lost its worker, and ``recover_stale`` (Celery beat) concludes it.
 """
 
 import io
 import tarfile
 import threading
-import time
 import traceback
 from contextlib import contextmanager
 from datetime import timedelta
@@ -31,13 +31,10 @@ from gateway.writers import shell_quote
 from hosts import remote
 from hosts.choices import DeploymentStatus, FileChange
 from hosts.models import Deployment, DeploymentFile
-from hosts.plan import Plan, PlanChanged, make_plan
+from hosts.plan import Plan, PlanChanged, plan_from_survey, survey_paths
 from hosts.render import render_host
 from hosts.selectors import secret_values
 from hosts.transport import Session, TransportError
-
-POLL_SECONDS = 0.2
-APPLY_TIMEOUT = 30 * 60
 
 
 class Busy(Exception):
@@ -165,41 +162,102 @@ def _acquire(deployment: Deployment) -> bool:
 
 def _apply(deployment: Deployment, bundle: Bundle, session: Session, log: Log):
     log(f"Connected to {deployment.host} ({deployment.host.ssh_address}).")
-    plan = make_plan(deployment.host, bundle, session)
-    _record(deployment, plan)
-    try:
-        plan.confirm(deployment.plan_digest)
-    except PlanChanged as exc:
-        return _finish(deployment, log, DeploymentStatus.FAILED, f"{exc} Nothing was written.")
-    for file in plan.drift:
-        log(f"Drift: {file.path} on the host differs from the last deployment.")
-    if not plan.changes:
-        return _finish(deployment, log, DeploymentStatus.SUCCEEDED, "Nothing to change.")
-    if deployment.must_wait():
-        return _hold(deployment, log, plan)
-    units = ", ".join(unit.name for unit in plan.affected_units)
-    log(f"{len(plan.changes)} file(s) to change in {units}.")
-    where = remote.folder(deployment.pk)
-    staged = session.run(_stage_command(where, plan), stdin=_stage_archive(plan))
-    if not staged.ok:
+    with session.stream(remote.apply_command(deployment.pk)) as stream:
+        host = _Conversation(deployment, stream, log)
+        survey = host.survey(survey_paths(deployment.host, bundle))
+        plan = plan_from_survey(deployment.host, bundle, survey, session)
+        _record(deployment, plan)
+        try:
+            plan.confirm(deployment.plan_digest)
+        except PlanChanged as exc:
+            return _finish(deployment, log, DeploymentStatus.FAILED, f"{exc} Nothing was written.")
+        for file in plan.drift:
+            log(f"Drift: {file.path} on the host differs from the last deployment.")
+        if not plan.changes:
+            return _finish(deployment, log, DeploymentStatus.SUCCEEDED, "Nothing to change.")
+        if deployment.must_wait():
+            return _hold(deployment, log, plan)
+        units = ", ".join(unit.name for unit in plan.affected_units)
+        log(f"{len(plan.changes)} file(s) to change in {units}.")
+        state = host.apply(_stage_archive(plan))
+    if state == "stage-failed":
         return _finish(
-            deployment, log, DeploymentStatus.FAILED, f"Staging failed:\n{staged.output}"
+            deployment, log, DeploymentStatus.FAILED, "Staging failed: nothing was written."
         )
-    checked = session.run(f"STAGE={where}/files bash {where}/verify.sh")
-    log(checked.output)
-    if not checked.ok:
-        session.run(f"rm -rf {where}")
+    if state == "check-failed":
         return _finish(
             deployment, log, DeploymentStatus.FAILED, "A check failed: nothing was activated."
         )
-    log("Checks passed; starting the transaction on the host.")
-    session.run(remote.start_command(deployment.pk))
-    state = _follow(deployment, session, log)
-    return _conclude(deployment, session, log, state)
+    return _outcome(deployment, log, state)
+
+
+class _Conversation:
+    """Mailgate's side of ``remote.APPLY`` on one open channel: what it sends, and the host's
+    output split at the marker lines that end each step."""
+
+    def __init__(self, deployment: Deployment, stream, log: Log):
+        self.deployment, self.stream, self.log = deployment, stream, log
+        self.pending = ""
+
+    def survey(self, paths: list[str]) -> str:
+        """The host's answer to ``remote.survey_command`` for ``paths``."""
+        self.stream.send(remote.framed("\0".join(paths).encode()))
+        answer = ""
+        for text, state in self._events(live=False):
+            answer += text
+            if state == "surveyed":
+                return answer
+        raise AssertionError("unreachable: _events raises when the channel ends")
+
+    def apply(self, archive: bytes) -> str:
+        """Stage, check and carry out the transaction; log its output line by line as it
+        comes (at least every ``READ_WAIT`` seconds, so the page shows it live), confirm it
+        once applied, and return the state it ended in."""
+        self.stream.send(remote.framed(archive))
+        for text, state in self._events(live=True):
+            if text.removeprefix("\n").strip():
+                self.log(text.removeprefix("\n"))
+            if state == "checked":
+                self.log("Checks passed; starting the transaction on the host.")
+            elif state == "applied":
+                self.stream.send(b"commit\n")
+            elif state in ("stage-failed", "check-failed", *remote.FINAL_STATES):
+                return state
+        raise AssertionError("unreachable: _events raises when the channel ends")
+
+    def _events(self, *, live: bool):
+        """(text, state) as the host prints them: the text before each marker with its state;
+        with ``live``, also the whole lines so far, with no state."""
+        while (chunk := self.stream.read()) is not None:
+            self.pending += chunk
+            while (found := self._next_marker()) is not None:
+                yield found
+            # Whole lines only: a secret is masked within a line, and the last line may yet
+            # turn out to be the start of a marker.
+            cut = self.pending.rfind("\n", 0, len(self.pending) - 1)
+            if live and cut > 0:
+                text, self.pending = self.pending[:cut], self.pending[cut:]
+                yield text, None
+        raise TransportError(
+            f"The connection to {self.deployment.host} ended before the deployment did"
+        )
+
+    def _next_marker(self) -> tuple[str, str] | None:
+        start = self.pending.find("\n" + remote.MARK)
+        end = self.pending.find("\n", start + 2) if start != -1 else -1
+        if end == -1:
+            return None
+        text, state = self.pending[:start], self.pending[start + 2 : end]
+        self.pending = self.pending[end + 1 :]
+        return text, state
 
 
 def _conclude(deployment, session, log, state: str) -> DeploymentStatus:
     session.run(f"rm -rf {shell_quote(remote.folder(deployment.pk))}")
+    return _outcome(deployment, log, state)
+
+
+def _outcome(deployment, log, state: str) -> DeploymentStatus:
     if state == "committed":
         return _finish(deployment, log, DeploymentStatus.SUCCEEDED, "Deployed.")
     if state == "rolled-back":
@@ -207,24 +265,6 @@ def _conclude(deployment, session, log, state: str) -> DeploymentStatus:
             deployment, log, DeploymentStatus.ROLLED_BACK, "Rolled back to the previous files."
         )
     return _finish(deployment, log, DeploymentStatus.FAILED, "The transaction failed.")
-
-
-def _follow(deployment, session, log, *, offset: int = 0) -> str:
-    """Stream the transaction's log; confirm it once it is applied; return its final state."""
-    deadline = time.monotonic() + APPLY_TIMEOUT
-    while time.monotonic() < deadline:
-        state, _, text = session.run(remote.follow_command(deployment.pk, offset)).stdout.partition(
-            "\n"
-        )
-        if text:
-            log(text)
-            offset += len(text.encode())
-        if state in remote.FINAL_STATES:
-            return state
-        if state == "applied":
-            session.run(f"touch {shell_quote(remote.folder(deployment.pk))}/commit")
-        time.sleep(POLL_SECONDS)
-    raise TransportError(f"The transaction on {deployment.host} did not finish in time")
 
 
 def recover_stale(**filters) -> list[DeploymentStatus]:
@@ -330,14 +370,3 @@ def _stage_archive(plan: Plan) -> bytes:
             info.size, info.mode = len(content), 0o600
             archive.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
-
-
-def _stage_command(where: str, plan: Plan) -> str:
-    """Unpack the archive into the deployment's folder, and copy the unchanged files of the
-    affected units beside the new ones, so each unit's checks see its whole configuration."""
-    folder = shell_quote(where)
-    return (
-        f"umask 077 && rm -rf {folder} && mkdir -p {folder} && tar -x -C {folder} -f - && "
-        f'while IFS= read -r path; do mkdir -p {folder}/files"$(dirname "$path")" && '
-        f'cp -p "$path" {folder}/files"$path" || exit 1; done < {folder}/keep'
-    )

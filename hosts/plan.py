@@ -86,10 +86,21 @@ def last_deployed(host: Host) -> dict[str, DeploymentFile]:
 
 
 def make_plan(host: Host, bundle: Bundle, session: Session) -> Plan:
-    previous = last_deployed(host)
-    paths = sorted({file.path for file in bundle.files} | set(previous))
+    paths = survey_paths(host, bundle)
     result = session.run(remote.survey_command(), stdin="\0".join(paths).encode())
-    on_host, remote_states = remote.parse_survey(result.stdout)
+    return plan_from_survey(host, bundle, result.stdout, session)
+
+
+def survey_paths(host: Host, bundle: Bundle) -> list[str]:
+    """The paths whose state on the host the plan needs: the bundle's, and those of the last
+    deployment (a file Mailgate no longer renders is removed)."""
+    return sorted({file.path for file in bundle.files} | set(last_deployed(host)))
+
+
+def plan_from_survey(host: Host, bundle: Bundle, survey: str, session: Session) -> Plan:
+    """The plan, from the host's answer to ``remote.survey_command`` for ``survey_paths``."""
+    previous = last_deployed(host)
+    on_host, remote_states = remote.parse_survey(survey)
     units = {file.path: unit.name for unit in bundle.units for file in unit.files}
     planned = [
         _file_plan(

@@ -9,6 +9,8 @@ or Mailgate died, or because the change cut the host off, it restores the previo
 re-activates them by itself: the host ends with all old or all new files, never a mix.
 """
 
+import shlex
+
 from gateway.bundle import Unit
 from gateway.writers import shell_quote
 
@@ -128,26 +130,82 @@ swap || restore
 say "+ activating"
 bash "$D/activate.sh" || restore
 say "+ verifying the live files"
-STAGE= bash "$D/verify.sh" || restore
+STAGE='' bash "$D/verify.sh" || restore
 state applied
 say "+ waiting for Mailgate to confirm (up to ${WAIT}s)"
-for _ in $(seq $((WAIT * 10))); do
+for _ in $(seq $((WAIT * 50))); do
   if [ -e "$D/commit" ]; then say "+ committed"; state committed; exit 0; fi
-  sleep 0.1
+  sleep 0.02
 done
 say "no confirmation from Mailgate: rolling back"
 restore
 """
 
 
-def start_command(deployment_id: int) -> str:
-    where = shell_quote(folder(deployment_id))
+# A deployment in one conversation (``apply_command``), so that it costs one command on the host:
+# it reads the paths to survey (their size in bytes on a line, then the NUL-separated paths) and
+# answers as ``survey_command`` does; then, unless Mailgate hangs up because nothing changes, it
+# reads the staged archive (its size on a line, then the tar), unpacks it with copies of the
+# affected units' unchanged files, runs the checks, starts the transaction detached, and streams
+# the transaction's log. Each step's end is a marker line (``MARK`` and a state): surveyed,
+# stage-failed, check-failed, checked, then the transaction's states; on "applied" it waits for
+# Mailgate's "commit" line. Arguments: the deployment folder and the commit wait in seconds.
+MARK = "\x1e"  # ASCII record separator, removed from the log it streams
+APPLY = r"""set -u
+D="$1"
+WAIT="$2"
+mark() { printf '\n\036%s\n' "$1"; }
+read -r size || exit 0
+head -c "$size" | { @SURVEY@; }
+mark surveyed
+read -r size || exit 0
+staged() (  # a subshell: the staged copy is private; the checks and activation keep the umask
+  umask 077
+  rm -rf "$D" && mkdir -p "$D" && head -c "$size" > "$D/archive.tar" \
+    && tar -x -C "$D" -f "$D/archive.tar" && rm -f "$D/archive.tar" || exit 1
+  while IFS= read -r path; do
+    mkdir -p "$D/files$(dirname "$path")" && cp -p "$path" "$D/files$path" || exit 1
+  done < "$D/keep"
+)
+staged 2>&1 || { rm -rf "$D"; mark stage-failed; exit 1; }
+STAGE="$D/files" bash "$D/verify.sh" 2>&1 || { rm -rf "$D"; mark check-failed; exit 1; }
+mark checked
+# Appending: programs that reopen /dev/stdout (Postfix's maillog_file) must not write over the
+# log from its start.
+setsid nohup bash "$D/transaction.sh" "$D" "$WAIT" >> "$D/log" 2>&1 < /dev/null &
+offset=0
+state=starting
+while :; do
+  now="$(cat "$D/state" 2>/dev/null || echo starting)"
+  end="$(stat -c %s "$D/log" 2>/dev/null || echo 0)"
+  if [ "$end" -gt "$offset" ]; then
+    tail -c +$((offset + 1)) "$D/log" | head -c $((end - offset)) | tr -d '\036'
+    offset="$end"
+  fi
+  if [ "$now" != "$state" ]; then
+    state="$now"
+    mark "$state"
+    case "$state" in
+      applied) read -r -t "$WAIT" answer && [ "$answer" = commit ] && touch "$D/commit" ;;
+      committed | rolled-back | failed) rm -rf "$D"; exit 0 ;;
+    esac
+  fi
+  sleep 0.02
+done
+""".replace("@SURVEY@", survey_command())
+
+
+def apply_command(deployment_id: int) -> str:
+    # shlex.quote, not shell_quote: the script is Mailgate's own and spans lines by design.
     return (
-        f"setsid nohup bash {where}/transaction.sh {where} {COMMIT_WAIT} "
-        # Appending: programs that reopen /dev/stdout (Postfix's maillog_file) must not
-        # write over the log from its start.
-        f">> {where}/log 2>&1 < /dev/null & echo started"
+        f"bash -c {shlex.quote(APPLY)} mailgate-apply "
+        f"{shell_quote(folder(deployment_id))} {COMMIT_WAIT}"
     )
+
+
+def framed(data: bytes) -> bytes:
+    """``data`` as ``APPLY`` reads it: its size on a line, then the bytes."""
+    return f"{len(data)}\n".encode() + data
 
 
 def follow_command(deployment_id: int, offset: int) -> str:

@@ -8,16 +8,19 @@ database for the length of the connection and never written to disk.
 """
 
 import base64
+import codecs
 import hashlib
 import io
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import paramiko
 
 CONNECT_TIMEOUT = 10
 COMMAND_TIMEOUT = 300
+READ_WAIT = 0.5  # how long a Stream.read waits for output before it returns to its caller
 _KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 
 
@@ -150,6 +153,22 @@ class Session:
             status, stdout.decode(errors="replace"), stderr.decode(errors="replace")
         )
 
+    @contextmanager
+    def stream(self, command: str, *, timeout: float = COMMAND_TIMEOUT):
+        """Run ``command`` on a channel that stays open: a conversation, where Mailgate sends to
+        its stdin while it reads its output (stdout and stderr together) as it comes."""
+        try:
+            channel = self.client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
+            channel.set_combine_stderr(True)
+            channel.settimeout(READ_WAIT)
+            channel.exec_command(command)
+        except (OSError, EOFError, paramiko.SSHException, AttributeError) as exc:
+            raise TransportError(f"Lost the connection to {self.host}: {exc or 'closed'}") from None
+        try:
+            yield Stream(channel, self.host, deadline=time.monotonic() + timeout)
+        finally:
+            channel.close()
+
     @property
     def sftp(self) -> paramiko.SFTPClient:
         if self._sftp is None:
@@ -171,6 +190,37 @@ class Session:
                 return remote.read()
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise TransportError(f"Cannot read {path} on {self.host}: {exc}") from None
+
+
+class Stream:
+    """One command's open channel (``Session.stream``)."""
+
+    def __init__(self, channel, host, *, deadline: float):
+        self.channel, self.host, self.deadline = channel, host, deadline
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.channel.settimeout(max(self.deadline - time.monotonic(), READ_WAIT))
+            self.channel.sendall(data)
+            self.channel.settimeout(READ_WAIT)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise TransportError(f"Lost the connection to {self.host}: {exc or 'closed'}") from None
+
+    def read(self) -> str | None:
+        """What the command printed since the last read, waiting up to ``READ_WAIT`` seconds
+        for something ("" when nothing came); None once the command has ended."""
+        if time.monotonic() > self.deadline:
+            raise TransportError(f"The command on {self.host} timed out")
+        try:
+            data = self.channel.recv(65536)
+        except TimeoutError:
+            return ""
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise TransportError(f"Lost the connection to {self.host}: {exc or 'closed'}") from None
+        if not data:
+            return None
+        return self._decoder.decode(data)
 
 
 def _drain(channel, *, deadline: float) -> tuple[bytes, bytes]:

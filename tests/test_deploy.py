@@ -4,6 +4,7 @@ per-host lock and rollback to an earlier deployment."""
 
 import dataclasses
 import re
+import subprocess
 import threading
 import time
 from datetime import timedelta
@@ -250,6 +251,55 @@ def test_it_masks_the_hosts_secrets_in_the_log(host, lab):
     assert re.search(r"leak \*{8}", deployment.log)
 
 
+def test_it_masks_a_secret_that_arrives_in_pieces(host, lab):
+    secret = host.ssh_private_key.splitlines()[1]
+    half = len(secret) // 2
+    lab.run(f"printf '%s' '{secret}' > {PROBE}/secret")  # not in any command Mailgate logs
+    # The halves a second apart: the engine reads (and could log) the first one alone.
+    file = f"{PROBE}/secret"
+    slow = f"printf 'leak '; head -c {half} {file}; sleep 1; tail -c +{half + 1} {file}"
+    deployment = deploy(host, bundle(activate=slow))
+    assert deployment.status == DeploymentStatus.SUCCEEDED, deployment.log
+    assert secret[:half] not in deployment.log and re.search(r"leak \*{8}", deployment.log)
+
+
+def test_a_change_is_one_command_on_the_host(host, lab, monkeypatch):
+    deploy(host, bundle())
+    commands = []
+    for name in ("run", "stream"):
+        real = getattr(transport.Session, name)
+        monkeypatch.setattr(
+            transport.Session,
+            name,
+            lambda self, command, *args, _real=real, **kwargs: (
+                commands.append(command) or _real(self, command, *args, **kwargs)
+            ),
+        )
+    deployment = deploy(host, bundle("v2", changed="b"))
+    assert deployment.status == DeploymentStatus.SUCCEEDED, deployment.log
+    # Survey, staging, checks, the transaction and its commit: one conversation, no polling.
+    assert len(commands) == 1 and commands[0].startswith("bash -c")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_log_shows_the_transaction_while_it_runs(host, lab):
+    deploy(host, bundle())
+    deployment = Deployment.objects.create(host=host, trigger="test")
+    slow = bundle("v2", activate='echo "half $(echo way)"; sleep 2')
+    worker = threading.Thread(target=engine.run, args=(deployment,), kwargs={"bundle": slow})
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "half way" not in Deployment.objects.get(pk=deployment.pk).log:
+            assert time.monotonic() < deadline, Deployment.objects.get(pk=deployment.pk).log
+            time.sleep(0.1)
+        assert Deployment.objects.get(pk=deployment.pk).status == DeploymentStatus.RUNNING
+    finally:
+        worker.join()
+    deployment.refresh_from_db()
+    assert deployment.status == DeploymentStatus.SUCCEEDED, deployment.log
+
+
 def test_it_reports_an_unreachable_host(host, lab):
     lab.stop_sshd()
     deployment = deploy(host, bundle())
@@ -340,3 +390,13 @@ def test_it_deploys_only_the_plan_that_was_shown(host, lab):
     assert contents(lab) == {"a": None, "b": None, "c": None}
     seen = Deployment.objects.create(host=host, trigger="ui", plan_digest=shown.digest)
     assert engine.run(seen, bundle=bundle()) == DeploymentStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("name", ["APPLY", "TRANSACTION"])
+def test_the_engines_own_scripts_pass_shellcheck(name, tmp_path):
+    script = tmp_path / f"{name}.sh"
+    script.write_text(getattr(remote, name))
+    checked = subprocess.run(
+        ["shellcheck", "--shell=bash", str(script)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout

@@ -20,7 +20,13 @@ from tests.deploy_world import relay_host
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MAIN_CF = "/etc/postfix/main.cf"
-FAILING_SYSTEMCTL = "#!/bin/sh\necho 'reload refused' >&2\nexit 1\n"
+# Refuses the new files' reload, then takes the previous files' as the stand-in always does.
+FAILING_SYSTEMCTL = """#!/bin/sh
+[ -e /var/lib/mailgate/refused ] && exit 0
+touch /var/lib/mailgate/refused
+echo 'reload refused' >&2
+exit 1
+"""
 
 
 def wait_until(condition, timeout: float = 60, what: str = "the condition"):
@@ -245,6 +251,7 @@ def test_a_failed_automatic_deployment_is_red_and_leaves_the_previous_files(
     domain_client.patch(url, {"mail_hostname": "mx.family.example"}, format="json")
     (failed,) = wait_until(lambda: settled(host), what="the automatic deployment")
     assert failed.status == DeploymentStatus.ROLLED_BACK, failed.log
+    assert "reload refused" in failed.log and "re-activating" not in failed.log
     assert lab.read(MAIN_CF) == before
     state = domain_client.get(url).json()
     assert state["live_state"] == "failed" and state["live"] is False

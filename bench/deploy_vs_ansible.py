@@ -8,7 +8,8 @@ and one reload when anything changed. Ansible gets the equivalent playbook: ``te
 ControlPersist (so its later runs reuse the connection). Both go to a lab host in a network
 namespace (``lab.hosts``), each into its own folder. Measured in one run, best of ``--repeat``:
 the first deployment, a deployment with nothing changed, and one with one file changed.
-Goals: nothing changed at least 10x faster than Ansible, one file changed at least 3x.
+Goals: one file changed, with its check and reload, in at most 0.5 s and at least 20x faster
+than Ansible; the first deployment in at most 1.0 s; nothing changed at least 40x faster.
 """
 
 import argparse

@@ -196,6 +196,11 @@ CELERY_RESULT_BACKEND = env.string(
     if CELERY_BROKER_URL.startswith("filesystem://")
     else CELERY_BROKER_URL,
 )
+# The embedded broker's folders exist for any data folder, not only the one bin/run prepared
+# (a command such as ``lab up`` queues work as soon as it changes the directory).
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for folder in ("queue", "processed", "control", "results"):
+        (DATA_DIR / "celery" / folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = env.boolean("CELERY_TASK_ALWAYS_EAGER", False)
 
 # The cache holds state every web worker must share (the status check's cooldown): Redis

@@ -34,6 +34,9 @@ NSENTER = "/usr/bin/nsenter"
 NETNS_EXEC = ("/usr/sbin/ip", "netns", "exec")
 PRIVATE_MOUNTS = ("/usr/bin/unshare", "--mount", "--propagation", "private")
 DEV_LOG = Path("/dev/log")
+# This machine's root shell start-up (a Python version manager, say) is not a fresh host's: bash
+# reads it for every command sshd runs, so each lab host sees an empty one instead.
+ROOT_BASHRC = Path("/root/.bashrc")
 # A syslog socket for one lab host: every datagram becomes a line of its log file.
 SYSLOG_RECEIVER = """
 import os, socket, sys, time
@@ -262,6 +265,9 @@ class LabHost:
         mounts = [(self.root / "private" / path.strip("/"), path) for path in self.private_dirs]
         if self.syslog:
             mounts.append((self.root / "syslog.sock", str(DEV_LOG)))
+        if ROOT_BASHRC.exists():
+            (self.root / "bashrc").write_text("")
+            mounts.append((self.root / "bashrc", str(ROOT_BASHRC)))
         commands = "".join(f"mount --bind {source} {target} && " for source, target in mounts)
         log = self.root / "anchor.log"
         with log.open("wb") as errors:

@@ -8,6 +8,7 @@ with the reason, except under ``CI=true``, where a missing oracle is a failure, 
 
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -19,8 +20,12 @@ def shared_path(*parts: str) -> Path:
     """The path of ``parts`` under the shared test data, or skip (fail under CI) when absent."""
     path = SHARED_DIR.joinpath(*parts)
     if not path.exists():
-        reason = f"{path} is missing: set MAILGATE_SHARED_DIR to the folder beside the project"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        unavailable(f"{path} is missing: set MAILGATE_SHARED_DIR to the folder beside the project")
     return path
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test for want of what lives beside the project; under ``CI=true``, fail it."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)

@@ -46,14 +46,14 @@ MARKED_FIXTURES = {
 }
 MARKED_MODULES = {
     "netns": {"test_lab"},
-    "browser": {"test_browser"},
+    "browser": {"test_project_browser"},
     # schemathesis; bin/run sets up a venv; Postfix and OpenDKIM signing through a key rotation;
     # Mailu's own admin and its containers' tools (~50 s)
     "slow": {
         "test_api_schema",
-        "test_run_command",
+        "test_project_run_command",
         "test_zones_signing_postfix",
-        "test_mailu_oracle",
+        "test_render_mailu_oracle",
     },
 }
 

@@ -1,6 +1,6 @@
 """Status items as the probes would leave them for the infrastructure of ``tests.world``, for
 tests of what the page and the picture show (the probes themselves are tested against lab
-hosts in ``test_status_probes.py``)."""
+hosts in ``test_hosts_probes.py``)."""
 
 from django.utils import timezone
 

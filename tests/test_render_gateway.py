@@ -561,7 +561,7 @@ def test_it_passes_its_own_checks(world, tmp_path, flavour):
     for script in unit.checks:
         if is_docker_only(script):
             # Not runnable here (no Docker daemon), and skipped on a host without Docker too;
-            # the Traefik image's check runs on the traefik binary in test_traefik_check.py.
+            # the Traefik image's check runs on the traefik binary in test_render_traefik_check.py.
             continue
         result = run_check(unit.name, script, tmp_path)
         assert result.ok, result.output

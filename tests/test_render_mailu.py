@@ -195,7 +195,7 @@ def test_it_refuses_a_mailbox_without_a_password(world):
 
 def test_it_refuses_a_display_name_longer_than_mailu_keeps(world):
     """Mailu's import refuses a display name over 160 characters, and with it the whole
-    directory (tests/test_mailu_oracle.py); Mailgate allows 200."""
+    directory (tests/test_render_mailu_oracle.py); Mailgate allows 200."""
     ctx = context(world, "home")
     long_name = dataclasses.replace(ctx.directory.mailboxes[0], display_name="J" * 161)
     with pytest.raises(

@@ -83,7 +83,8 @@ def test_every_renderer_has_work_in_this_world(world):
 
 
 # NUL and U+2028 are left out: PostgreSQL refuses NUL in text, and the update bypasses the
-# validators that refuse both (tests/test_gateway_validation.py sweeps them through forms and the API).
+# validators that refuse both (tests/test_gateway_validation.py sweeps them through forms and
+# the API).
 @pytest.mark.parametrize("char", sweep(["\n", "\r", "\x1b"]), ids=repr)
 @pytest.mark.parametrize(
     ("model", "field"), TEXT_FIELDS, ids=[f"{m.__name__}.{f}" for m, f in TEXT_FIELDS]

@@ -198,8 +198,9 @@ def test_mailus_antispam_sees_the_keys_the_override_names(mailu, rotating):
 @pytest.mark.skipif(shutil.which("rspamadm") is None, reason="rspamd is not installed")
 def test_it_checks_rspamds_override_with_rspamadm_before_activation(mailu, rotating, tmp_path):
     """On a host without a running Mailu the host's rspamadm parses the staged override; a
-    broken one fails the check with rspamd's parser message (see tests/test_render_mailu_oracle.py for
-    the override inside Mailu's whole rspamd configuration)."""
+    broken one fails the check with rspamd's parser message (see
+    tests/test_render_mailu_oracle.py for the override inside Mailu's whole rspamd
+    configuration)."""
     bundle = render_host(mailu)
     bundle.write_to(tmp_path)
     check = bundle.unit("mailu-dkim").checks[0]

@@ -71,8 +71,8 @@ def configtest() -> str:
     """Check the staged override with rspamd's parser before it replaces the live one: Mailu's
     own rspamd in the running antispam container, else the host's rspamadm, else (no Mailu
     running yet, no rspamd on the host) nothing. A syntax error fails the deployment instead
-    of leaving Mailu's antispam unable to start (tests/test_render_mailu_oracle.py checks the override
-    inside Mailu's full rspamd configuration)."""
+    of leaving Mailu's antispam unable to start (tests/test_render_mailu_oracle.py checks the
+    override inside Mailu's full rspamd configuration)."""
     live = shell_quote(mailu.COMPOSE_PATH)
     staged = f'"$STAGE"{shell_quote(OVERRIDE)}'
     test = shell_quote(_CONFIGTEST)

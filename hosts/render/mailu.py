@@ -20,9 +20,9 @@ refuses changes nothing. What it costs, and why Mailu's admin UI is off (``ADMIN
   account included) are deleted at the next deployment.
 - Settings Mailgate does not model are reset to Mailu's defaults at every deployment: auto-reply,
   forwarding, spam threshold. A password changed in Mailu goes back to the one set in Mailgate.
-- What hangs off a domain or user in tables of its own is **not** reset (Mailu's oracle shows it,
-  tests/test_render_mailu_oracle.py; docs/facts.md §3): application tokens, fetched accounts, manager
-  rights and a domain's alternative names made in Mailu before Mailgate took over stay, and
+- What hangs off a domain or user in tables of its own is **not** reset (Mailu's oracle shows
+  it, tests/test_render_mailu_oracle.py; docs/facts.md §3): application tokens, fetched accounts,
+  manager rights and a domain's alternative names made in Mailu before Mailgate took over stay, and
   belong again to the user or domain of that name. With the admin UI off nobody can add more;
   remove old ones once in Mailu before the first deployment.
 - DKIM keys are not in the import: Mailgate generates them and writes each domain's signing key

@@ -82,6 +82,7 @@ def host_payload(world):
             "cloudflare_api_token": "cf-token-value",
             "mailu_secret_key": "0123456789abcdef0123456789abcdef",
             "gateway_proxy": "traefik-haproxy",
+            "apply_changes": "approval",
         },
     )
 

@@ -36,6 +36,9 @@ from hosts.render import render_host
 from hosts.selectors import secret_values
 from hosts.transport import Session, TransportError
 
+# How long one deployment may take on the host: a first activation may pull container images.
+APPLY_TIMEOUT = 30 * 60
+
 
 class Busy(Exception):
     """Another deployment to the same host is running; try again shortly."""
@@ -162,7 +165,7 @@ def _acquire(deployment: Deployment) -> bool:
 
 def _apply(deployment: Deployment, bundle: Bundle, session: Session, log: Log):
     log(f"Connected to {deployment.host} ({deployment.host.ssh_address}).")
-    with session.stream(remote.apply_command(deployment.pk)) as stream:
+    with session.stream(remote.apply_command(deployment.pk), timeout=APPLY_TIMEOUT) as stream:
         host = _Conversation(deployment, stream, log)
         survey = host.survey(survey_paths(deployment.host, bundle))
         plan = plan_from_survey(deployment.host, bundle, survey, session)

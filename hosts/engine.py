@@ -237,7 +237,7 @@ class _Conversation:
                 yield found
             # Whole lines only: a secret is masked within a line, and the last line may yet
             # turn out to be the start of a marker.
-            cut = self.pending.rfind("\n", 0, len(self.pending) - 1)
+            cut = self.pending.rfind("\n")  # the last newline may begin a marker: kept
             if live and cut > 0:
                 text, self.pending = self.pending[:cut], self.pending[cut:]
                 yield text, None

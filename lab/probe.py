@@ -10,12 +10,17 @@ namespaces), each printing one JSON object: what a person's mail program or brow
     tls HOST PORT SNI                  which TLS versions and suites the server accepts
 
 The password comes from the environment, never the command line (any process can read that).
+With ``LAB_PROBE_USER`` set, the probe drops to that user before it connects: an unprivileged
+program on the lab host (the project's Python lies under /root, which such a user cannot read,
+so the probe is started as root and everything it needs is imported first).
 """
 
+import encodings.idna  # noqa: F401 (what socket looks up a str host with, imported before a drop)
 import imaplib
 import ipaddress
 import json
 import os
+import pwd
 import socket
 import ssl
 import struct
@@ -192,6 +197,15 @@ def tls_offers(host: str, port: str, sni: str) -> dict:
     return results
 
 
+def become(user: str) -> None:
+    """Drop to ``user`` (its group, no others) for good; nothing for an empty name."""
+    if user:
+        entry = pwd.getpwnam(user)
+        os.setgroups([])
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
+
+
 def main() -> None:
     verb, *arguments = sys.argv[1:]
     function = {
@@ -202,6 +216,7 @@ def main() -> None:
         "relay": relay_attempts,
         "tls": tls_offers,
     }[verb]
+    become(os.environ.get("LAB_PROBE_USER", ""))
     try:
         result = function(*arguments)
     except Exception as exc:  # the check shows what went wrong as its evidence

@@ -250,39 +250,49 @@ SMTP_PORTS = ("25", "465", "587")
 
 
 def check_direct_attack(run: Run) -> Result:
-    """The mail server reached without the gateway: at its own address from the internet, and
-    at its tunnel address routed through that address (as a machine on its LAN could), every
-    port that reads a PROXY header is closed. From the gateway itself, the one client allowed
-    to send a header, a header claiming one of our own addresses still relays nothing.
+    """Every way to the mail server's PROXY ports but through the gateway's proxies is closed:
+    from the internet, at the mail server's own address, at its tunnel address routed through
+    that address (as a machine on its LAN could) and routed through the gateway (as another
+    spoke or a container on the gateway could); from the gateway, for an unprivileged program,
+    at the tunnel address with a header of its own and at the gateway's own public ports, where
+    the proxy would name loopback for it. Each try sends no header or a header claiming one of
+    our own addresses, and none may relay.
 
-    Mailu has no such filter: Docker forwards its published ports for the tunnel address from
-    wherever the packet came, so the routed path connects. What holds there is that Mailu's
-    front believes a PROXY header from REAL_IP_FROM only, so no forged header relays."""
+    Mailu has no mail guard: Docker forwards its published ports for the tunnel address from
+    wherever the packet came, so the path routed through its LAN address connects. What holds
+    there is that Mailu's front believes a PROXY header from REAL_IP_FROM only, so no forged
+    header relays; the gateway's proxy guard keeps that address to the proxies."""
     internet, vps = run.lab.hosts["internet"], run.lab.hosts["vps"]
     ports = (*SMTP_PORTS, "993")
-    routed = f"{HOME_ADDRESS} via {HOME_WAN}"
     evidence, ok = [], True
-    internet.run(f"ip route replace {HOME_ADDRESS}/32 via {HOME_WAN}", timeout=10)
-    try:
-        for label, target in ((HOME_WAN, HOME_WAN), (routed, HOME_ADDRESS)):
-            for port in ports:
-                tried = probe(internet, "relay", target, port, *CLAIMS).get("attempts", {})
-                reached = [claim for claim, seen in tried.items() if seen["connected"]]
-                relayed = [claim for claim, seen in tried.items() if seen["relayed"]]
-                closed = not reached or (run.lab.mailu and target == HOME_ADDRESS)
-                ok = ok and len(tried) == len(CLAIMS) and closed and not relayed
-                evidence.append(
-                    f"internet -> {label}:{port}: connected: {reached or 'none'}; "
-                    f"relayed for {relayed or 'none'}"
-                )
-    finally:
-        internet.run(f"ip route del {HOME_ADDRESS}/32", timeout=10)
-    for port in SMTP_PORTS:
-        tried = probe(vps, "relay", HOME_ADDRESS, port, *CLAIMS[1:]).get("attempts", {})
+
+    def attempt(host, label: str, target: str, port: str, claims, *, may_connect=False, user=""):
+        nonlocal ok
+        tried = probe(host, "relay", target, port, *claims, user=user).get("attempts", {})
+        reached = [claim for claim, seen in tried.items() if seen["connected"]]
         relayed = [claim for claim, seen in tried.items() if seen["relayed"]]
-        answer = next(iter(tried.values()), {}).get("dialogue", ["nothing"])[-1]
-        ok = ok and len(tried) == len(CLAIMS) - 1 and not relayed
-        evidence.append(f"vps -> {HOME_ADDRESS}:{port}: relayed for {relayed or 'none'} ({answer})")
+        ok = ok and len(tried) == len(claims) and (may_connect or not reached) and not relayed
+        evidence.append(
+            f"{label}:{port}: connected: {reached or 'none'}; relayed for {relayed or 'none'}"
+        )
+
+    for port in ports:
+        attempt(internet, f"internet -> {HOME_WAN}", HOME_WAN, port, CLAIMS)
+    for via in (HOME_WAN, VPS_PUBLIC):
+        internet.run(f"ip route replace {HOME_ADDRESS}/32 via {via}", timeout=10)
+        try:
+            for port in ports:
+                label = f"internet -> {HOME_ADDRESS} via {via}"
+                mailu_lan = run.lab.mailu and via == HOME_WAN
+                attempt(internet, label, HOME_ADDRESS, port, CLAIMS, may_connect=mailu_lan)
+        finally:
+            internet.run(f"ip route del {HOME_ADDRESS}/32", timeout=10)
+    for port in SMTP_PORTS:
+        label = f"vps (nobody) -> {HOME_ADDRESS}"
+        attempt(vps, label, HOME_ADDRESS, port, CLAIMS, user="nobody")
+    for target in ("127.0.0.1", "::1", VPS_PUBLIC):
+        label = f"vps (nobody) -> the proxy at {target}"
+        attempt(vps, label, target, "25", ("-",), user="nobody")
     return Result(
         "Direct attack: no forged PROXY header relays mail, from anywhere",
         ok,

@@ -499,13 +499,16 @@ def _start_dns(lab: Lab) -> None:
     raise LabError(f"named did not start on {internet.name}: {(folder / 'named.log').read_text()}")
 
 
-def probe(host: LabHost, *arguments: str, password: str = "", timeout: float = 60) -> dict:
-    """Run ``lab.probe`` on ``host`` and return what it printed."""
+def probe(
+    host: LabHost, *arguments: str, password: str = "", user: str = "", timeout: float = 60
+) -> dict:
+    """Run ``lab.probe`` on ``host`` (as ``user``, unprivileged, where given) and return what
+    it printed."""
     command = shlex.join([sys.executable, "-m", "lab.probe", *arguments])
     result = host.run(
         f"cd {shlex.quote(str(ROOT))} && {command}",
         timeout=timeout,
-        env={"LAB_PROBE_PASSWORD": password},
+        env={"LAB_PROBE_PASSWORD": password, "LAB_PROBE_USER": user},
     )
     try:
         return json.loads(result.stdout)

@@ -60,11 +60,12 @@ def test_it_deploys_the_reference_setup_and_proves_that_mail_flows(folder, capsy
         assert "connect from unknown[203.0.113.1]" in evidence["Inbound"]
         assert "from 203.0.113.10" in evidence["Outbound"]
         assert any("553 5.7.1" in r.evidence for r in results)  # the spoofed sender
-        # The mail server attacked directly (issue 14): every port, every forged claim.
+        # The mail server attacked directly (issue 14): every port, every forged claim, from
+        # the internet on three paths and from the gateway as an unprivileged program.
         attack = evidence["Direct attack"].splitlines()
-        assert sum("connected: none" in line for line in attack) == 8, attack
-        assert sum("relayed for none" in line for line in attack) == 11, attack
-        assert "Relay access denied" in attack[-3]
+        assert sum("connected: none" in line for line in attack) == 18, attack
+        assert sum("relayed for none" in line for line in attack) == 18, attack
+        assert "vps (nobody) -> the proxy at 127.0.0.1:25: connected: none" in attack
         assert "refuses ['TLS 1.1', 'TLS 1.2 CBC', 'TLS 1.2 anonymous']" in evidence["TLS"]
         second = evidence["Second mail host name"]
         assert "presents CN=mail.friends.example: message found" in second

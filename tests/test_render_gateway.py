@@ -199,7 +199,9 @@ def test_it_proves_haproxy_check_catches_a_broken_file(world, tmp_path, good, ba
 def test_it_shares_one_haproxy_writer_between_the_flavours():
     home = haproxy.Peer("home", "10.0.1.2")
     assert haproxy.smtp_only_cfg(home, ipv6=True) == haproxy.haproxy_cfg(
-        [haproxy.Frontend("smtp_in", 25, haproxy._backend(home, 25))], ipv6=True
+        [haproxy.Frontend("smtp_in", 25, haproxy._backend(home, 25))],
+        ipv6=True,
+        run_as=haproxy.CONTAINER_UID,
     )
 
 

@@ -14,7 +14,7 @@ BODIES = sorted(shell.SCRIPTS.glob("*.sh"))
 
 def test_it_finds_the_bodies():
     names = {body.name for body in BODIES}
-    assert {"egress-common.sh", "egress-home.sh", "egress-gateway.sh", "mail-guard.sh"} <= names
+    assert {"egress-common.sh", "egress-home.sh", "egress-gateway.sh", "filter-guard.sh"} <= names
 
 
 @pytest.mark.parametrize("body", BODIES, ids=lambda body: body.name)

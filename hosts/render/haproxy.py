@@ -43,6 +43,12 @@ from hosts.render.context import (
 CONFIG = "/etc/haproxy/haproxy.cfg"
 SMTP_ONLY_CONFIG = "/opt/traefik/haproxy-config/haproxy.cfg"
 HTTP_PORT = 80
+# Who HAProxy runs as once its ports are bound: Debian's package's user on a host; in the
+# official image (docker-library/haproxy), its haproxy user, uid and gid 99. The image starts as
+# that user, which cannot bind port 25 on the host's network, so the compose file starts it as
+# root and the configuration drops to uid 99 (the proxy guard lets that uid out).
+HOST_USER = "haproxy"
+CONTAINER_UID = 99
 SERVICES = {**MAIL_PORTS, SIEVE_PORT: "sieve", HTTPS_PORT: "https", HTTP_PORT: "http"}
 # One health check per mail server, on its SMTP port, once a minute; every other backend of
 # that server tracks its result. The reference checks each port every 5 s, and each check is a
@@ -112,7 +118,7 @@ def units(ctx: RenderContext) -> list[Unit]:
     if home is None:
         return []  # no mail server in the tunnel yet: nothing to forward to
     content = haproxy_cfg(
-        gateway_frontends(ctx, home), ipv6=bool(ctx.host.public_ipv6), run_as="haproxy"
+        gateway_frontends(ctx, home), ipv6=bool(ctx.host.public_ipv6), run_as=HOST_USER
     )
     return [
         Unit(
@@ -127,7 +133,7 @@ def units(ctx: RenderContext) -> list[Unit]:
 def smtp_only_cfg(home: Peer, *, ipv6: bool) -> bytes:
     """The reference's ``haproxy25`` file: port 25 to the mail server, nothing else. The
     container runs on the host's network, so it binds IPv6 itself where the gateway has it."""
-    return haproxy_cfg([_forward(home, 25)], ipv6=ipv6)
+    return haproxy_cfg([_forward(home, 25)], ipv6=ipv6, run_as=CONTAINER_UID)
 
 
 # --- what the gateway forwards -------------------------------------------------------------------
@@ -198,7 +204,7 @@ def wkd_names(directory: MailDirectory) -> list[str]:
 # --- the file ------------------------------------------------------------------------------------
 
 
-def haproxy_cfg(frontends: Sequence[Frontend], *, ipv6: bool, run_as: str = "") -> bytes:
+def haproxy_cfg(frontends: Sequence[Frontend], *, ipv6: bool, run_as: str | int) -> bytes:
     """A TCP-mode haproxy.cfg for these frontends and the backends they use."""
     backends = _backends(frontends)
     checked = _checked_backends(backends)
@@ -212,10 +218,13 @@ def haproxy_cfg(frontends: Sequence[Frontend], *, ipv6: bool, run_as: str = "") 
     )
 
 
-def _global(run_as: str) -> list[str]:
-    # On a host HAProxy starts as root to bind the ports, then drops to its own user; the
-    # container's image already runs as that user, as the reference file assumes.
-    user = [f"  user {_identifier(run_as)}", f"  group {_identifier(run_as)}"] if run_as else []
+def _global(run_as: str | int) -> list[str]:
+    """HAProxy starts as root to bind the ports, then drops to ``run_as``: a user's name, or a
+    uid (and the gid of the same number)."""
+    if isinstance(run_as, int):
+        user = [f"  uid {run_as}", f"  gid {run_as}"]
+    else:
+        user = [f"  user {_identifier(run_as)}", f"  group {_identifier(run_as)}"]
     return [
         "global",
         "  # log to stdout: the journal under systemd, `docker logs` in a container",

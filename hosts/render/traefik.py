@@ -331,6 +331,9 @@ def compose(ctx: RenderContext, *, static_sha256: str) -> dict:
             "container_name": HAPROXY_CONTAINER,
             "restart": "unless-stopped",
             "network_mode": "host",
+            # The image's own user cannot bind port 25 on the host's network: HAProxy starts
+            # as root and its configuration drops to that user (haproxy.CONTAINER_UID).
+            "user": "root",
             "volumes": [_folder_mount(HAPROXY_CONFIG)],
         },
         WKD_CONTAINER: {

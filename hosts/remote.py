@@ -176,6 +176,11 @@ setsid nohup bash "$D/transaction.sh" "$D" "$WAIT" >> "$D/log" 2>&1 < /dev/null 
 offset=0
 state=starting
 while :; do
+  if [ ! -d "$D" ]; then  # removed under the transaction: it cannot finish, nor roll back
+    echo "the deployment's folder $D disappeared while it ran: check the host"
+    mark failed
+    exit 1
+  fi
   now="$(cat "$D/state" 2>/dev/null || echo starting)"
   end="$(stat -c %s "$D/log" 2>/dev/null || echo 0)"
   if [ "$end" -gt "$offset" ]; then

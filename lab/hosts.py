@@ -13,6 +13,8 @@ The gateway lab (``world.py``) builds several such hosts into the reference setu
 """
 
 import contextlib
+import fcntl
+import json
 import os
 import secrets
 import shutil
@@ -34,6 +36,10 @@ NSENTER = "/usr/bin/nsenter"
 NETNS_EXEC = ("/usr/sbin/ip", "netns", "exec")
 PRIVATE_MOUNTS = ("/usr/bin/unshare", "--mount", "--propagation", "private")
 DEV_LOG = Path("/dev/log")
+# The mount points lab hosts made on the machine, and which hosts use each: removed when the
+# last of them closes. Linux detaches every mount on a path whose directory is removed, in every
+# namespace, so a host that removed "its" mount point would take another lab's mounts with it.
+MOUNT_POINTS = Path("/run/mailgate-lab-mount-points.json")
 # This machine's root shell start-up (a Python version manager, say) is not a fresh host's: bash
 # reads it for every command sshd runs, so each lab host sees an empty one instead.
 ROOT_BASHRC = Path("/root/.bashrc")
@@ -204,12 +210,13 @@ class LabHost:
 
     def _prepare_private(self, path: str) -> None:
         copy = self.root / "private" / path.strip("/")
-        if Path(path).is_dir():
+        # A folder another lab host made is a mount point, not the machine's: share it.
+        if Path(path).is_dir() and path not in _mount_points():
             copy.parent.mkdir(parents=True, exist_ok=True)
             sh("cp", "-a", path, str(copy))  # owners too: Postfix checks its queue's
         else:
             copy.mkdir(parents=True)
-            Path(path).mkdir(parents=True)
+            _claim_mount_point(Path(path), self.root, lambda made: made.mkdir(parents=True))
             self._made_dirs.append(path)
 
     def _set_resolver(self) -> None:
@@ -233,8 +240,8 @@ class LabHost:
             **_DETACHED,
         )
         self.helper_pids.append(receiver.pid)
-        if not DEV_LOG.exists():
-            DEV_LOG.touch()
+        if not DEV_LOG.exists() or str(DEV_LOG) in _mount_points():
+            _claim_mount_point(DEV_LOG, self.root, Path.touch)
             self._made_files.append(str(DEV_LOG))
         _wait_until(socket_path.exists, f"the syslog socket of {self.name} did not appear")
 
@@ -382,12 +389,50 @@ class LabHost:
         sh("ip", "netns", "del", self.name, check=False)
         sh("ip", "link", "del", self.veth, check=False)
         shutil.rmtree(self.netns_etc, ignore_errors=True)
-        for path in self._made_dirs:
-            shutil.rmtree(path, ignore_errors=True)
-        for path in self._made_files:
-            Path(path).unlink(missing_ok=True)
+        for path in (*self._made_dirs, *self._made_files):
+            _release_mount_point(Path(path), self.root)
         if getattr(self, "root", None):
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _mount_point_users():
+    """The registry of mount points (``MOUNT_POINTS``), locked while it is read and written:
+    {path: [the root folder of each lab host using it]}."""
+    with open(f"{MOUNT_POINTS}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        users = _mount_points()
+        yield users
+        MOUNT_POINTS.write_text(json.dumps(users))
+
+
+def _mount_points() -> dict[str, list[str]]:
+    return json.loads(MOUNT_POINTS.read_text()) if MOUNT_POINTS.exists() else {}
+
+
+def _claim_mount_point(path: Path, root: Path, make) -> None:
+    """Make ``path`` on the machine, where no lab host did already, and count ``root``'s host
+    among its users."""
+    with _mount_point_users() as users:
+        if str(path) not in users and not path.exists():
+            make(path)
+        users.setdefault(str(path), []).append(str(root))
+
+
+def _release_mount_point(path: Path, root: Path) -> None:
+    """Remove ``path`` once no lab host uses it (a user whose folder is gone has ended)."""
+    with _mount_point_users() as users:
+        left = [user for user in users.get(str(path), []) if user != str(root)]
+        left = [user for user in left if Path(user).exists()]
+        if left:
+            users[str(path)] = left
+            return
+        users.pop(str(path), None)
+        if path.is_dir() and not path.is_symlink():
+            with contextlib.suppress(OSError):
+                path.rmdir()  # empty, as made: a mount point
+        else:
+            path.unlink(missing_ok=True)
 
 
 # Programs that outlive the command that started them (``manage.py lab up``) must not hold its

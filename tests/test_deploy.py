@@ -170,6 +170,13 @@ def test_a_failed_activation_restores_and_reactivates_the_old_files(host, lab):
     assert lab.read(f"{PROBE}/activations.log") == b"activated\nactivated\nactivated\n"
 
 
+def test_a_deployment_whose_folder_disappears_fails_instead_of_waiting(host, lab):
+    # As when a mount over /var/lib/mailgate goes away under a running transaction.
+    deployment = deploy(host, bundle(activate=f"rm -rf {remote.ROOT}/*"))
+    assert deployment.status == DeploymentStatus.FAILED, deployment.log
+    assert "disappeared while it ran: check the host" in deployment.log
+
+
 def test_a_cut_connection_ends_in_the_old_files_and_is_recovered(host, lab, monkeypatch):
     monkeypatch.setattr(remote, "COMMIT_WAIT", 3)
     deploy(host, bundle())

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import yaml
 
+from lab.shared import ROOT, SHARED_DIR
+
 STATE = Path("/run/mailgate-lab/docker")  # a folder of the lab host's own (lab.world.LAB_RUN)
 LOG = Path("/var/log/mailgate-lab")
 # What each image's default command is, as a program of the lab host.
@@ -66,6 +68,12 @@ CONTAINER = (
 )
 # A container's own, empty at its start (and so not the host's shared /tmp).
 FRESH = ("/run", "/tmp", "/dev/shm")  # noqa: S108
+# What a container still sees where the lab host does, though it may lie under a folder the
+# container gets fresh (a checkout in /tmp, as CI's clone): the project, whose Python plays the
+# images, and the folder beside it (Mailu's source). Bound aside into the fresh /run first, then
+# back to its own path once the other fresh folders hide it.
+KEPT = (ROOT, SHARED_DIR)
+KEEP_ASIDE = "/run/.lab-kept"
 # The host's /root as the container's own: what it changes there (Mailu's Postfix opens it to
 # every user) stays in an overlay that ends with it. The host's Python lives under /root.
 OVERLAY_ROOT = (
@@ -264,7 +272,7 @@ def _start_container(container: str, service: dict) -> None:
         f"ip route add default via {network['gateway']}",
         # The files it binds first: a fresh /run hides where its copies lie.
         *_bind_commands(container, image, service["volumes"]),
-        *(f"mount -t tmpfs tmpfs {path}" for path in (*FRESH, *image.fresh)),
+        *_fresh_commands((*FRESH, *image.fresh)),
         *OVERLAY_ROOT,
         f"cd {shlex.quote(image.workdir)}",
         # Not exec'd: this shell stays the first process, as root, so the outer unshare's end
@@ -279,6 +287,19 @@ def _start_container(container: str, service: dict) -> None:
     (STATE / f"{container}.first").write_text(str(first))
     for rule in _port_rules(network):
         subprocess.run(["iptables", "-w", "-t", "nat", "-A", *rule], check=True)  # noqa: S603, S607
+
+
+def _fresh_commands(fresh: tuple[str, ...]) -> list[str]:
+    """An empty tmpfs on each of ``fresh`` (/run first), ``KEPT`` still in place below them."""
+    hidden = [path for path in KEPT if any(path.is_relative_to(folder) for folder in fresh[1:])]
+    aside = [f"{KEEP_ASIDE}/{number}" for number in range(len(hidden))]
+    pairs = [(shlex.quote(str(path)), spot) for path, spot in zip(hidden, aside, strict=True)]
+    return [
+        f"mount -t tmpfs tmpfs {fresh[0]}",
+        *(f"mkdir -p {spot} && mount --bind {path} {spot}" for path, spot in pairs),
+        *(f"mount -t tmpfs tmpfs {folder}" for folder in fresh[1:]),
+        *(f"mkdir -p {path} && mount --bind {spot} {path}" for path, spot in pairs),
+    ]
 
 
 def _bind_commands(container: str, image: Image, volumes: list[str]) -> list[str]:

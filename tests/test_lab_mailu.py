@@ -44,11 +44,6 @@ def home_run(lab, command: str) -> str:
     return result.stdout
 
 
-# Quarantined, not passed: in a fresh clone (CI, 2026-12-02) Mailu's admin in the lab home
-# container cannot open /data/main.db (EACCES for the mailu user although /data is its own), so
-# `flask db upgrade` retries for minutes and the deployment times out. It passed in the checkout
-# it was written in; the cause is open (issue 17).
-@pytest.mark.xfail(run=False, reason="Mailu's admin cannot open its database in a fresh clone")
 def test_mailu_behind_the_reference_gateway_passes_every_check(folder):
     try:
         lab = world.up(

@@ -5,6 +5,7 @@ default: SQLite and a Celery broker on the file system. ``DATABASE_URL`` and
 ``CELERY_BROKER_URL`` switch to PostgreSQL and Redis.
 """
 
+import os
 from pathlib import Path
 
 from gateway import env
@@ -219,6 +220,9 @@ CACHES = {
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The worker's processes (Celery's own default: one per CPU). "Deploy all" spreads its hosts
+# over this many tasks, each carrying its share at once (hosts.tasks.deployments_run).
+CELERY_WORKER_CONCURRENCY = env.integer("CELERY_WORKER_CONCURRENCY", os.cpu_count() or 1)
 
 # DNS (zones app): the resolver the live checks ask, as "address[:port]" items separated by
 # commas (empty: the system's /etc/resolv.conf); a validating one makes the DNSSEC check

@@ -78,6 +78,21 @@ def deployment_queue(
     return deployment
 
 
+def deployments_queue(*, hosts, trigger: DeploymentTrigger, user=None) -> list[Deployment]:
+    """Record a pending deployment for each host and hand them to the workers once the
+    transaction commits, spread over as many tasks as the worker has processes, each running
+    its share at once: a deployment waits on its host, not on the CPU, so every host starts at
+    the same time, however many there are."""
+    deployments = [
+        Deployment.objects.create(host=host, trigger=trigger, triggered_by=user) for host in hosts
+    ]
+    shares = min(len(deployments), settings.CELERY_WORKER_CONCURRENCY)
+    for share in range(shares):
+        ids = [deployment.pk for deployment in deployments[share::shares]]
+        after_commit("hosts.tasks.deployments_run", ids)
+    return deployments
+
+
 def host_deploy(
     *, host: Host, plan_digest: str, trigger: DeploymentTrigger, user=None
 ) -> Deployment:
@@ -91,9 +106,10 @@ def host_deploy(
 
 
 def deploy_all(*, trigger: DeploymentTrigger, user=None) -> list[Deployment]:
-    """One deployment per host with a confirmed key; workers run them in parallel."""
+    """One deployment per host with a confirmed key, all running at once."""
     hosts = Host.objects.exclude(ssh_host_key="").order_by("name")
-    return [deployment_queue(host=host, trigger=trigger, user=user) for host in hosts]
+    with transaction.atomic():
+        return deployments_queue(hosts=hosts, trigger=trigger, user=user)
 
 
 def deployment_rollback(

@@ -1,6 +1,9 @@
+from concurrent.futures import ThreadPoolExecutor
+
 from auditlog.context import set_actor
 from celery import shared_task
 from django.contrib.auth import get_user_model
+from django.db import connection
 
 from hosts import engine, services
 from hosts.models import Deployment, Tunnel
@@ -21,6 +24,26 @@ def deployment_run(self, deployment_id: int) -> str:
         return services.deployment_run(deployment=deployment)
     except engine.Busy:
         raise self.retry(countdown=1) from None
+
+
+@shared_task
+def deployments_run(deployment_ids: list[int]) -> list[str]:
+    """Run several deployments at once, one thread each (``services.deployments_queue``); one
+    whose host is taken goes back to the queue on its own."""
+    with ThreadPoolExecutor(max_workers=len(deployment_ids) or 1) as pool:
+        return list(pool.map(_run_in_thread, deployment_ids))
+
+
+def _run_in_thread(deployment_id: int) -> str:
+    try:
+        deployment = Deployment.objects.select_related("host", "rollback_of").get(pk=deployment_id)
+        try:
+            return services.deployment_run(deployment=deployment)
+        except engine.Busy:
+            deployment_run.apply_async((deployment_id,), countdown=1)
+            return "queued: the host is busy"
+    finally:
+        connection.close()  # each thread's own
 
 
 @shared_task

@@ -106,3 +106,21 @@ def test_it_concludes_a_deployment_whose_worker_was_killed_from_the_host(
     assert b"relayhost = [smtp.provider.example]" not in lab.read("/etc/postfix/main.cf")
     assert lab.read("/etc/postfix/mailgate/sasl_passwd") is None
     assert Deployment.objects.count() == 1  # no other deployment came to free the host
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deploy_all_starts_every_host_at_once_even_on_one_worker_process(
+    start_worker, labs, settings
+):
+    # 20.4: a worker's process carries its share of the hosts at once (one thread each), so
+    # "deploy all" takes about as long as its slowest host, not the sum of a share.
+    settings.CELERY_WORKER_CONCURRENCY = 1
+    start_worker(concurrency=1)
+    for number in range(3):
+        relay_host(f"relay{number}", labs())
+    queued = services.deploy_all(trigger="api")
+    wait_until_done(*queued)
+    for deployment in queued:
+        assert deployment.status == DeploymentStatus.SUCCEEDED, deployment.log
+    first, second, third = queued
+    assert overlap(first, second) and overlap(second, third) and overlap(first, third)

@@ -89,6 +89,17 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'mailgate.sqlite3'}")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded default has writers in several processes (the panel, the worker's processes
+    # and their deployment threads): a write-ahead log lets readers go on while one writes, a
+    # transaction takes the write lock when it begins (no deadlock on upgrading a read lock),
+    # and a writer waits its turn for up to 20 s (https://www.sqlite.org/wal.html,
+    # Django's SQLite notes: "transaction_mode").
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        transaction_mode="IMMEDIATE",
+        timeout=20,
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [

@@ -31,7 +31,7 @@ rejects everyone), and a oneshot unit runs it at boot, before the services it gu
 import ipaddress
 from dataclasses import dataclass, field
 
-from gateway.bundle import File, Unit
+from gateway.bundle import File, RenderError, Unit
 from gateway.writers import shell_quote
 from hosts.choices import GatewayProxy, MailBackend
 from hosts.render import haproxy, shell, systemd
@@ -134,7 +134,9 @@ def proxy_script(ctx: RenderContext) -> bytes:
     toward = f"-o {interface} -d {home} -p tcp --syn -m multiport --dports {ports}"
     tunnel = families[home.version]
     tunnel.jumps += [f"OUTPUT {toward} -j {PROXY_CHAIN}", f"FORWARD {toward} -j {DENY_CHAIN}"]
-    users = PROXY_USERS[ctx.host.gateway_proxy]
+    users = PROXY_USERS.get(ctx.host.gateway_proxy)
+    if users is None:
+        raise RenderError(f"{ctx.host} has no known gateway proxy: its proxy guard is unknown.")
     tunnel.rules += [f"{PROXY_CHAIN} -m owner --uid-owner {user} -j RETURN" for user in users]
     tunnel.rules.append(f"{PROXY_CHAIN} {REJECT}")
     return _script(

@@ -9,8 +9,10 @@ import dataclasses
 import os
 from pathlib import Path
 
+from gateway.bundle import Bundle
 from gateway.selectors import AliasEntry, DomainEntry, MailboxEntry, MailDirectory
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
+from hosts.render import mailu, traefik
 from hosts.render.context import RenderContext
 
 HUB_KEY = "CNM1A+4n1MEwVdDO/sXnML5O8uQc1s/OQ0k27B58nUs="
@@ -98,6 +100,35 @@ def context(world: dict, name: str, mail: MailDirectory | None = None) -> Render
         peers=(peer,) if tunnel.hub is host else (),
         spoke_of=peer if peer.host is host else None,
     )
+
+
+def mailu_world() -> dict:
+    """The guide's setup: the Traefik gateway in front of Mailu, which serves every port."""
+    world = hosts()
+    world["home"].mail_backend = "mailu"
+    return world
+
+
+def with_relay(world: dict, **fields) -> dict:
+    """``world`` with the home server sending through a smarthost (``fields`` change it)."""
+    values = {"name": "smarthost", "host": "192.168.1.11", "port": 587, "username": "joe"}
+    world["home"].relay = Relay(**{**values, "password": "s3cret-Pass_word", **fields})
+    return world
+
+
+def mailu_bundle(ctx: RenderContext) -> Bundle:
+    """The bundle of Mailu's units alone for the host of ``ctx``."""
+    return Bundle(host=ctx.host.name, units=tuple(mailu.units(ctx)))
+
+
+def traefik_unit(world: dict):
+    (unit,) = traefik.units(context(world, "vps"))
+    return unit
+
+
+def file_of(unit, path: str) -> bytes:
+    """The content of ``path`` in a bundle of ``unit`` alone."""
+    return Bundle(host="vps", units=(unit,)).file(path).content
 
 
 def with_directory(ctx: RenderContext, **changes) -> RenderContext:

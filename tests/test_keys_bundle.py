@@ -19,7 +19,7 @@ from keys import services, wkd
 from keys.models import OpenPGPKey
 from tests.conftest import PASSWORD
 from tests.keys_world import user_ids_of, world_fixture  # noqa: F401 (fixture)
-from tests.test_render_nginx import for_the_test, free_port, get, serving
+from tests.servers import for_the_test, free_port, get, serving
 from tests.world import build_infrastructure
 
 ALICE_HASH = wkd.local_hash("alice")

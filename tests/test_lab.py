@@ -2,43 +2,16 @@
 deploys it through the engine, every check of ``lab verify`` passes on real programs, and
 ``lab down`` leaves nothing behind, also after a failure halfway through ``up``."""
 
-import subprocess
-
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import override_settings
 
-from gateway import services as gateway_services
-from gateway.models import Domain, StatusItem
-from hosts.models import Deployment, Host, Relay, Tunnel
+from hosts.models import Deployment, Host
 from lab import verify, world
 from lab.hosts import LabError, LabHost, _free_block
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
+from tests.lab_helpers import assert_nothing_left, assert_status_is_green, namespaces
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def namespaces(prefix: str) -> list[str]:
-    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [line.split()[0] for line in listed.splitlines() if line.startswith(f"{prefix}-")]
-
-
-def assert_nothing_left(folder, prefix: str) -> None:
-    assert namespaces(prefix) == []
-    assert not folder.exists()
-    assert not Host.objects.exists() and not Relay.objects.exists()
-    assert not Tunnel.objects.exists() and not Domain.objects.exists()
-
-
-def assert_status_is_green(folder) -> None:
-    """The status page's probes, run from this machine against the lab's gateway: ports, TLS
-    (trusting the lab CA), no open relay, the tunnel's handshake, deployments and drift."""
-    with override_settings(MAILGATE_STATUS_CA_FILE=str(folder / "ca.pem")):
-        gateway_services.status_refresh()
-    items = StatusItem.objects.filter(section__in=["Hosts", "Tunnel", "Ports", "TLS"])
-    colours = {item.label: (item.colour, item.message) for item in items}
-    assert len(colours) > 10, colours
-    assert [item for item in colours.items() if item[1][0] != "green"] == []
 
 
 @pytest.fixture

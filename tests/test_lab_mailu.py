@@ -14,8 +14,8 @@ from hosts.choices import GatewayProxy, MailBackend
 from hosts.models import Deployment
 from lab import verify, world
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
+from tests.lab_helpers import assert_nothing_left
 from tests.mailu_oracle import oracle_core, oracle_python
-from tests.test_lab import assert_nothing_left
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.netns, pytest.mark.slow]
 PREFIX = "t17"

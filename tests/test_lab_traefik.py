@@ -14,7 +14,7 @@ from hosts.models import Deployment, Host
 from hosts.render import traefik
 from lab import verify, world
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
-from tests.test_lab import assert_nothing_left, assert_status_is_green
+from tests.lab_helpers import assert_nothing_left, assert_status_is_green
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.netns, pytest.mark.slow]
 PREFIX = "t22"

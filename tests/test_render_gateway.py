@@ -13,7 +13,15 @@ from gateway.selectors import DomainEntry
 from hosts.checks import run_check
 from hosts.render import haproxy, jsonschemas, traefik
 from hosts.render.context import PROXY_PROTOCOL_PORTS
-from tests.render_world import assert_golden, context, hosts, with_directory
+from tests.render_world import (
+    assert_golden,
+    context,
+    file_of,
+    hosts,
+    mailu_world,
+    traefik_unit,
+    with_directory,
+)
 
 TRAEFIK_FILES = {
     traefik.STATIC: "traefik.yml",
@@ -21,13 +29,6 @@ TRAEFIK_FILES = {
     traefik.COMPOSE: "docker-compose.yml",
     traefik.HAPROXY_CONFIG: "haproxy25.cfg",
 }
-
-
-def mailu_world() -> dict:
-    """The guide's setup: the Traefik gateway in front of Mailu, which serves every port."""
-    world = hosts()
-    world["home"].mail_backend = "mailu"
-    return world
 
 
 @pytest.fixture
@@ -42,18 +43,9 @@ def haproxy_world(world):
     return world
 
 
-def traefik_unit(world):
-    (unit,) = traefik.units(context(world, "vps"))
-    return unit
-
-
 def haproxy_unit(world):
     (unit,) = haproxy.units(context(world, "vps"))
     return unit
-
-
-def file_of(unit, path: str) -> bytes:
-    return Bundle(host="vps", units=(unit,)).file(path).content
 
 
 def documents(world) -> tuple[dict, dict, dict]:

@@ -11,11 +11,18 @@ import subprocess
 import pytest
 import yaml
 
-from gateway.bundle import Bundle, RenderError
+from gateway.bundle import RenderError
 from hosts.checks import run_check
-from hosts.models import Relay
 from hosts.render import mailu
-from tests.render_world import HASH, assert_golden, context, hosts, with_directory
+from tests.render_world import (
+    HASH,
+    assert_golden,
+    context,
+    mailu_bundle,
+    mailu_world,
+    with_directory,
+    with_relay,
+)
 
 ENV = "/opt/mailu/mailu.env"
 COMPOSE = "/opt/mailu/docker-compose.yml"
@@ -24,17 +31,11 @@ IMPORT = "/opt/mailu/mailgate/config-import.yaml"
 
 @pytest.fixture
 def world():
-    world = hosts()
-    world["home"].mail_backend = "mailu"
-    return world
-
-
-def bundle_of(ctx) -> Bundle:
-    return Bundle(host=ctx.host.name, units=tuple(mailu.units(ctx)))
+    return mailu_world()
 
 
 def rendered(world, path: str) -> bytes:
-    return bundle_of(context(world, "home")).file(path).content
+    return mailu_bundle(context(world, "home")).file(path).content
 
 
 def env_settings(world) -> dict[str, str]:
@@ -44,12 +45,6 @@ def env_settings(world) -> dict[str, str]:
 
 def parsed(world, path: str) -> dict:
     return yaml.safe_load(rendered(world, path))
-
-
-def with_relay(world, **fields) -> dict:
-    values = {"name": "smarthost", "host": "192.168.1.11", "port": 587, "username": "joe"}
-    world["home"].relay = Relay(**{**values, "password": "s3cret-Pass_word", **fields})
-    return world
 
 
 def without_docker(tmp_path) -> dict:
@@ -134,7 +129,7 @@ def test_it_uses_the_routed_subnet_for_mailus_network(world):
 
 
 def test_it_keeps_secrets_private(world):
-    bundle = bundle_of(context(world, "home"))
+    bundle = mailu_bundle(context(world, "home"))
     assert (bundle.file(ENV).mode, bundle.file(ENV).secret) == (0o600, True)
     assert (bundle.file(IMPORT).mode, bundle.file(IMPORT).secret) == (0o600, True)
     assert bundle.file(COMPOSE).secret is False
@@ -282,13 +277,13 @@ def test_it_refuses_an_env_value_docker_compose_would_misread(world, password):
 
 
 def test_it_renders_identical_bytes_twice(world):
-    first = bundle_of(context(world, "home"))
-    second = bundle_of(context(world, "home"))
+    first = mailu_bundle(context(world, "home"))
+    second = mailu_bundle(context(world, "home"))
     assert [(f.path, f.content) for f in first.files] == [(f.path, f.content) for f in second.files]
 
 
 def test_it_runs_the_checks_as_a_no_op_without_docker(world, tmp_path):
-    bundle = bundle_of(context(world, "home"))
+    bundle = mailu_bundle(context(world, "home"))
     bundle.write_to(tmp_path)
     for snippet in bundle.unit("mailu").checks:
         result = run_snippet(snippet, tmp_path, without_docker(tmp_path))
@@ -296,7 +291,7 @@ def test_it_runs_the_checks_as_a_no_op_without_docker(world, tmp_path):
 
 
 def test_it_checks_the_staged_stack_with_docker_compose(world, tmp_path):
-    bundle = bundle_of(context(world, "home"))
+    bundle = mailu_bundle(context(world, "home"))
     bundle.write_to(tmp_path)
     result = run_snippet(bundle.unit("mailu").checks[0], tmp_path, fake_docker(tmp_path, "true"))
     assert result.returncode == 0, result.stderr
@@ -308,7 +303,7 @@ def test_it_checks_the_staged_stack_with_docker_compose(world, tmp_path):
 
 
 def test_it_fails_the_check_when_docker_compose_rejects_the_stack(world, tmp_path):
-    bundle = bundle_of(context(world, "home"))
+    bundle = mailu_bundle(context(world, "home"))
     bundle.write_to(tmp_path)
     rejects_config = '[ "$1 $2" = "compose version" ] || { echo "invalid" >&2; exit 1; }'
     env = fake_docker(tmp_path, rejects_config)
@@ -317,7 +312,7 @@ def test_it_fails_the_check_when_docker_compose_rejects_the_stack(world, tmp_pat
 
 
 def test_it_fails_the_check_when_docker_has_no_compose_plugin(world, tmp_path):
-    bundle = bundle_of(context(world, "home"))
+    bundle = mailu_bundle(context(world, "home"))
     bundle.write_to(tmp_path)
     env = fake_docker(tmp_path, "exit 1")
     result = run_snippet(bundle.unit("mailu").checks[0], tmp_path, env)
@@ -331,14 +326,14 @@ def test_it_fails_the_check_when_docker_has_no_compose_plugin(world, tmp_path):
     "compose plugin): the real 'docker compose config -q' cannot run here",
 )
 def test_it_passes_the_real_docker_compose_config(world, tmp_path):
-    bundle = bundle_of(context(world, "home"))
+    bundle = mailu_bundle(context(world, "home"))
     bundle.write_to(tmp_path)
     result = run_check("mailu", bundle.unit("mailu").checks[0], tmp_path)
     assert result.ok, result.output
 
 
 def test_it_dry_runs_the_import_in_the_running_admin_container(world, tmp_path):
-    bundle = bundle_of(context(world, "home"))
+    bundle = mailu_bundle(context(world, "home"))
     bundle.write_to(tmp_path)
     dry_run = bundle.unit("mailu").checks[1]
     assert "config-import -n" in dry_run and '"$STAGE"/opt/mailu/mailgate/config-import.yaml' in (
@@ -352,7 +347,7 @@ def test_it_dry_runs_the_import_in_the_running_admin_container(world, tmp_path):
 
 
 def test_it_starts_mailu_then_replaces_its_directory(world):
-    activate = bundle_of(context(world, "home")).unit("mailu").activate
+    activate = mailu_bundle(context(world, "home")).unit("mailu").activate
     assert activate[0] == "cd /opt/mailu && docker compose up -d"
     assert activate[1].endswith(
         "docker compose exec -T admin flask mailu config-import < "
@@ -363,7 +358,7 @@ def test_it_starts_mailu_then_replaces_its_directory(world):
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_it_passes_shellcheck_on_every_snippet(world, tmp_path):
-    unit = bundle_of(context(world, "home")).unit("mailu")
+    unit = mailu_bundle(context(world, "home")).unit("mailu")
     for index, snippet in enumerate((*unit.checks, *unit.activate)):
         script = tmp_path / f"snippet{index}.sh"
         script.write_text(f"#!/bin/bash\n{snippet}\n")

@@ -30,8 +30,15 @@ from tests.mailu_oracle import (  # noqa: F401
     oracle_core,
     render_mailu,
 )
-from tests.render_world import HASH, context, directory, hosts, with_directory
-from tests.test_render_mailu import IMPORT, bundle_of, with_relay
+from tests.render_world import (
+    HASH,
+    context,
+    directory,
+    mailu_bundle,
+    mailu_world,
+    with_directory,
+    with_relay,
+)
 from zones import rspamd
 from zones import services as zone_services
 
@@ -85,8 +92,7 @@ def alias(address: str, *targets: str) -> AliasEntry:
 
 def world_with(**changes):
     """The reference world on Mailu, its directory changed by ``changes`` (see with_directory)."""
-    world = hosts()
-    world["home"].mail_backend = "mailu"
+    world = mailu_world()
     return world, with_directory(context(world, "home"), **changes)
 
 
@@ -153,11 +159,11 @@ WORLDS = {
 
 
 def rendered_document(ctx) -> bytes:
-    return bundle_of(ctx).file(IMPORT).content
+    return mailu_bundle(ctx).file(mailu.IMPORT_PATH).content
 
 
 def settings_of(ctx) -> dict[str, str]:
-    pairs = bundle_of(ctx).file(mailu.ENV_PATH).text.splitlines()
+    pairs = mailu_bundle(ctx).file(mailu.ENV_PATH).text.splitlines()
     return dict(line.split("=", 1) for line in pairs if not line.startswith("#"))
 
 
@@ -356,7 +362,7 @@ def test_the_staged_check_fails_with_mailus_reason_and_changes_nothing(
     _, ctx = world_with()
     admin = mailu_admin(settings_of(ctx))
     assert admin.apply(rendered_document(ctx)).ok
-    bundle = bundle_of(ctx)
+    bundle = mailu_bundle(ctx)
     stage = tmp_path / "stage"
     bundle.write_to(stage)
     check = bundle.unit("mailu").checks[1]
@@ -364,7 +370,7 @@ def test_the_staged_check_fails_with_mailus_reason_and_changes_nothing(
     assert run_check("mailu", check, stage).ok
 
     breaks, reason = BROKEN["a display name too long"]
-    (stage / IMPORT.lstrip("/")).write_bytes(broken_document(ctx, breaks))
+    (stage / mailu.IMPORT_PATH.lstrip("/")).write_bytes(broken_document(ctx, breaks))
     result = run_check("mailu", check, stage)
     assert not result.ok
     assert reason in result.output

@@ -15,8 +15,7 @@ from hosts import traefik_check
 from hosts.render import traefik
 from hosts.render import traefik_check as traefik_check_script
 from hosts.render.context import RenderContext
-from tests.render_world import context, with_directory
-from tests.test_render_gateway import file_of, mailu_world, traefik_unit
+from tests.render_world import context, file_of, mailu_world, traefik_unit, with_directory
 
 # Each test starts Traefik in a network namespace of its own (root), for a few seconds.
 pytestmark = [pytest.mark.netns, pytest.mark.slow]

@@ -10,7 +10,7 @@ from gateway.bundle import Bundle
 from hosts.models import Host
 from hosts.render import haproxy, nginx, render_host
 from hosts.render.context import load_context
-from tests.test_render_nginx import for_the_test, free_port, get, serving
+from tests.servers import for_the_test, free_port, get, serving
 from tests.world import build_infrastructure
 from zones import mtasts
 from zones.models import ZoneSettings

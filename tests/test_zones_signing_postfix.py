@@ -21,8 +21,7 @@ import dkim
 import pytest
 
 from hosts.render import postfix, render_host
-from tests.processes import stop
-from tests.test_render_nginx import free_port
+from tests.servers import free_port, stop
 from tests.world import build_infrastructure
 from zones import opendkim, services
 from zones.records import expected_records

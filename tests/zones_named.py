@@ -19,7 +19,7 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
-from tests.processes import stop
+from tests.servers import stop
 from zones.resolver import Lookup
 
 ADDRESS = "127.0.0.1"

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -20,6 +19,7 @@ from gateway.models import ApiToken, Domain
 from hosts.render import context as render_context
 from lab.ca import LabCA
 from tests.deploy_world import lab_with_relay_files
+from tests.shared import ROOT
 
 PASSWORD = "correct horse battery staple"
 CONTROL_CHARACTERS = ["\n", "\r", "\x00", "\x1b", "\u2028"]
@@ -69,9 +69,6 @@ def pytest_collection_modifyitems(items):
             marks.add("slow")
         for name in sorted(marks):
             item.add_marker(name)
-
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)

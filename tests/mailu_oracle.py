@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.shared import shared_path, unavailable
+from tests.shared import ROOT, shared_path, unavailable
 
-ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-mailu"
 RUNNER = Path(__file__).with_name("mailu_oracle_runner.py")
 REDIS_DB = 13

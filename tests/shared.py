@@ -1,5 +1,6 @@
-"""Test data that lives beside the project, not in it: the Compose specification's schema and
-Mailu's own source used as a test oracle (docs/facts.md says what each is for).
+"""The checkout (``ROOT``), and the test data that lives beside the project, not in it: the
+Compose specification's schema and Mailu's own source used as a test oracle (docs/facts.md says
+what each is for).
 
 One setting finds it: ``MAILGATE_SHARED_DIR`` (default ``../shared`` next to the checkout). A test
 that needs a file from it calls :func:`shared_path`; when the file is missing the test is skipped

@@ -14,12 +14,13 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from gateway.models import Domain, Mailbox
 from tests.conftest import PASSWORD
 from tests.deploy_world import relay_host
+from tests.shared import ROOT
 from tests.status_world import checked_world
 from tests.world import build_infrastructure
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
 
 
 @pytest.fixture

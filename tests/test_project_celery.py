@@ -1,15 +1,12 @@
 """A real Celery worker runs Mailgate's tasks: on Redis (production) and on kombu's filesystem
 transport (the embedded default, which needs no server)."""
 
-from pathlib import Path
-
 import pytest
 from celery import Celery
 
 from hosts.models import Tunnel
+from tests.shared import ROOT
 from tests.world import build_infrastructure
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def rotate_through(app: Celery, tunnel: Tunnel, actor_id: int) -> None:

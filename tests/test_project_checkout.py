@@ -6,7 +6,7 @@ import sys
 
 from django.core.management import call_command
 
-from tests.conftest import ROOT
+from tests.shared import ROOT
 
 
 def test_it_passes_django_checks():

@@ -1,15 +1,12 @@
 """docker-compose.yml has the production shape and passes the Compose specification's schema."""
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
-from tests.shared import shared_path
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.shared import ROOT, shared_path
 
 
 def compose_schema() -> dict:

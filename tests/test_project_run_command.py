@@ -11,9 +11,8 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.shared import ROOT
 
 
 def free_port() -> int:

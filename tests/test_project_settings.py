@@ -4,14 +4,13 @@ NAME_FILE for secrets, and default to SQLite and the filesystem broker."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from gateway import env
+from tests.shared import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "qp4DmdSSnhBZJ4OA6cXx7a4ZCkqmJV0S1eqhxO5S8tA="
 
 

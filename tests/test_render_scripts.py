@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hosts.render import shell
+from tests.shared import ROOT
 
 BODIES = sorted(shell.SCRIPTS.glob("*.sh"))
 
@@ -27,7 +28,7 @@ def test_it_passes_shellcheck(body):
 
 
 def test_it_packages_the_bodies():
-    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     patterns = pyproject["tool"]["setuptools"]["package-data"]["hosts"]
     root = Path(shell.__file__).parent.parent
     assert set(BODIES) <= {path for pattern in patterns for path in root.glob(pattern)}

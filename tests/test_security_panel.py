@@ -6,16 +6,14 @@ schema needs a login, and the pages send CSP, HSTS and Secure cookies over HTTPS
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
 from gateway.models import ApiToken
+from tests.shared import ROOT
 from tests.world import build_infrastructure
 from zones.models import PushTarget
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_only_the_owner_starts_a_status_check(api, client, alice, owner, family):

@@ -49,6 +49,27 @@ def settled(host: Host, *statuses: str):
     return list(done.filter(status__in=statuses)) if statuses else list(done)
 
 
+def once_applied(deployment: Deployment, what: str) -> Deployment:
+    """``deployment`` once it has succeeded (waiting for the worker to apply it)."""
+    return wait_until(
+        lambda: Deployment.objects.filter(
+            pk=deployment.pk, status=DeploymentStatus.SUCCEEDED
+        ).first(),
+        what=what,
+    )
+
+
+def approve_and_wait(client, deployment: Deployment, what: str) -> Deployment:
+    """Approve the plan ``deployment`` holds through the API, then wait until it is applied."""
+    approved = client.post(
+        reverse("api:deployment-approve", args=[deployment.pk]),
+        {"digest": deployment.plan_digest},
+        format="json",
+    )
+    assert approved.status_code == 202, approved.content
+    return once_applied(deployment, what)
+
+
 @pytest.fixture
 def converging(settings):
     """Deployed relay hosts, then changes converge; the worker starts with an empty queue."""
@@ -151,10 +172,7 @@ def test_a_change_on_an_approval_host_waits_for_the_owner_and_is_applied_after_a
         reverse("hosts:deployment-approve", args=[held.pk]), {"digest": held.plan_digest}
     )
     assert approved.status_code == 302
-    held = wait_until(
-        lambda: Deployment.objects.filter(pk=held.pk, status=DeploymentStatus.SUCCEEDED).first(),
-        what="the approved deployment",
-    )
+    held = once_applied(held, "the approved deployment")
     assert held.approved_by == owner
     applied = lab.read(MAIN_CF)
     assert b"myhostname = mx.family.example" in applied
@@ -186,16 +204,7 @@ def test_approval_applies_only_the_plan_shown(start_worker, labs, converging, ow
     )
     assert wrong.status_code == 400, wrong.content
     assert b"first.family.example" not in lab.read(MAIN_CF)
-    right = client.post(
-        reverse("api:deployment-approve", args=[second.pk]),
-        {"digest": second.plan_digest},
-        format="json",
-    )
-    assert right.status_code == 202, right.content
-    wait_until(
-        lambda: Deployment.objects.filter(pk=second.pk, status="succeeded").exists(),
-        what="the approved plan",
-    )
+    approve_and_wait(client, second, "the approved plan")
     assert b"myhostname = second.family.example" in lab.read(MAIN_CF)
 
 
@@ -222,16 +231,7 @@ def test_an_infrastructure_change_waits_for_the_owner_even_on_an_automatic_host(
     )
     (held,) = wait_until(lambda: settled(host, DeploymentStatus.AWAITING), what="a plan")
     assert b"[smtp.provider.example]:587" in lab.read(MAIN_CF)
-    approved = client.post(
-        reverse("api:deployment-approve", args=[held.pk]),
-        {"digest": held.plan_digest},
-        format="json",
-    )
-    assert approved.status_code == 202, approved.content
-    wait_until(
-        lambda: Deployment.objects.filter(pk=held.pk, status="succeeded").exists(),
-        what="the approved deployment",
-    )
+    approve_and_wait(client, held, "the approved deployment")
     assert b"relayhost = [smtp.provider.example]:2525" in lab.read(MAIN_CF)
     assert Host.objects.get(pk=host.pk).infrastructure_changed_at is None
     # Approved, the host takes directory changes by itself again.

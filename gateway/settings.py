@@ -28,6 +28,9 @@ MAILGATE_BCRYPT_ROUNDS = env.integer("MAILGATE_BCRYPT_ROUNDS", 12)
 # OpenPGP (keys app): the GnuPG home Mailgate owns (trust anchors, contact keys, its own
 # certification key), and ProtonCA's fingerprint, which an imported ProtonCA key must match.
 MAILGATE_GNUPGHOME = Path(env.string("MAILGATE_GNUPGHOME", str(DATA_DIR / "gnupg")))
+# How many times gpg-agent hashes a passphrase that protects a key (its s2k-count); 0 lets the
+# agent calibrate it to about 100 ms on this machine. The tests use gpg's minimum, 65536.
+MAILGATE_GPG_S2K_COUNT = env.integer("MAILGATE_GPG_S2K_COUNT", 0)
 MAILGATE_PROTONCA_FINGERPRINT = env.string(
     "MAILGATE_PROTONCA_FINGERPRINT", "0a8652fe5d53386057899fe9d806c1af5978e8c7"
 )

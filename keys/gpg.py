@@ -82,6 +82,9 @@ class Keyring:
     def _ensure_home(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         os.chmod(self.home, 0o700)  # gpg warns about (and agents refuse) group-readable homes
+        agent_conf = self.home / "gpg-agent.conf"
+        if settings.MAILGATE_GPG_S2K_COUNT and not agent_conf.exists():
+            agent_conf.write_text(f"s2k-count {settings.MAILGATE_GPG_S2K_COUNT}\n")
 
     @property
     def python_gnupg(self) -> gnupg.GPG:

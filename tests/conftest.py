@@ -1,5 +1,6 @@
-"""Named people and domains shared by the tests: the owner, Alice who manages family.example,
-Bob who manages other.example, and Carol who owns a mailbox in family.example."""
+"""The fixtures shared by the tests: the named people and domains (tests/named.py) for one test
+each, a transaction around a module for data its tests share, markers by what a test uses, a
+Celery worker, certificates and lab hosts."""
 
 import contextlib
 import os
@@ -8,20 +9,18 @@ import subprocess
 import sys
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from gateway import services
 from gateway.models import ApiToken, Domain
 from hosts.render import context as render_context
 from lab.ca import LabCA
+from tests import named
 from tests.deploy_world import lab_with_relay_files
 from tests.shared import ROOT
 
-PASSWORD = "correct horse battery staple"
 CONTROL_CHARACTERS = ["\n", "\r", "\x00", "\x1b", "\u2028"]
 
 
@@ -79,47 +78,42 @@ def empty_cache():
 
 @pytest.fixture
 def owner(db):
-    return get_user_model().objects.create_superuser("owner", "", PASSWORD)
+    return named.owner()
 
 
 @pytest.fixture
 def alice(db):
-    return get_user_model().objects.create_user("alice", "", PASSWORD)
+    return named.user("alice")
 
 
 @pytest.fixture
 def bob(db):
-    return get_user_model().objects.create_user("bob", "", PASSWORD)
+    return named.user("bob")
 
 
 @pytest.fixture
 def carol(db):
-    return get_user_model().objects.create_user("carol", "", PASSWORD)
+    return named.user("carol")
 
 
 @pytest.fixture
 def family(alice, carol):
-    domain = services.domain_create(
-        name="family.example",
-        mail_hostname="mail.family.example",
-        first_mailbox="alice",
-        first_mailbox_password=PASSWORD,
-    )
-    domain.managers.add(alice)
-    services.mailbox_create(domain=domain, local_part="carol", password=PASSWORD, owner=carol)
-    return domain
+    return named.family(alice, carol)
 
 
 @pytest.fixture
 def other(bob):
-    domain = services.domain_create(
-        name="other.example",
-        mail_hostname="mail.other.example",
-        first_mailbox="bob",
-        first_mailbox_password=PASSWORD,
-    )
-    domain.managers.add(bob)
-    return domain
+    return named.other(bob)
+
+
+@pytest.fixture(scope="module")
+def module_transaction(django_db_setup, django_db_blocker):
+    """A transaction around a whole module: what a module-scoped fixture writes inside it is
+    there for every test of the module, whose own transaction (a savepoint in this one) rolls
+    back to it; this one rolls back after the last test. Not for ``transactional_db`` tests."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield
+        transaction.set_rollback(True)
 
 
 def client_for(token: str) -> APIClient:

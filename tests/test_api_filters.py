@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 
 from gateway import services
 from hosts.models import Deployment
-from tests.conftest import PASSWORD
+from tests.named import PASSWORD
 from tests.world import build_infrastructure
 
 

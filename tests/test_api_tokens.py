@@ -6,7 +6,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from gateway.models import ApiToken, Mailbox
-from tests.conftest import PASSWORD, client_for
+from tests.conftest import client_for
+from tests.named import PASSWORD
 from tests.world import build_infrastructure
 
 

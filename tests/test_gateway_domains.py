@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 
 from gateway import services
 from gateway.models import STANDARD_ALIASES, Alias, Domain
-from tests.conftest import PASSWORD
+from tests.named import PASSWORD
 
 
 def test_it_creates_the_standard_aliases_for_a_first_mailbox(db):

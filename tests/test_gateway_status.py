@@ -16,7 +16,7 @@ from gateway.models import ApiToken, StatusChange, StatusItem
 from gateway.status import Colour
 from hosts.models import Host
 from hosts.topology import FILL, topology_load, topology_svg
-from tests.conftest import PASSWORD
+from tests.named import PASSWORD
 from tests.status_world import checked_world, status_item
 from tests.world import build_infrastructure
 from zones.models import CheckRun

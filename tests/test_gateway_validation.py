@@ -7,7 +7,9 @@ from django.urls import reverse
 
 from gateway.models import Alias, Domain, Mailbox
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
-from tests.conftest import CONTROL_CHARACTERS, PASSWORD, sweep
+from tests import named
+from tests.conftest import CONTROL_CHARACTERS, sweep
+from tests.named import PASSWORD
 from tests.world import build_infrastructure, ssh_host_key, ssh_private_key
 
 
@@ -184,9 +186,22 @@ def poisoned(value, char):
     return value + char + "x = y"
 
 
+@pytest.fixture(scope="module")
+def saved_world(module_transaction):
+    """The owner, family.example and the infrastructure, written once: each test changes only
+    what its own transaction rolls back."""
+    family = named.family(named.user("alice"), named.user("carol"))
+    return {"owner": named.owner(), "family": family, **build_infrastructure()}
+
+
 @pytest.fixture
-def world(owner, family):
-    return {"family": family, **build_infrastructure()}
+def owner(db, saved_world):
+    return named.fresh(saved_world["owner"])
+
+
+@pytest.fixture
+def world(db, saved_world):
+    return {name: named.fresh(value) for name, value in saved_world.items() if name != "owner"}
 
 
 @pytest.mark.parametrize("payload_fn", PAYLOADS, ids=lambda fn: fn.__name__)

@@ -17,8 +17,8 @@ from hosts.render import render_host
 from hosts.render.context import load_context
 from keys import services, wkd
 from keys.models import OpenPGPKey
-from tests.conftest import PASSWORD
 from tests.keys_world import user_ids_of, world_fixture  # noqa: F401 (fixture)
+from tests.named import PASSWORD
 from tests.servers import for_the_test, free_port, get, serving
 from tests.world import build_infrastructure
 

@@ -12,8 +12,8 @@ from django.urls import reverse
 from gateway import services as directory
 from keys import services
 from keys.models import ContactKey, OpenPGPKey, TrustAnchor
-from tests.conftest import PASSWORD
 from tests.keys_world import keyring_fixture, world_fixture  # noqa: F401 (fixtures)
+from tests.named import PASSWORD
 
 PAGES = [
     "keys:openpgpkey-list",

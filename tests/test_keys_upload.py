@@ -16,13 +16,13 @@ from keys import services
 from keys.choices import WkdStatus
 from keys.gpg import Keyring
 from keys.models import OpenPGPKey
-from tests.conftest import PASSWORD
 from tests.keys_world import (  # noqa: F401 (fixtures)
     keyring_fixture,
     show_keys,
     user_ids_of,
     world_fixture,
 )
+from tests.named import PASSWORD
 
 
 @pytest.fixture

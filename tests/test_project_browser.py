@@ -12,8 +12,8 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from gateway.models import Domain, Mailbox
-from tests.conftest import PASSWORD
 from tests.deploy_world import relay_host
+from tests.named import PASSWORD
 from tests.shared import ROOT
 from tests.status_world import checked_world
 from tests.world import build_infrastructure

@@ -22,7 +22,6 @@ from gateway.selectors import AliasEntry, DomainEntry, MailboxEntry
 from gateway.writers import lines
 from hosts.checks import run_check
 from hosts.render import mailu, postfix
-from tests.conftest import PASSWORD
 from tests.mailu_oracle import (  # noqa: F401
     VENV,
     mailu_admin_fixture,
@@ -30,6 +29,7 @@ from tests.mailu_oracle import (  # noqa: F401
     oracle_core,
     render_mailu,
 )
+from tests.named import PASSWORD
 from tests.render_world import (
     HASH,
     context,

@@ -9,6 +9,7 @@ from gateway.bundle import RenderError
 from gateway.models import Alias, Domain, Mailbox
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
 from hosts.render import render_hosts
+from tests import named
 from tests.conftest import sweep
 from tests.world import build_infrastructure
 from zones import services as zones_services
@@ -25,9 +26,17 @@ TEXT_FIELDS = [
 
 
 @pytest.fixture
-def world(family, other):
+def world(db, saved_world):
+    return saved_world
+
+
+@pytest.fixture(scope="module")
+def saved_world(module_transaction):
     """Every renderer has a host: the all-HAProxy vps with a Postfix + Dovecot home and a
-    relay (from tests.world), plus a Traefik gateway with a Mailu spoke."""
+    relay (from tests.world), plus a Traefik gateway with a Mailu spoke. Written once: each
+    test poisons rows in its own transaction, which rolls back."""
+    family = named.family(named.user("alice"), named.user("carol"))
+    other = named.other(named.user("bob"))
     infrastructure = build_infrastructure()
     Host.objects.filter(name="spare").update(relay=infrastructure["relay"])
     edge = Host.objects.create(

@@ -10,7 +10,7 @@ from gateway import services, writers
 from gateway.bundle import RenderError
 from gateway.models import Alias, Domain, Mailbox
 from hosts.models import Host, Relay
-from tests.conftest import PASSWORD
+from tests.named import PASSWORD
 from tests.world import build_infrastructure
 from zones.models import ZoneSettings
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from gateway.models import Alias, ApiToken, Mailbox
 from keys import services as key_services
-from tests.conftest import PASSWORD
+from tests.named import PASSWORD
 from zones import services as zone_services
 from zones.models import PushTarget
 from zones.push import PushError

@@ -8,7 +8,8 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from gateway.models import AddressClaim, Alias, Mailbox
-from tests.conftest import PASSWORD, api_client_for
+from tests.conftest import api_client_for
+from tests.named import PASSWORD
 
 ROUNDS = 5
 

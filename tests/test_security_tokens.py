@@ -7,7 +7,8 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from gateway.models import ApiToken, Domain
-from tests.conftest import PASSWORD, client_for
+from tests.conftest import client_for
+from tests.named import PASSWORD
 from tests.world import build_infrastructure
 
 

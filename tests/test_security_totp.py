@@ -8,7 +8,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from gateway.models import ApiToken
-from tests.conftest import PASSWORD
+from tests.named import PASSWORD
 
 
 def code_for(device: TOTPDevice, drift: int = 0) -> str:

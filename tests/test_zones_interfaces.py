@@ -12,7 +12,7 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from tests.conftest import ROOT
+from tests.shared import ROOT
 from tests.world import build_infrastructure
 from tests.zones_named import KEY_NAME, running, zone_text
 from zones.models import CheckRun, DkimKey, PushTarget, ZoneSettings

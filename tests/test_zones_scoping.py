@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from gateway import services as gateway_services
-from tests.conftest import PASSWORD
+from tests.named import PASSWORD
 from zones import services
 from zones.models import CheckRun, DkimKey, PushTarget, ZoneSettings
 from zones.resolver import Lookup

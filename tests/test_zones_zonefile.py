@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from gateway import services as gateway_services
 from gateway.bundle import RenderError
-from tests.conftest import PASSWORD
+from tests.named import PASSWORD
 from tests.world import build_infrastructure
 from zones import services
 from zones.models import ZoneSettings

@@ -116,6 +116,20 @@ def module_transaction(django_db_setup, django_db_blocker):
         transaction.set_rollback(True)
 
 
+@pytest.fixture(scope="module")
+def family_saved(module_transaction):
+    """alice, carol and family.example, written once for a module (tests/named.py)."""
+    alice, carol = named.user("alice"), named.user("carol")
+    return {"alice": alice, "carol": carol, "family": named.family(alice, carol)}
+
+
+@pytest.fixture(scope="module")
+def other_saved(module_transaction):
+    """bob and other.example, written once for a module (tests/named.py)."""
+    bob = named.user("bob")
+    return {"bob": bob, "other": named.other(bob)}
+
+
 def client_for(token: str) -> APIClient:
     """An API client that sends ``token``."""
     client = APIClient()

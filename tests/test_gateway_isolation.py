@@ -8,6 +8,13 @@ from django.urls import reverse
 from gateway.models import Alias, Domain, Mailbox
 from keys.models import OpenPGPKey
 from tests.conftest import page_url
+from tests.named import (  # noqa: F401 (fixtures, written once for this module)
+    alice_once,
+    bob_once,
+    carol_once,
+    family_once,
+    other_once,
+)
 
 ARMORED = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ...\n-----END PGP PUBLIC KEY BLOCK-----\n"
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from gateway.models import Alias, ApiToken, Mailbox
 from keys import services as key_services
-from tests.named import PASSWORD
+from tests.named import PASSWORD, alice_once, carol_once, family_once  # noqa: F401 (fixtures, once)
 from zones import services as zone_services
 from zones.models import PushTarget
 from zones.push import PushError

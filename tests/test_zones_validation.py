@@ -5,6 +5,7 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import CONTROL_CHARACTERS, sweep
+from tests.named import alice_once, carol_once, family_once  # noqa: F401 (fixtures, once)
 from zones.models import PushTarget, ZoneSettings
 
 SETTINGS_TEXT = ["dmarc_rua", "dmarc_ruf", "tlsrpt_rua", "spf_extra", "tlsa_digest"]

@@ -11,6 +11,13 @@ from django.utils import timezone
 from keys.models import CertificationAlert, ContactKey, OpenPGPKey, TrustAnchor
 from tests.conftest import page_url
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
+from tests.named import (  # noqa: F401 (fixtures, written once for this module)
+    alice_once,
+    bob_once,
+    carol_once,
+    family_once,
+    other_once,
+)
 
 ARMORED = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ...\n-----END PGP PUBLIC KEY BLOCK-----\n"
 

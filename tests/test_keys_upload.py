@@ -22,7 +22,7 @@ from tests.keys_world import (  # noqa: F401 (fixtures)
     user_ids_of,
     world_fixture,
 )
-from tests.named import PASSWORD
+from tests.named import PASSWORD, alice_once, carol_once, family_once  # noqa: F401 (fixtures, once)
 
 
 @pytest.fixture

@@ -11,31 +11,14 @@ import sys
 import pytest
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.urls import reverse
-from rest_framework.test import APIClient
 
-from gateway.models import ApiToken, Domain
+from gateway.models import Domain
 from hosts.render import context as render_context
 from lab.ca import LabCA
 from tests import named
 from tests.deploy_world import lab_with_relay_files
+from tests.helpers import api_client_for
 from tests.shared import ROOT
-
-CONTROL_CHARACTERS = ["\n", "\r", "\x00", "\x1b", "\u2028"]
-
-
-def sweep(values: list) -> list:
-    """Parameters for a sweep over ``values`` (one per field, say): the first runs in the fast
-    loop, the rest are marked slow and run with the whole suite."""
-    first, *rest = values
-    return [first, *(pytest.param(value, marks=pytest.mark.slow) for value in rest)]
-
-
-def page_url(model, page: str, *args) -> str:
-    """The URL of one of a model's generic pages (``gateway.crud``): list, create, update or
-    delete, named in the namespace of the model's app."""
-    return reverse(f"{model._meta.app_label}:{model._meta.model_name}-{page}", args=args)
-
 
 # Markers by what a test uses (pyproject.toml lists them): a new test that builds namespaces or
 # starts a worker through these fixtures is marked without anyone remembering to.
@@ -128,18 +111,6 @@ def other_saved(module_transaction):
     """bob and other.example, written once for a module (tests/named.py)."""
     bob = named.user("bob")
     return {"bob": bob, "other": named.other(bob)}
-
-
-def client_for(token: str) -> APIClient:
-    """An API client that sends ``token``."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
-
-
-def api_client_for(user) -> APIClient:
-    _, token = ApiToken.issue(user=user, name="tests")
-    return client_for(token)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ def test_it_refuses_requests_without_a_valid_token(db):
 
 
 def test_it_records_when_a_token_was_last_used(owner):
-    from tests.conftest import api_client_for
+    from tests.helpers import api_client_for
 
     client = api_client_for(owner)
     assert client.get("/api/domains/").status_code == 200

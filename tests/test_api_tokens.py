@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from gateway.models import ApiToken, Mailbox
-from tests.conftest import client_for
+from tests.helpers import client_for
 from tests.named import PASSWORD
 from tests.world import build_infrastructure
 

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from gateway.models import Alias, Domain, Mailbox
 from keys.models import OpenPGPKey
-from tests.conftest import page_url
+from tests.helpers import page_url
 from tests.named import (  # noqa: F401 (fixtures, written once for this module)
     alice_once,
     bob_once,

@@ -10,7 +10,7 @@ from gateway import services
 from gateway.models import Alias, Domain, Mailbox
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
 from keys.models import OpenPGPKey
-from tests.conftest import page_url
+from tests.helpers import page_url
 from tests.named import PASSWORD
 from tests.world import build_infrastructure
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 from gateway.models import Alias, Domain, Mailbox
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
 from tests import named
-from tests.conftest import CONTROL_CHARACTERS, sweep
+from tests.helpers import CONTROL_CHARACTERS, sweep
 from tests.named import PASSWORD
 from tests.world import build_infrastructure, ssh_host_key, ssh_private_key
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from keys.models import CertificationAlert, ContactKey, OpenPGPKey, TrustAnchor
-from tests.conftest import page_url
+from tests.helpers import page_url
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
 from tests.named import (  # noqa: F401 (fixtures, written once for this module)
     alice_once,

@@ -10,7 +10,7 @@ from gateway.models import Alias, Domain, Mailbox
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
 from hosts.render import render_hosts
 from tests import named
-from tests.conftest import sweep
+from tests.helpers import sweep
 from tests.world import build_infrastructure
 from zones import services as zones_services
 from zones.models import DkimKey

@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from gateway.models import AddressClaim, Alias, Mailbox
-from tests.conftest import api_client_for
+from tests.helpers import api_client_for
 from tests.named import PASSWORD
 
 ROUNDS = 5

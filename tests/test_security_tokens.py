@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from gateway.models import ApiToken, Domain
-from tests.conftest import client_for
+from tests.helpers import client_for
 from tests.named import PASSWORD
 from tests.world import build_infrastructure
 

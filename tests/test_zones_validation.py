@@ -4,7 +4,7 @@ saved: a control character in any text field, and values DNS cannot carry."""
 import pytest
 from django.urls import reverse
 
-from tests.conftest import CONTROL_CHARACTERS, sweep
+from tests.helpers import CONTROL_CHARACTERS, sweep
 from tests.named import alice_once, carol_once, family_once  # noqa: F401 (fixtures, once)
 from zones.models import PushTarget, ZoneSettings
 

@@ -83,14 +83,19 @@ def liveness(changed: dict[int, datetime | None]) -> dict[int, Liveness]:
 def _live_through(hosts: dict[int, datetime | None]) -> dict[int, datetime | None]:
     """By host: the moment up to which every change is on it (a rollback's: the moment of
     the deployment whose files it brought back)."""
+    # The latest successful deployment of each host, in one query on every database (not
+    # DISTINCT ON, which only PostgreSQL has: the embedded default is SQLite).
+    latest = Deployment.objects.filter(
+        host=OuterRef("pk"), status=DeploymentStatus.SUCCEEDED
+    ).order_by("-finished_at", "-pk")
     deployed = {
         host_id: rolled_back_to or started
-        for host_id, started, rolled_back_to in Deployment.objects.filter(
-            host__in=hosts, status=DeploymentStatus.SUCCEEDED
+        for host_id, started, rolled_back_to in Host.objects.filter(pk__in=hosts)
+        .annotate(
+            started=Subquery(latest.values("started_at")[:1]),
+            rolled_back_to=Subquery(latest.values("rollback_of__started_at")[:1]),
         )
-        .order_by("host_id", "-finished_at", "-pk")
-        .distinct("host_id")
-        .values_list("host_id", "started_at", "rollback_of__started_at")
+        .values_list("pk", "started", "rolled_back_to")
     }
     return {
         pk: max(filter(None, (deployed.get(pk), converged)), default=None)

@@ -15,8 +15,6 @@ single host.
 import argparse
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +36,7 @@ import django
 
 django.setup()
 
+import worker
 from django.core.management import call_command
 
 from hosts import services
@@ -80,29 +79,6 @@ def register(labs: list[LabHost]) -> tuple[Relay, list[Host]]:
         for number, lab in enumerate(labs)
     ]
     return relay, hosts
-
-
-def worker(processes: int) -> subprocess.Popen:
-    """A real Celery worker on the embedded broker, its output in the bench's folder."""
-    command = [str(ROOT / ".venv/bin/celery"), "-A", "gateway", "worker", "-l", "warning"]
-    with (WORK / "worker.log").open("wb") as log:
-        return subprocess.Popen(  # noqa: S603
-            [*command, "--concurrency", str(processes), "--pool", "prefork"],
-            cwd=ROOT,
-            env={**os.environ, "CELERY_WORKER_CONCURRENCY": str(processes)},
-            start_new_session=True,
-            stdout=log,
-            stderr=log,
-        )
-
-
-def stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def finished(deployments: list[Deployment], timeout: float = 300) -> float:
@@ -152,7 +128,7 @@ def main() -> None:
     try:
         labs = [lab_host(number) for number in range(options.hosts)]
         relay, hosts = register(labs)
-        process = worker(options.workers)
+        process = worker.start(WORK / "worker.log", options.workers)
         first = services.deploy_all(trigger=DeploymentTrigger.CLI)  # warms the worker up
         print(f"{options.hosts} hosts, first deployment of all: {finished(first):.3f}s")
         port, singles, alls, cpu = 2600, [], [], []
@@ -173,7 +149,7 @@ def main() -> None:
     finally:
         try:
             if process:
-                stop(process)
+                worker.stop(process)
         finally:
             for lab in labs:
                 lab.close()

@@ -8,6 +8,12 @@ namespaces), each printing one JSON object: what a person's mail program or brow
     relay HOST PORT CLAIM...           try to relay through an SMTP server reached directly,
                                        after a PROXY v2 header claiming each CLAIM (``-``: none)
     tls HOST PORT SNI                  which TLS versions and suites the server accepts
+    until-login HOST USER CA WAIT NET  IMAPS logins, a new one every TRY seconds, each from
+                                       the next address of NET (Dovecot delays logins from
+                                       an address that failed before), until one succeeds:
+                                       when (the clock's time), after how many
+    until-accepted HOST PORT TO WAIT   SMTP to RCPT TO, a new try every TRY seconds, until the
+                                       server accepts the recipient: when, after how many
 
 The password comes from the environment, never the command line (any process can read that).
 With ``LAB_PROBE_USER`` set, the probe drops to that user before it connects: an unprivileged
@@ -18,6 +24,7 @@ so the probe is started as root and everything it needs is imported first).
 import encodings.idna  # noqa: F401 (what socket looks up a str host with, imported before a drop)
 import imaplib
 import ipaddress
+import itertools
 import json
 import os
 import pwd
@@ -25,6 +32,7 @@ import socket
 import ssl
 import struct
 import sys
+import threading
 import time
 import urllib.request
 
@@ -71,6 +79,75 @@ def imap_find(host: str, user: str, subject: str, ca: str, wait: float = 30) -> 
         "certificate": dict(item[0] for item in certificate["subject"]),
         "message": message.decode(errors="replace"),
     }
+
+
+TRY = 0.1  # seconds between two tries of the until- verbs (each on a connection of its own)
+
+
+def until(attempt, wait: str) -> dict:
+    """Start ``attempt`` on a thread of its own every ``TRY`` seconds (a refused login takes
+    Dovecot's auth_failure_delay, 2 s, to answer) until one returns true or ``wait`` seconds
+    pass; print "ready" first, so the caller knows the tries have begun."""
+    print("ready", flush=True)
+    succeeded: list[float] = []
+    deadline, tries = time.monotonic() + float(wait), 0
+
+    def run():
+        if attempt():
+            succeeded.append(time.time())
+
+    while not succeeded and time.monotonic() < deadline:
+        threading.Thread(target=run, daemon=True).start()
+        tries += 1
+        time.sleep(TRY)
+    return {"at": min(succeeded) if succeeded else None, "tries": tries}
+
+
+def until_login(host: str, user: str, ca: str, wait: str, network: str) -> dict:
+    """Each login from an address of its own: Dovecot's auth penalty (anvil) delays every
+    login from an address after a failed one, up to 15 s, which would be measured instead."""
+    context = ssl.create_default_context(cafile=ca)
+    sources = itertools.cycle(str(address) for address in ipaddress.ip_network(network).hosts())
+
+    def attempt() -> bool:
+        try:
+            with _FromAddress(next(sources), host, 993, ssl_context=context, timeout=10) as client:
+                client.login(user, os.environ["LAB_PROBE_PASSWORD"])
+                return True
+        except (OSError, imaplib.IMAP4.error):
+            return False
+
+    return until(attempt, wait)
+
+
+class _FromAddress(imaplib.IMAP4_SSL):
+    """IMAPS from a chosen source address."""
+
+    def __init__(self, source: str, *arguments, **options):
+        self.source = source
+        super().__init__(*arguments, **options)
+
+    def _create_socket(self, timeout):
+        address = (self.host, self.port)
+        plain = socket.create_connection(address, timeout, source_address=(self.source, 0))
+        return self.ssl_context.wrap_socket(plain, server_hostname=self.host)
+
+
+def until_accepted(host: str, port: str, recipient: str, wait: str) -> dict:
+    def attempt() -> bool:
+        try:
+            with socket.create_connection((host, int(port)), timeout=10) as plain:
+                smtp = _Smtp(plain, [])
+                smtp.say(None)
+                smtp.say("EHLO client.outside.example")
+                smtp.say("MAIL FROM:<friend@outside.example>")
+                accepted = smtp.say(f"RCPT TO:<{recipient}>").startswith("250")
+                smtp.say("QUIT")
+                return accepted
+        except OSError:
+            return False
+
+    return until(attempt, wait)
 
 
 def https_get(url: str, ca: str) -> dict:
@@ -215,6 +292,8 @@ def main() -> None:
         "https": https_get,
         "relay": relay_attempts,
         "tls": tls_offers,
+        "until-login": until_login,
+        "until-accepted": until_accepted,
     }[verb]
     become(os.environ.get("LAB_PROBE_USER", ""))
     try:

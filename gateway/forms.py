@@ -145,10 +145,31 @@ class AddressForm(PanelForm):
         return self.instance
 
 
+class LinesField(forms.CharField):
+    """One item per line in the browser (addresses, networks), a list in the model."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value):
+        return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+
+DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+MAILBOX_WIDGETS = {"autoreply_start": DATE_WIDGET, "autoreply_end": DATE_WIDGET}
+
+
 class MailboxForm(PasswordPairMixin, AddressForm):
+    forward_to = LinesField(
+        required=False, help_text=Mailbox._meta.get_field("forward_to").help_text
+    )
+
     class Meta:
         model = Mailbox
         fields = Mailbox.EDITABLE_FIELDS
+        widgets = MAILBOX_WIDGETS
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, user=user, **kwargs)
@@ -167,6 +188,18 @@ class MailboxForm(PasswordPairMixin, AddressForm):
             self.instance.set_password(self.cleaned_data["password"])
 
 
+class MailboxSettingsForm(forms.ModelForm):
+    """What a mailbox's own user changes: forwarding, auto-reply, spam and which protocols
+    may log in (``Mailbox.SETTINGS_FIELDS``)."""
+
+    forward_to = MailboxForm.base_fields["forward_to"]
+
+    class Meta:
+        model = Mailbox
+        fields = Mailbox.SETTINGS_FIELDS
+        widgets = MAILBOX_WIDGETS
+
+
 class MailboxPasswordForm(PasswordPairMixin, forms.Form):
     """A mailbox owner changes their own mailbox password."""
 
@@ -175,18 +208,6 @@ class MailboxPasswordForm(PasswordPairMixin, forms.Form):
         if not cleaned.get("password"):
             self.add_error("password", "Enter the new password.")
         return cleaned
-
-
-class LinesField(forms.CharField):
-    """One item per line in the browser (addresses, networks), a list in the model."""
-
-    widget = forms.Textarea(attrs={"rows": 3})
-
-    def prepare_value(self, value):
-        return "\n".join(value) if isinstance(value, list) else value
-
-    def to_python(self, value):
-        return [line.strip() for line in (value or "").splitlines() if line.strip()]
 
 
 class AliasForm(AddressForm):

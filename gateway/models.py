@@ -6,6 +6,7 @@ import secrets
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 
 from gateway import passwords
@@ -17,8 +18,15 @@ from gateway.scoping import (
     managed_domain_ids,
 )
 from gateway.status import Colour
-from gateway.validators import reject_control_characters
+from gateway.validators import (
+    LINE_BREAK,
+    are_addresses,
+    reject_control_characters,
+    reject_control_characters_in_text,
+)
 
+AUTOREPLY_BODY_MAX = 10_000
+MIB = 1024 * 1024  # the quota's "MB" is Dovecot's "M"
 STANDARD_ALIASES = ("abuse", "hostmaster", "noc", "postmaster", "security", "webmaster")
 
 
@@ -79,6 +87,24 @@ class Domain(models.Model):
             return self.name
 
 
+def validate_destinations(value) -> None:
+    """The list's shape; each address was already brought to its stored form (or refused) by
+    ``AddressListField``, so that ``A@x`` and ``a@x`` count as the same destination."""
+    if not isinstance(value, list) or not value:
+        raise ValidationError("Give at least one destination address.", code="no_destination")
+    if not all(isinstance(address, str) for address in value):
+        raise ValidationError("Each destination must be an address.", code="invalid_address")
+    if len(set(value)) != len(value):
+        raise ValidationError("A destination is listed twice.", code="duplicate_destination")
+
+
+def validate_forward_list(value) -> None:
+    """A mailbox's forwards: like an alias's destinations, but none is allowed."""
+    if value == []:
+        return
+    validate_destinations(value)
+
+
 class MailboxQuerySet(DomainScopedQuerySet):
     def read_scope(self, user) -> models.Q:
         return self.write_scope(user) | models.Q(owner=user)
@@ -87,6 +113,22 @@ class MailboxQuerySet(DomainScopedQuerySet):
 class Mailbox(models.Model):
     """A mailbox (a user account that receives and sends mail)."""
 
+    # What the mailbox's own user changes too (its settings page and the API), not only the
+    # domain's managers.
+    SETTINGS_FIELDS = (
+        "forward_to",
+        "forward_keep_copy",
+        "autoreply_enabled",
+        "autoreply_subject",
+        "autoreply_body",
+        "autoreply_start",
+        "autoreply_end",
+        "spam_enabled",
+        "spam_threshold",
+        "imap_enabled",
+        "pop3_enabled",
+        "smtp_enabled",
+    )
     # What the page and the API change, listed once for its form and its serializer.
     EDITABLE_FIELDS = (
         "domain",
@@ -95,6 +137,7 @@ class Mailbox(models.Model):
         "quota_mb",
         "enabled",
         "owner",
+        *SETTINGS_FIELDS,
     )
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="mailboxes")
@@ -116,8 +159,60 @@ class Mailbox(models.Model):
         null=True,
         blank=True,
         related_name="mailboxes",
-        help_text="The panel account that may change this mailbox's password.",
+        help_text="The panel account that may change this mailbox's password, forwarding, "
+        "auto-reply, spam and login settings, and make its device passwords.",
     )
+    forward_to = AddressListField(
+        default=list,
+        blank=True,
+        validators=[validate_forward_list],
+        help_text="Forward every message to these addresses (one per line); empty: no forwarding.",
+    )
+    forward_keep_copy = models.BooleanField(
+        default=True, help_text="Keep a copy in this mailbox of what is forwarded."
+    )
+    autoreply_enabled = models.BooleanField(
+        default=False,
+        help_text="Answer each sender once every few days (never mailing lists, bulk mail or "
+        "automatic senders, RFC 3834).",
+    )
+    autoreply_subject = models.CharField(
+        max_length=255, blank=True, validators=[reject_control_characters]
+    )
+    autoreply_body = models.TextField(
+        max_length=AUTOREPLY_BODY_MAX,
+        blank=True,
+        validators=[reject_control_characters_in_text],
+        help_text="Plain text; lines and tabs are kept, other control characters refused.",
+    )
+    autoreply_start = models.DateField(
+        null=True, blank=True, help_text="The first day to answer; empty: from now on."
+    )
+    autoreply_end = models.DateField(
+        null=True, blank=True, help_text="The last day to answer; empty: until turned off."
+    )
+    spam_enabled = models.BooleanField(
+        default=True, help_text="Move mail the spam filter scores as spam to the Junk folder."
+    )
+    spam_threshold = models.PositiveSmallIntegerField(
+        default=80,
+        validators=[MaxValueValidator(100)],
+        help_text="From which spam score, in percent of the filter's scale, mail goes to Junk.",
+    )
+    imap_enabled = models.BooleanField("IMAP enabled", default=True)
+    pop3_enabled = models.BooleanField("POP3 enabled", default=True)
+    smtp_enabled = models.BooleanField(
+        "SMTP submission enabled",
+        default=True,
+        help_text="Whether mail clients may send through this mailbox (ports 465 and 587).",
+    )
+    quota_used_bytes = models.BigIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Storage in use as the mail server last counted it; null: not read yet.",
+    )
+    quota_read_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = MailboxQuerySet.as_manager()
@@ -140,6 +235,33 @@ class Mailbox(models.Model):
         super().validate_unique(exclude)
         _refuse_taken_address(self, Alias, "An alias", exclude)
 
+    @property
+    def quota_used(self) -> str:
+        """Storage in use beside the quota, as the pages show it."""
+        limit = f"of {self.quota_mb} MB" if self.quota_mb else "(no quota)"
+        if self.quota_used_bytes is None:
+            return f"not counted yet {limit}"
+        return f"{self.quota_used_bytes / MIB:.1f} MB {limit}"
+
+    def clean(self):
+        errors = {}
+        if self.domain_id and self.forward_to and are_addresses(self.forward_to):
+            if self.address in self.forward_to:
+                errors["forward_to"] = (
+                    "A mailbox cannot forward to itself; keep a copy here instead."
+                )
+            elif loop := forwarding_loop(self.address, self.forward_to):
+                errors["forward_to"] = _loop_message(loop)
+        if self.autoreply_enabled and not (self.autoreply_subject and self.autoreply_body):
+            errors["autoreply_body"] = "An auto-reply needs a subject and a text."
+        start, end = self.autoreply_start, self.autoreply_end
+        if start and end and end < start:
+            errors["autoreply_end"] = "The last day of the auto-reply is before its first day."
+        if errors:
+            raise ValidationError(errors)
+        # One line ending, as a sieve script and Mailu's text column both keep it.
+        self.autoreply_body = LINE_BREAK.sub("\n", self.autoreply_body)
+
     def set_password(self, raw_password: str) -> None:
         self.password_hash = passwords.hash_password(raw_password)
 
@@ -149,17 +271,6 @@ class Mailbox(models.Model):
 
 class AliasQuerySet(DomainScopedQuerySet):
     pass
-
-
-def validate_destinations(value) -> None:
-    """The list's shape; each address was already brought to its stored form (or refused) by
-    ``AddressListField``, so that ``A@x`` and ``a@x`` count as the same destination."""
-    if not isinstance(value, list) or not value:
-        raise ValidationError("Give at least one destination address.", code="no_destination")
-    if not all(isinstance(address, str) for address in value):
-        raise ValidationError("Each destination must be an address.", code="invalid_address")
-    if len(set(value)) != len(value):
-        raise ValidationError("A destination is listed twice.", code="duplicate_destination")
 
 
 class Alias(models.Model):
@@ -215,8 +326,68 @@ class Alias(models.Model):
         _refuse_taken_address(self, Mailbox, "A mailbox", exclude)
 
     def clean(self):
-        if self.domain_id and self.address in (self.destinations or []):
+        if not (self.domain_id and are_addresses(self.destinations)):
+            return
+        if self.address in self.destinations:
             raise ValidationError({"destinations": "An alias cannot forward to itself."})
+        if loop := forwarding_loop(self.address, self.destinations):
+            raise ValidationError({"destinations": _loop_message(loop)})
+
+
+def _loop_message(loop: list[str]) -> str:
+    return "This makes a loop, mail would go round forever: " + " → ".join(loop) + "."
+
+
+def forwarding_loop(address: str, first_hops: list[str]) -> list[str] | None:
+    """The way back to ``address`` if mail sent on to ``first_hops`` comes back to it through
+    the aliases and mailbox forwards stored now (``address``'s own stored hops excluded: they
+    are what is being replaced), as a list of addresses from ``address`` to itself; else None.
+    One walk step costs three queries, whatever the number of addresses it follows."""
+    came_from = {hop: address for hop in first_hops}
+    frontier = set(first_hops)
+    while frontier and address not in frontier:
+        following = {}
+        for source, hops in _next_hops(frontier - {address}, exclude=address).items():
+            for hop in hops:
+                if hop not in came_from:
+                    came_from[hop] = source
+                    following[hop] = source
+        frontier = set(following)
+    if address not in frontier:
+        return None
+    path, at = [address], came_from[address]
+    while at != address:
+        path.append(at)
+        at = came_from[at]
+    return [address, *reversed(path[1:]), address]
+
+
+def _next_hops(addresses: set[str], *, exclude: str) -> dict[str, list[str]]:
+    """Where mail to each of ``addresses`` (of this server's domains) goes on to: an alias's
+    destinations, a mailbox's forwards, else the domain's catch-all."""
+    parts = {address: address.rpartition("@")[::2] for address in addresses}
+    wanted = models.Q(pk__in=[])
+    for local, domain in parts.values():
+        wanted |= models.Q(local_part=local, domain__name=domain)
+    hops: dict[str, list[str]] = {}
+    known = set()
+    for model, field in ((Alias, "destinations"), (Mailbox, "forward_to")):
+        for local, domain, targets in model.objects.filter(wanted).values_list(
+            "local_part", "domain__name", field
+        ):
+            known.add(f"{local}@{domain}")
+            hops[f"{local}@{domain}"] = targets
+    unknown = {address: domain for address, (_, domain) in parts.items() if address not in known}
+    if unknown:
+        catch_alls = dict(
+            Alias.objects.filter(local_part="", domain__name__in=set(unknown.values())).values_list(
+                "domain__name", "destinations"
+            )
+        )
+        for address, domain in unknown.items():
+            hops[address] = catch_alls.get(domain, [])
+    hops.pop(exclude, None)
+    return hops
 
 
 def _refuse_taken_address(row, other: type[models.Model], what: str, exclude) -> None:

@@ -20,7 +20,7 @@ DOMAINS = Crud(
 MAILBOXES = Crud(
     Mailbox,
     forms.MailboxForm,
-    columns=("address", "display_name", "quota_mb", "enabled"),
+    columns=("address", "display_name", "quota_mb", "quota_used", "enabled"),
     owner_only=False,
     select_related=("domain",),
     form_links=(("Change password", "gateway:mailbox-password"),),
@@ -44,6 +44,7 @@ pages = [
     path("account/security/", views.security, name="security"),
     path("account/tokens/", views.api_tokens, name="api-tokens"),
     path("mailboxes/<int:pk>/password/", views.mailbox_password, name="mailbox-password"),
+    path("mailboxes/<int:pk>/settings/", views.mailbox_settings, name="mailbox-settings"),
     path("status/", views.status, name="status"),
     *DOMAINS.urls("domains"),
     *MAILBOXES.urls("mailboxes"),

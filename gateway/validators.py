@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 # name commands and files in aliases(5). Mail to such an address is rare enough to refuse.
 _LOCAL_PART = re.compile(r"^[a-z0-9_+-]+(\.[a-z0-9_+-]+)*$")
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+LINE_BREAK = re.compile(r"\r\n|\r|\n")  # not str.splitlines(), which also splits at \x1c, \u2028
 _WIREGUARD_KEY = re.compile(r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$")
 
 
@@ -42,6 +43,13 @@ def reject_control_characters(value: str) -> None:
             code="control_character",
             params={"char": repr(char)},
         )
+
+
+def reject_control_characters_in_text(value: str) -> None:
+    """Text of several lines (an auto-reply): line breaks and tabs are kept, every other control
+    character refused as on one line."""
+    for line in LINE_BREAK.split(str(value).replace("\t", " ")):
+        reject_control_characters(line)
 
 
 def to_ascii_domain(value: str) -> str:
@@ -119,6 +127,14 @@ def to_address(value: str) -> str:
 
 def validate_address(value: str) -> None:
     to_address(value)
+
+
+def are_addresses(values) -> bool:
+    """Whether ``values`` is a list of addresses in their stored form (safe to look up)."""
+    try:
+        return isinstance(values, list) and all(to_address(value) == value for value in values)
+    except (ValidationError, TypeError):
+        return False
 
 
 def to_host(value: str) -> str:

@@ -6,7 +6,12 @@ from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from gateway import selectors, services
-from gateway.forms import ApiTokenForm, MailboxPasswordForm, ReauthenticationForm
+from gateway.forms import (
+    ApiTokenForm,
+    MailboxPasswordForm,
+    MailboxSettingsForm,
+    ReauthenticationForm,
+)
 from gateway.models import ApiToken, Mailbox
 from gateway.totp import base32_secret, qr_svg, verify_new_device
 
@@ -21,6 +26,19 @@ def mailbox_password(request, pk):
         messages.success(request, f"The password of {mailbox} was changed.")
         return redirect("hosts:dashboard")
     return render(request, "gateway/mailbox_password.html", {"form": form, "mailbox": mailbox})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def mailbox_settings(request, pk):
+    """Forwarding, auto-reply, spam and logins of a mailbox, for its user and its managers."""
+    mailbox = get_object_or_404(Mailbox.objects.visible_to(request.user), pk=pk)
+    form = MailboxSettingsForm(request.POST or None, instance=mailbox)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"The settings of {mailbox} were saved.")
+        return redirect("gateway:mailbox-settings", pk=mailbox.pk)
+    return render(request, "gateway/mailbox_settings.html", {"form": form, "mailbox": mailbox})
 
 
 @login_required

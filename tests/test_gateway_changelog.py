@@ -22,6 +22,7 @@ def test_it_records_a_change_made_on_a_page(client, alice, family):
         "display_name": "Dave",
         "quota_mb": 0,
         "enabled": "on",
+        "spam_threshold": 80,
         "password": "long enough password",
         "password_again": "long enough password",
     }

@@ -39,6 +39,7 @@ def mailbox_payload(world):
             "display_name": "Dave Example",
             "quota_mb": 100,
             "enabled": True,
+            "spam_threshold": 80,
             "password": PASSWORD,
         },
     )

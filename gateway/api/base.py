@@ -75,6 +75,8 @@ class ScopedViewSet(viewsets.ModelViewSet):
     owner-only model needs the owner."""
 
     owner_only = True
+    # Writes that whoever may read the row may ask for, the serializer saying which fields.
+    self_service_actions: tuple[str, ...] = ()
 
     select_related: tuple[str, ...] = ()
 
@@ -84,7 +86,7 @@ class ScopedViewSet(viewsets.ModelViewSet):
 
     def get_object(self):
         obj = super().get_object()
-        writing = self.action not in ("retrieve", "list")
+        writing = self.action not in ("retrieve", "list", *self.self_service_actions)
         manageable = type(obj).objects.manageable_by(self.request.user)
         if writing and not manageable.filter(pk=obj.pk).exists():
             raise exceptions.PermissionDenied("You may read this object but not change it.")

@@ -158,6 +158,11 @@ class AddressSerializer(LivenessSerializer):
 
 class MailboxSerializer(AddressSerializer):
     address = serializers.CharField(read_only=True)
+    forward_to = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text=Mailbox._meta.get_field("forward_to").help_text,
+    )
     password = serializers.CharField(
         write_only=True,
         required=False,
@@ -172,6 +177,8 @@ class MailboxSerializer(AddressSerializer):
             "id",
             *Mailbox.EDITABLE_FIELDS,
             "address",
+            "quota_used_bytes",
+            "quota_read_at",
             "created_at",
             "password",
             *LIVENESS_FIELDS,
@@ -184,10 +191,25 @@ class MailboxSerializer(AddressSerializer):
         request = self.context["request"]
         if "owner" in attrs and not acts_as_owner(request.user):
             raise serializers.ValidationError({"owner": "Only the owner assigns panel accounts."})
+        self._check_self_service(attrs)
         attrs = super().validate(attrs)
         if password:
             attrs["password_hash"] = passwords.hash_password(password)
         return attrs
+
+    def _check_self_service(self, attrs) -> None:
+        """The mailbox's own user changes its settings (and password), never what the domain's
+        managers decide (its address, quota, whether it is enabled)."""
+        mailbox, user = self.instance, self.context["request"].user
+        if mailbox is None or Mailbox.objects.manageable_by(user).filter(pk=mailbox.pk).exists():
+            return
+        refused = {
+            name: "Only the domain's managers change this."
+            for name, value in attrs.items()
+            if name not in Mailbox.SETTINGS_FIELDS and value != getattr(mailbox, name)
+        }
+        if refused:
+            raise serializers.ValidationError(refused)
 
 
 class AliasSerializer(AddressSerializer):

@@ -32,12 +32,16 @@ class DomainViewSet(ScopedViewSet):
 
 
 class MailboxViewSet(ScopedViewSet):
+    """Mailboxes; the mailbox's own user may change its settings (``Mailbox.SETTINGS_FIELDS``)
+    and password too, the serializer refusing the rest."""
+
     queryset = Mailbox.objects.all()
     serializer_class = serializers.MailboxSerializer
     filterset_class = filters.MailboxFilter
     search_fields = ["local_part", "display_name", "domain__name"]
     owner_only = False
     select_related = ("domain",)
+    self_service_actions = ("update", "partial_update")
 
 
 class AliasViewSet(ScopedViewSet):

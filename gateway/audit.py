@@ -46,7 +46,7 @@ def register_models() -> None:
     from gateway import models as gateway_models
 
     register(gateway_models.Domain, gateway_models.Mailbox, gateway_models.Alias)
-    register(gateway_models.ApiToken)
+    register(gateway_models.ApiToken, gateway_models.AppPassword)
 
 
 def last_changes(model: type[models.Model], pks: list[int]) -> dict[int, datetime | None]:

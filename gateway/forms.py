@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django_otp.forms import OTPAuthenticationFormMixin
 
 from gateway import passwords, services, totp
-from gateway.models import Alias, ApiToken, Domain, Mailbox
+from gateway.models import Alias, ApiToken, AppPassword, Domain, Mailbox
 from gateway.scoping import choices_for
 from gateway.validators import to_local_part
 
@@ -198,6 +198,14 @@ class MailboxSettingsForm(forms.ModelForm):
         model = Mailbox
         fields = Mailbox.SETTINGS_FIELDS
         widgets = MAILBOX_WIDGETS
+
+
+class AppPasswordForm(forms.ModelForm):
+    """The name of a new device password (the password itself is made by Mailgate)."""
+
+    class Meta:
+        model = AppPassword
+        fields = ["name"]
 
 
 class MailboxPasswordForm(PasswordPairMixin, forms.Form):

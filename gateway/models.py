@@ -269,6 +269,61 @@ class Mailbox(models.Model):
         return passwords.check_password(raw_password, self.password_hash)
 
 
+class AppPasswordQuerySet(DomainScopedQuerySet):
+    """A mailbox's device passwords are its managers' and its own user's."""
+
+    domain_lookup = "mailbox__domain"
+
+    def write_scope(self, user) -> models.Q:
+        return super().write_scope(user) | models.Q(mailbox__owner=user)
+
+
+class AppPassword(models.Model):
+    """A password for one device of a mailbox (a phone, a mail program), which IMAP and SMTP
+    accept like the mailbox's own: made by Mailgate, shown once, kept only as a hash."""
+
+    MAX_PER_MAILBOX = 20
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="app_passwords")
+    name = models.CharField(
+        max_length=100,
+        validators=[reject_control_characters],
+        help_text="The device it is for, e.g. Alice's phone.",
+    )
+    password_hash = models.CharField(max_length=128, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The last login with it that the mail server reported; null: not seen yet.",
+    )
+
+    objects = AppPasswordQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["mailbox", "name", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "name"], name="app_password_unique_name")
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.mailbox})"
+
+    @classmethod
+    def issue(cls, *, mailbox: Mailbox, name: str) -> tuple["AppPassword", str]:
+        """A new device password; the plaintext is returned this once and never stored."""
+        if mailbox.app_passwords.count() >= cls.MAX_PER_MAILBOX:
+            raise ValidationError(
+                f"A mailbox has at most {cls.MAX_PER_MAILBOX} device passwords: revoke one first."
+            )
+        secret = passwords.new_device_password()
+        row = cls(mailbox=mailbox, name=name, password_hash=passwords.hash_device_password(secret))
+        row.full_clean()
+        row.save()
+        return row, secret
+
+
 class AliasQuerySet(DomainScopedQuerySet):
     pass
 

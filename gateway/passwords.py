@@ -1,12 +1,21 @@
-"""Mailbox password hashes that Dovecot verifies and Mailu imports: ``{BLF-CRYPT}`` (bcrypt)."""
+"""Mailbox password hashes that Dovecot verifies and Mailu imports: ``{BLF-CRYPT}`` (bcrypt);
+and device passwords, made here, in the one scheme that both Dovecot and Mailu's application
+tokens verify: ``{SHA256-CRYPT}`` (docs/mailbox-features.md)."""
+
+import secrets
 
 import bcrypt
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from passlib.hash import sha256_crypt
 
 from gateway.validators import reject_control_characters
 
 SCHEME = "{BLF-CRYPT}"
+DEVICE_SCHEME = "{SHA256-CRYPT}"
+# Mailu takes a password of 32 lowercase hexadecimal digits for an application token
+# (mailu.utils.is_app_token): 128 random bits, which no hash's cost needs to slow down.
+DEVICE_PASSWORD_BYTES = 16
 # bcrypt silently ignores everything past 72 bytes: refuse such passwords instead of weakening them.
 MAX_BYTES = 72
 MIN_LENGTH = 10
@@ -43,3 +52,11 @@ def check_password(password: str, hashed: str) -> bool:
         return False
     digest = hashed.removeprefix(SCHEME).encode("ascii")
     return bcrypt.checkpw(password.encode()[:MAX_BYTES], digest)
+
+
+def new_device_password() -> str:
+    return secrets.token_hex(DEVICE_PASSWORD_BYTES)
+
+
+def hash_device_password(password: str) -> str:
+    return DEVICE_SCHEME + sha256_crypt.using(rounds=5000).hash(password)

@@ -23,7 +23,10 @@ MAILBOXES = Crud(
     columns=("address", "display_name", "quota_mb", "quota_used", "enabled"),
     owner_only=False,
     select_related=("domain",),
-    form_links=(("Change password", "gateway:mailbox-password"),),
+    form_links=(
+        ("Change password", "gateway:mailbox-password"),
+        ("Device passwords", "gateway:app-passwords"),
+    ),
     liveness=True,
     empty_hint="Create a mailbox for each person who receives mail.",
 )
@@ -45,6 +48,7 @@ pages = [
     path("account/tokens/", views.api_tokens, name="api-tokens"),
     path("mailboxes/<int:pk>/password/", views.mailbox_password, name="mailbox-password"),
     path("mailboxes/<int:pk>/settings/", views.mailbox_settings, name="mailbox-settings"),
+    path("mailboxes/<int:pk>/devices/", views.app_passwords, name="app-passwords"),
     path("status/", views.status, name="status"),
     *DOMAINS.urls("domains"),
     *MAILBOXES.urls("mailboxes"),

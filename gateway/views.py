@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
@@ -8,11 +9,12 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from gateway import selectors, services
 from gateway.forms import (
     ApiTokenForm,
+    AppPasswordForm,
     MailboxPasswordForm,
     MailboxSettingsForm,
     ReauthenticationForm,
 )
-from gateway.models import ApiToken, Mailbox
+from gateway.models import ApiToken, AppPassword, Mailbox
 from gateway.totp import base32_secret, qr_svg, verify_new_device
 
 
@@ -39,6 +41,33 @@ def mailbox_settings(request, pk):
         messages.success(request, f"The settings of {mailbox} were saved.")
         return redirect("gateway:mailbox-settings", pk=mailbox.pk)
     return render(request, "gateway/mailbox_settings.html", {"form": form, "mailbox": mailbox})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def app_passwords(request, pk):
+    """A mailbox's device passwords: make one for a device (shown once), see when each was last
+    used, revoke."""
+    mailbox = get_object_or_404(Mailbox.objects.visible_to(request.user), pk=pk)
+    rows = AppPassword.objects.manageable_by(request.user).filter(mailbox=mailbox)
+    if request.method == "POST" and "revoke" in request.POST:
+        revoked = request.POST["revoke"]
+        if not revoked.isdigit():  # the page only ever sends an id
+            return HttpResponseBadRequest("Choose the device password to revoke by its id.")
+        rows.filter(pk=revoked).delete()
+        messages.success(request, "The device password is revoked.")
+        return redirect("gateway:app-passwords", pk=mailbox.pk)
+    form = AppPasswordForm(request.POST or None, instance=AppPassword(mailbox=mailbox))
+    created = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            _, created = AppPassword.issue(mailbox=mailbox, name=form.cleaned_data["name"])
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            form = AppPasswordForm()
+    context = {"mailbox": mailbox, "rows": rows, "form": form, "created": created}
+    return render(request, "gateway/app_passwords.html", context)
 
 
 @login_required

@@ -1,12 +1,22 @@
 from datetime import datetime
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.serializers import as_serializer_error
 
 from gateway import liveness, passwords, services, totp
 from gateway.api.base import ModelCleanSerializer
-from gateway.models import Alias, ApiToken, Domain, Mailbox, StatusChange, StatusItem
+from gateway.models import (
+    Alias,
+    ApiToken,
+    AppPassword,
+    Domain,
+    Mailbox,
+    StatusChange,
+    StatusItem,
+)
 from gateway.scoping import acts_as_owner
 from gateway.validators import validate_local_part
 
@@ -279,6 +289,39 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         if getattr(instance, "plaintext", None):
             data["token"] = instance.plaintext
+        return data
+
+
+class AppPasswordSerializer(serializers.ModelSerializer):
+    """A device password as listed; on creation the response also carries ``password``, that
+    once."""
+
+    mailbox = serializers.PrimaryKeyRelatedField(queryset=Mailbox.objects.all())
+
+    class Meta:
+        model = AppPassword
+        fields = ["id", "mailbox", "name", "created_at", "last_used_at"]
+        validators = []  # AppPassword.issue() cleans the row, with the page's messages
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None:
+            fields["mailbox"].queryset = Mailbox.objects.visible_to(request.user)
+        return fields
+
+    def create(self, validated_data):
+        try:
+            row, secret = AppPassword.issue(**validated_data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(as_serializer_error(exc)) from None
+        row.plaintext = secret
+        return row
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if getattr(instance, "plaintext", None):
+            data["password"] = instance.plaintext
         return data
 
 

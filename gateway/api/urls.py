@@ -9,6 +9,7 @@ router.register("domains", views.DomainViewSet)
 router.register("mailboxes", views.MailboxViewSet)
 router.register("aliases", views.AliasViewSet)
 router.register("tokens", views.ApiTokenViewSet, basename="apitoken")
+router.register("app-passwords", views.AppPasswordViewSet, basename="apppassword")
 router.register("status", views.StatusItemViewSet, basename="statusitem")
 router.register("status-changes", views.StatusChangeViewSet, basename="statuschange")
 

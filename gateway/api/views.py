@@ -7,7 +7,15 @@ from gateway import selectors, services
 from gateway.api import filters, serializers
 from gateway.api.base import ScopedViewSet
 from gateway.api.schema import errors
-from gateway.models import Alias, ApiToken, Domain, Mailbox, StatusChange, StatusItem
+from gateway.models import (
+    Alias,
+    ApiToken,
+    AppPassword,
+    Domain,
+    Mailbox,
+    StatusChange,
+    StatusItem,
+)
 from gateway.scoping import limited_by_token
 from gateway.status import Colour
 
@@ -72,6 +80,24 @@ class ApiTokenViewSet(
         if limited_by_token(request.user):
             raise exceptions.PermissionDenied("A token limited to domains cannot make tokens.")
         return super().create(request, *args, **kwargs)
+
+
+class AppPasswordViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Device passwords of the mailboxes you may see: made for one device, shown once on
+    creation (``password``), revoked by deleting them."""
+
+    serializer_class = serializers.AppPasswordSerializer
+
+    def get_queryset(self):
+        rows = AppPassword.objects.manageable_by(self.request.user).select_related("mailbox")
+        mailbox = self.request.query_params.get("mailbox")
+        return rows.filter(mailbox=mailbox) if mailbox and mailbox.isdigit() else rows
 
 
 COLOUR_FILTER = OpenApiParameter("colour", enum=Colour.values, description="Only this colour.")

@@ -183,7 +183,7 @@ class Mailbox(models.Model):
         max_length=AUTOREPLY_BODY_MAX,
         blank=True,
         validators=[reject_control_characters_in_text],
-        help_text="Plain text; lines and tabs are kept, other control characters refused.",
+        help_text="Plain text in lines, without tabs or other control characters.",
     )
     autoreply_start = models.DateField(
         null=True, blank=True, help_text="The first day to answer; empty: from now on."

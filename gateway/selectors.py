@@ -2,12 +2,22 @@
 queries, so rendering ten thousand mailboxes costs three queries, not ten thousand; and the
 status page's items as a user may see them."""
 
+from collections import defaultdict
 from dataclasses import dataclass
+from datetime import date
 
 from django.core.paginator import Paginator
 from django.db.models import Case, Count, Value, When
 
-from gateway.models import Alias, ApiToken, Domain, Mailbox, StatusChange, StatusItem
+from gateway.models import (
+    Alias,
+    ApiToken,
+    AppPassword,
+    Domain,
+    Mailbox,
+    StatusChange,
+    StatusItem,
+)
 from gateway.status import SEVERITY, Colour, worst
 
 STATUS_HISTORY = 50  # changes shown on the page
@@ -28,6 +38,20 @@ class MailboxEntry:
     display_name: str
     quota_mb: int
     password_hash: str
+    # Mailbox.SETTINGS_FIELDS, with the model's defaults.
+    forward_to: tuple[str, ...] = ()
+    forward_keep_copy: bool = True
+    autoreply_enabled: bool = False
+    autoreply_subject: str = ""
+    autoreply_body: str = ""
+    autoreply_start: date | None = None
+    autoreply_end: date | None = None
+    spam_enabled: bool = True
+    spam_threshold: int = 80
+    imap_enabled: bool = True
+    pop3_enabled: bool = True
+    smtp_enabled: bool = True
+    app_passwords: tuple[str, ...] = ()  # the hashes of its device passwords, oldest first
 
 
 @dataclass(frozen=True)
@@ -57,8 +81,21 @@ def mail_directory() -> MailDirectory:
     mailboxes = (
         Mailbox.objects.filter(enabled=True, domain__enabled=True)
         .order_by("domain__name", "local_part")
-        .values_list("local_part", "domain__name", "display_name", "quota_mb", "password_hash")
+        .values_list(
+            "pk",
+            "local_part",
+            "domain__name",
+            "display_name",
+            "quota_mb",
+            "password_hash",
+            *Mailbox.SETTINGS_FIELDS,
+        )
     )
+    devices = defaultdict(list)
+    for mailbox_id, digest in AppPassword.objects.order_by("pk").values_list(
+        "mailbox_id", "password_hash"
+    ):
+        devices[mailbox_id].append(digest)
     aliases = (
         Alias.objects.filter(enabled=True, domain__enabled=True)
         .order_by("domain__name", "local_part")
@@ -69,8 +106,18 @@ def mail_directory() -> MailDirectory:
             DomainEntry(name, host) for name, host in domains.values_list("name", "mail_hostname")
         ),
         mailboxes=tuple(
-            MailboxEntry(f"{local}@{domain}", local, domain, name, quota, digest)
-            for local, domain, name, quota, digest in mailboxes
+            MailboxEntry(
+                f"{local}@{domain}",
+                local,
+                domain,
+                name,
+                quota,
+                digest,
+                tuple(forward_to),
+                *settings,
+                app_passwords=tuple(devices[pk]),
+            )
+            for pk, local, domain, name, quota, digest, forward_to, *settings in mailboxes
         ),
         aliases=tuple(
             AliasEntry(f"{local}@{domain}", local, domain, tuple(targets), sender)

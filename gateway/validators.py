@@ -46,9 +46,9 @@ def reject_control_characters(value: str) -> None:
 
 
 def reject_control_characters_in_text(value: str) -> None:
-    """Text of several lines (an auto-reply): line breaks and tabs are kept, every other control
-    character refused as on one line."""
-    for line in LINE_BREAK.split(str(value).replace("\t", " ")):
+    """Text of several lines (an auto-reply): line breaks are kept, every other control
+    character (a tab too) refused as on one line."""
+    for line in LINE_BREAK.split(str(value)):
         reject_control_characters(line)
 
 

@@ -2,6 +2,16 @@
 header, LMTP delivery from Postfix, SASL for Postfix's submission ports, and the mailboxes in a
 passwd-file whose hashes Dovecot verifies (``{BLF-CRYPT}``).
 
+Each mailbox's own settings (docs/mailbox-features.md):
+- which protocols may log in: a ``deny`` passdb first, a passwd-file per service (``%s``:
+  ``imap``, ``pop3``; ``smtp`` for Postfix's SASL on 465/587) naming the mailboxes refused
+  there (Dovecot denies nobody for a service without its file, so each is written);
+- device passwords: after the mailbox passwords, one passwd-file passdb per slot (a mailbox's
+  first device password in the first, ...), ``{SHA256-CRYPT}``; a failed passdb passes the
+  login on to the next (``result_failure = continue``, Dovecot's default);
+- forwarding and auto-reply: each mailbox's Sieve script (hosts/render/sieve.py), run by LMTP
+  before any script of the user's own (``sieve_before``), compiled on activation by ``sievec``.
+
 The rendered ``dovecot.conf`` is complete on its own (it includes nothing from ``conf.d``), so
 what ``doveconf -n`` shows is exactly what Mailgate decided.
 """
@@ -9,11 +19,17 @@ what ``doveconf -n`` shows is exactly what Mailgate decided.
 from gateway.bundle import File, RenderError, Unit
 from gateway.writers import lines, one_line, shell_quote
 from hosts.choices import MailBackend
-from hosts.render import systemd, tls
+from hosts.render import sieve, systemd, tls
 from hosts.render.context import RenderContext
 
 CONFIG = "/etc/dovecot/dovecot.conf"
 USERS = "/etc/dovecot/mailgate-users"
+DENY_DIR = "/etc/dovecot/mailgate-deny"
+DEVICES_DIR = "/etc/dovecot/mailgate-devices"
+SIEVE_DIR = "/etc/dovecot/mailgate-sieve"
+# Dovecot's service name for each protocol switch of a mailbox. POP3 is not served on Postfix +
+# Dovecot (hosts.render.context.SERVED_PORTS); its file holds if it ever is.
+DENIED_SERVICES = {"imap": "imap_enabled", "pop3": "pop3_enabled", "smtp": "smtp_enabled"}
 VMAIL = "/var/vmail"
 IMAPS_PORT = 993  # behind the gateway, with its PROXY v2 header
 # Dovecot's default set plus "+" (gateway.validators allows it in a local part).
@@ -31,14 +47,37 @@ def units(ctx: RenderContext) -> list[Unit]:
             files=(
                 File(CONFIG, lines(dovecot_conf(ctx))),
                 File(USERS, lines(users(ctx)), mode=0o640, owner="root:dovecot", secret=True),
+                *(
+                    File(f"{DENY_DIR}/{service}", lines(names))
+                    for service, names in denied(ctx).items()
+                ),
+                *(
+                    File(
+                        f"{DEVICES_DIR}/{slot}",
+                        lines(rows),
+                        mode=0o640,
+                        owner="root:dovecot",
+                        secret=True,
+                    )
+                    for slot, rows in device_slots(ctx).items()
+                ),
+                *(
+                    File(f"{SIEVE_DIR}/{address}.sieve", content)
+                    for address, content in sieve_scripts(ctx).items()
+                ),
             ),
-            checks=(f'doveconf -n -c "$STAGE"{shell_quote(CONFIG)} >/dev/null',),
+            checks=(
+                f'doveconf -n -c "$STAGE"{shell_quote(CONFIG)} >/dev/null',
+                _sieve_check(),
+            ),
             activate=(
                 f"id -u vmail >/dev/null 2>&1 || useradd --system --home-dir {VMAIL} "
                 "--create-home --shell /usr/sbin/nologin vmail",
                 # The mail store must belong to vmail even where the folder was there before
                 # the user (useradd then leaves it to root and no mail can be delivered).
                 f"install -d -o vmail -g vmail -m 0750 {VMAIL}",
+                # Compiled here, where root may write the binaries LMTP (as vmail) only reads.
+                f"install -d -m 0755 {SIEVE_DIR} && sievec {SIEVE_DIR}",
                 systemd.reload("dovecot"),
             ),
         )
@@ -56,6 +95,64 @@ def users(ctx: RenderContext) -> list[str]:
         quota = f"userdb_quota_rule=*:storage={mailbox.quota_mb}M" if mailbox.quota_mb else ""
         entries.append(f"{mailbox.address}:{password}::::::{quota}")
     return entries
+
+
+def denied(ctx: RenderContext) -> dict[str, list[str]]:
+    """For each service, the mailboxes that may not log in there (every file is written, an
+    empty one too)."""
+    return {
+        service: [box.address for box in ctx.directory.mailboxes if not getattr(box, switch)]
+        for service, switch in DENIED_SERVICES.items()
+    }
+
+
+def device_slots(ctx: RenderContext) -> dict[int, list[str]]:
+    """passwd-file lines of the device passwords, the n-th of every mailbox in slot n."""
+    slots: dict[int, list[str]] = {}
+    for mailbox in ctx.directory.mailboxes:
+        for slot, digest in enumerate(mailbox.app_passwords, start=1):
+            if ":" in digest:
+                raise RenderError(f"A device password of {mailbox.address} has ':' in its hash.")
+            slots.setdefault(slot, []).append(f"{mailbox.address}:{digest}")
+    return slots
+
+
+def sieve_scripts(ctx: RenderContext) -> dict[str, bytes]:
+    scripts = {box.address: sieve.script(box) for box in ctx.directory.mailboxes}
+    return {address: script for address, script in scripts.items() if script is not None}
+
+
+def _sieve_check() -> str:
+    """Each staged script compiles (``sievec`` to a scratch binary)."""
+    staged = f'"$STAGE"{shell_quote(SIEVE_DIR)}'
+    return (
+        f'for script in {staged}/*.sieve; do [ -e "$script" ] || continue; '
+        'sievec "$script" "$(mktemp)" || exit 1; done'
+    )
+
+
+def _passdbs(ctx: RenderContext) -> list[str]:
+    blocks = [
+        "# Refused per protocol before any password is checked.",
+        "passdb {",
+        "  driver = passwd-file",
+        f"  args = username_format=%u {DENY_DIR}/%s",
+        "  deny = yes",
+        "}",
+        "passdb {",
+        "  driver = passwd-file",
+        f"  args = scheme=BLF-CRYPT username_format=%u {USERS}",
+        "}",
+    ]
+    for slot in device_slots(ctx):
+        blocks += [
+            f"# Device passwords, slot {slot}.",
+            "passdb {",
+            "  driver = passwd-file",
+            f"  args = scheme=SHA256-CRYPT username_format=%u {DEVICES_DIR}/{slot}",
+            "}",
+        ]
+    return blocks
 
 
 def dovecot_conf(ctx: RenderContext) -> list[str]:
@@ -89,10 +186,7 @@ def dovecot_conf(ctx: RenderContext) -> list[str]:
         "# The gateway passes connections on with a PROXY v2 header carrying the client's address.",
         f"haproxy_trusted_networks = {trusted}",
         "",
-        "passdb {",
-        "  driver = passwd-file",
-        f"  args = scheme=BLF-CRYPT username_format=%u {USERS}",
-        "}",
+        *_passdbs(ctx),
         "userdb {",
         "  driver = passwd-file",
         f"  args = username_format=%u {USERS}",
@@ -126,9 +220,13 @@ def dovecot_conf(ctx: RenderContext) -> list[str]:
         "",
         "protocol lmtp {",
         f"  postmaster_address = {one_line(postmaster)}",
+        "  mail_plugins = $mail_plugins sieve",
         "}",
         "plugin {",
         "  quota = maildir:User quota",
+        "  sieve = file:~/sieve;active=~/.dovecot.sieve",
+        # A mailbox without forwarding or auto-reply has no script here; Pigeonhole skips it.
+        f"  sieve_before = {SIEVE_DIR}/%u.sieve",
         "}",
         "",
         "namespace inbox {",

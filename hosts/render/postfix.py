@@ -26,7 +26,7 @@ from gateway.selectors import MailDirectory
 from gateway.writers import key_values, lines, one_line, shell_quote, table
 from hosts.choices import MailBackend, TlsLevel
 from hosts.models import Relay
-from hosts.render import systemd, tls
+from hosts.render import postsrsd, systemd, tls
 from hosts.render.context import RenderContext
 
 CONFIG_DIR = "/etc/postfix"
@@ -42,7 +42,7 @@ PROXIED_SERVICES = {25: "smtp", 587: "submission", 465: "submissions"}
 def units(ctx: RenderContext) -> list[Unit]:
     host = ctx.host
     if host.is_mailserver and host.mail_backend == MailBackend.POSTFIX_DOVECOT:
-        return [_unit(ctx, mailserver=True)]
+        return [*postsrsd.units(ctx), _unit(ctx, mailserver=True)]
     if host.is_relay:
         if host.relay is None:
             raise RenderError(f"The relay host {host} has no smarthost: choose one under Relay.")
@@ -153,6 +153,7 @@ def _mailserver_settings(ctx: RenderContext) -> list[tuple[str, str]]:
         ("virtual_alias_maps", hashed("virtual_aliases")),
         ("virtual_transport", "lmtp:unix:private/dovecot-lmtp"),
         ("smtpd_sender_login_maps", hashed("sender_logins")),
+        *postsrsd.main_cf(ctx),
     ]
 
 

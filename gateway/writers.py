@@ -106,8 +106,16 @@ def _map_key(key: str) -> str:
     return key
 
 
+class Text(str):
+    """A value of several lines (an auto-reply's text): its line feeds are kept (the model
+    stores no other line break), every other control character refused."""
+
+
 def _check_strings(data) -> None:
-    if isinstance(data, str):
+    if isinstance(data, Text):
+        for line in data.split("\n"):
+            one_line(line)
+    elif isinstance(data, str):
         one_line(data)
     elif isinstance(data, dict):
         for key, value in data.items():

@@ -138,9 +138,18 @@ class MailuAdmin:
 
     def accepted_passwords(self, email: str, *passwords: str) -> list[bool]:
         """Whether Mailu's login check takes each of ``passwords`` for ``email``, as imported."""
+        return self._ask(["verify", email, *passwords], len(passwords))
+
+    def accepted_logins(self, email: str, protocol: str, *passwords: str) -> list[bool]:
+        """Whether Mailu's front lets ``email`` in over ``protocol`` (imap, pop3, smtp) with
+        each of ``passwords``: its password or an application token, and that protocol on."""
+        return self._ask(["login", email, protocol, *passwords], len(passwords))
+
+    def _ask(self, arguments: list[str], count: int) -> list[bool]:
+        """The runner's last ``count`` answers (one line each) to ``arguments``."""
         where, env = self.command_line()
         result = subprocess.run(
-            [str(oracle_python()), str(RUNNER), "verify", email, *passwords],
+            [str(oracle_python()), str(RUNNER), *arguments],
             cwd=where,
             env=env,
             capture_output=True,
@@ -148,7 +157,7 @@ class MailuAdmin:
             check=False,
         )
         assert result.returncode == 0, result.stderr
-        return [line == "True" for line in result.stdout.splitlines()[-len(passwords) :]]
+        return [line == "True" for line in result.stdout.splitlines()[-count:]]
 
     def command_line(self) -> tuple[Path, dict[str, str]]:
         """Where and with what environment a real ``flask`` process runs this admin (for a

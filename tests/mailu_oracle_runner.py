@@ -7,7 +7,9 @@ Each line on stdin is a request, JSON ``{"args": [...], "env": {...}}``; the com
 fork through Flask's own entry point, which builds a Mailu app from the environment (so each
 request may name another database), and one line of JSON answers with its exit code and output.
 
-``verify`` asks Mailu whether a user's password is right, as its logins do.
+``verify`` asks Mailu whether a user's password is right, as its logins do; ``login`` asks the
+check its IMAP/POP3/SMTP front makes (``check_credentials``: application tokens and the
+per-protocol switches too).
 
 ``render`` makes one container's configuration as its ``start.py`` does: the environment through
 socrate's ``set_env``, then Mailu's templates through socrate's ``conf.jinja``.
@@ -63,6 +65,20 @@ def verify(email: str, *passwords: str) -> None:
     with mailu.create_app().app_context():
         for password in passwords:
             print(models.User.query.get(email).check_password(password))
+
+
+def login(email: str, protocol: str, *passwords: str) -> None:
+    """Print, one line each, whether Mailu's front lets ``email`` log in over ``protocol``
+    with each of ``passwords`` (``mailu.internal.nginx.check_credentials``)."""
+    sys.path.insert(0, os.getcwd())
+    import mailu
+    from mailu import models
+    from mailu.internal import nginx
+
+    with mailu.create_app().app_context():
+        for password in passwords:
+            user = models.User.query.get(email)
+            print(nginx.check_credentials(user, password, "192.0.2.1", protocol, "993", "4242"))
 
 
 # What each container's start.py renders: templates under src/core/ and the folder they go to.
@@ -121,4 +137,4 @@ def render(container: str, core: str, out: str, extra: str) -> None:
 
 
 if __name__ == "__main__":
-    {"serve": serve, "verify": verify, "render": render}[sys.argv[1]](*sys.argv[2:])
+    {"serve": serve, "verify": verify, "login": login, "render": render}[sys.argv[1]](*sys.argv[2:])

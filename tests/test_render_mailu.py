@@ -169,6 +169,20 @@ def test_it_writes_the_directory_in_config_import_shape(world):
         "password": HASH.removeprefix("{BLF-CRYPT}"),
         "displayed_name": "John Doe",
         "quota_bytes": 2048 * 1024 * 1024,
+        # Mailgate's defaults, written out: a full import would reset an absent field.
+        "enable_imap": True,
+        "enable_pop": True,
+        "forward_enabled": False,
+        "forward_destination": [],
+        "forward_keep": True,
+        "reply_enabled": False,
+        "reply_subject": "",
+        "reply_body": "",
+        "reply_startdate": "1900-01-01",
+        "reply_enddate": "2999-12-31",
+        "spam_enabled": True,
+        "spam_threshold": 80,
+        "tokens": [],
     }
     assert john["password"].startswith("$2b$")
     assert document["user"][1]["quota_bytes"] == 0  # unlimited, not Mailu's 1 GB default
@@ -336,9 +350,8 @@ def test_it_dry_runs_the_import_in_the_running_admin_container(world, tmp_path):
     bundle = mailu_bundle(context(world, "home"))
     bundle.write_to(tmp_path)
     dry_run = bundle.unit("mailu").checks[1]
-    assert "config-import -n" in dry_run and '"$STAGE"/opt/mailu/mailgate/config-import.yaml' in (
-        dry_run
-    )
+    assert 'python3 -c "$(cat "$STAGE"/opt/mailu/mailgate/import.py)" -n' in dry_run
+    assert '< "$STAGE"/opt/mailu/mailgate/config-import.yaml' in dry_run
     # Without a running admin (the stub lists no service) docker is never asked to import.
     result = run_snippet(dry_run, tmp_path, fake_docker(tmp_path, "true"))
     assert result.returncode == 0, result.stderr
@@ -350,7 +363,7 @@ def test_it_starts_mailu_then_replaces_its_directory(world):
     activate = mailu_bundle(context(world, "home")).unit("mailu").activate
     assert activate[0] == "cd /opt/mailu && docker compose up -d"
     assert activate[1].endswith(
-        "docker compose exec -T admin flask mailu config-import < "
+        'docker compose exec -T admin python3 -c "$(cat /opt/mailu/mailgate/import.py)" < '
         "/opt/mailu/mailgate/config-import.yaml"
     )
     assert " -u" not in activate[1]  # replace, not merge: see the module docstring

@@ -4,6 +4,7 @@ what Mailgate rendered, Mailu's defaults for the rest, and nothing else. A refus
 changes nothing (one transaction), and the staged check on the host fails with Mailu's reason."""
 
 import dataclasses
+import datetime
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import yaml
 
 from gateway import selectors, services
 from gateway.models import Alias, Domain, Mailbox
-from gateway.passwords import hash_password
+from gateway.passwords import hash_device_password, hash_password
 from gateway.selectors import AliasEntry, DomainEntry, MailboxEntry
 from gateway.writers import lines
 from hosts.checks import run_check
@@ -183,9 +184,13 @@ def by_key(rows: list[dict], key: str) -> dict[str, dict]:
 
 
 def comparable(row: dict) -> dict:
-    """Mailu keeps an alias's destinations as a set (sorted, without repeats)."""
+    """Mailu keeps an alias's destinations as a set (sorted, without repeats), and gives each
+    token it holds an id and an address list of its own."""
     if "destination" in row:
         return {**row, "destination": sorted(set(row["destination"]))}
+    if "tokens" in row:
+        tokens = sorted((token["comment"], token["password"]) for token in row["tokens"])
+        return {**row, "tokens": tokens}
     return row
 
 
@@ -568,3 +573,128 @@ def rspamd_configtest(
         text=True,
         check=False,
     )
+
+
+# --- a mailbox's own settings (issue 18.3): every field in the document, kept as rendered -----
+
+DEVICE_PASSWORDS = ("0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210")
+
+
+def mailbox_settings():
+    """Every setting Mailgate models, away from Mailu's defaults, and device passwords."""
+    john = dataclasses.replace(
+        directory().mailboxes[0],
+        forward_to=("x@other.test", "alice@family.example"),
+        forward_keep_copy=False,
+        autoreply_enabled=True,
+        autoreply_subject='Away: "the cat" \\ ${x}',
+        autoreply_body="Back on Monday.\n\nJohn",
+        autoreply_start=datetime.date(2026, 12, 24),
+        autoreply_end=datetime.date(2027, 1, 2),
+        spam_enabled=False,
+        spam_threshold=55,
+        imap_enabled=False,
+        pop3_enabled=False,
+        app_passwords=tuple(hash_device_password(p) for p in DEVICE_PASSWORDS),
+    )
+    return {"mailboxes": (john, *directory().mailboxes[1:])}
+
+
+WORLDS["mailbox-settings"] = mailbox_settings
+
+
+def run_import_script(admin, document: bytes, *arguments: str) -> subprocess.CompletedProcess:
+    """Mailgate's import script (scripts/mailu-import.py) as the activation runs it: with
+    Mailu's Python in its admin folder, the document on stdin."""
+    where, env = admin.command_line()
+    script = (Path(mailu.__file__).parent / "scripts" / "mailu-import.py").read_text()
+    return subprocess.run(
+        [str(VENV / "bin" / "python3"), "-c", script, *arguments],
+        input=document,
+        cwd=where,
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+
+
+def test_the_import_script_replaces_tokens_so_a_revoked_device_password_stops(mailu_admin):
+    """Mailu's own import adds a document's tokens beside the ones it holds and removes none:
+    twice the same document makes two tokens, and a token gone from it still logs in. The
+    script makes Mailu hold exactly the device passwords Mailgate renders."""
+    _, ctx = world_with(**mailbox_settings())
+    admin = mailu_admin(settings_of(ctx))
+    document = rendered_document(ctx)
+    for _ in range(2):
+        done = run_import_script(admin, document)
+        assert done.returncode == 0, done.stderr
+    john = by_key(admin.export()["user"], "email")["john@example.com"]
+    assert len(john["tokens"]) == 2
+    first, second = DEVICE_PASSWORDS
+    assert admin.accepted_logins("john@example.com", "smtp", first, second, "0" * 32) == [
+        True,
+        True,
+        False,
+    ]
+    assert admin.accepted_logins("john@example.com", "imap", first) == [False]  # IMAP is off
+
+    john_box = mailbox_settings()["mailboxes"][0]
+    revoked = dataclasses.replace(john_box, app_passwords=john_box.app_passwords[1:])
+    after = with_directory(ctx, mailboxes=(revoked, *directory().mailboxes[1:]))
+    assert run_import_script(admin, rendered_document(after)).returncode == 0
+    assert admin.accepted_logins("john@example.com", "smtp", first, second) == [False, True]
+
+
+def test_the_import_script_keeps_what_mailgate_does_not_model(mailu_admin):
+    """Set in Mailu before Mailgate took over: kept, where the plain full import resets it."""
+    _, ctx = world_with()
+    admin = mailu_admin(settings_of(ctx))
+    made_in_mailu = {
+        "domain": [{"name": "example.com", "max_users": 3, "comment": "ours"}],
+        "user": [
+            mailu_user("john@example.com", allow_spoofing=True, spam_mark_as_read=False,
+                       comment="John's", spam_threshold=30),
+        ],
+        "alias": [{"email": "postmaster@example.com", "destination": ["john@example.com"],
+                   "comment": "RFC 2142"}],
+    }  # fmt: skip
+    assert admin.apply(json.dumps(made_in_mailu).encode()).ok
+    document = rendered_document(ctx)
+    dry = run_import_script(admin, document, "-n")
+    assert dry.returncode == 0, dry.stderr
+    assert by_key(admin.export()["user"], "email").keys() == {"john@example.com"}  # unchanged
+    done = run_import_script(admin, document)
+    assert done.returncode == 0, done.stderr
+    exported = admin.export()
+    john = by_key(exported["user"], "email")["john@example.com"]
+    kept = {"allow_spoofing": True, "spam_mark_as_read": False, "comment": "John's"}
+    assert {key: john[key] for key in kept} == kept
+    assert john["spam_threshold"] == 80  # modeled: Mailgate's value
+    domain = by_key(exported["domain"], "name")["example.com"]
+    assert (domain["max_users"], domain["comment"]) == (3, "ours")
+    alias = by_key(exported["alias"], "email")["postmaster@example.com"]
+    assert alias["comment"] == "RFC 2142"
+    # Everything Mailgate renders is Mailu's now, the kept fields aside.
+    rendered = yaml.safe_load(document)
+    for row in rendered["user"]:
+        row.update(kept if row["email"] == "john@example.com" else {})
+    rendered["domain"][0].update(max_users=3, comment="ours")
+    rendered["alias"][0].update(comment="RFC 2142")
+    assert_mailu_holds(exported, rendered)
+
+
+def test_the_import_script_changes_nothing_when_mailu_refuses(mailu_admin):
+    """Tokens deleted, then a refused document: the tokens are back, as is everything else.
+    (Broken is a user without tokens: for one with tokens Mailu fails on the tokens first.)"""
+    _, ctx = world_with(**mailbox_settings())
+    admin = mailu_admin(settings_of(ctx))
+    assert run_import_script(admin, rendered_document(ctx)).returncode == 0
+
+    def breaks(document):
+        document["user"][2].update(displayed_name="J" * 161)
+
+    reason = "user.2.displayed_name : Longer than maximum length 160."
+    refused = run_import_script(admin, broken_document(ctx, breaks))
+    assert refused.returncode != 0
+    assert reason in refused.stderr.decode() + refused.stdout.decode()
+    assert_mailu_holds(admin.export(), yaml.safe_load(rendered_document(ctx)))

@@ -67,6 +67,10 @@ def all_files():
     return [file for bundle in render_hosts(Host.objects.all()) for file in bundle.files]
 
 
+# An auto-reply's text keeps its lines: inside a Sieve quoted string, escaped in JSON.
+LINES_ALLOWED = {(Mailbox, "autoreply_body", "\n")}
+
+
 def poisoned(value, char):
     if isinstance(value, list):
         return [f"{item}{char}{MARKER}" for item in value] or [f"x{char}{MARKER}"]
@@ -99,6 +103,8 @@ def test_every_renderer_has_work_in_this_world(world):
     ("model", "field"), TEXT_FIELDS, ids=[f"{m.__name__}.{f}" for m, f in TEXT_FIELDS]
 )
 def test_a_control_character_never_reaches_a_file(world, model, field, char):
+    if (model, field, char) in LINES_ALLOWED:
+        pytest.skip("a text of lines by design: tests/test_render_mailbox_features.py")
     for row in model.objects.all():
         model.objects.filter(pk=row.pk).update(**{field: poisoned(getattr(row, field), char)})
     try:

@@ -7,24 +7,27 @@ expects a PROXY v2 header on the ports the gateway forwards, and keeps its conta
 192.168.203.0/24, the subnet the gateway routes back through the tunnel for SMTP egress.
 Settings as in docs/facts.md §3.
 
-**The import replaces Mailu's whole configuration** (``config-import`` without ``-u``). Mailgate
-is the single source of truth: after each deployment Mailu holds exactly the enabled domains,
-mailboxes (with their password hashes, quotas and names) and aliases that Mailgate shows, and a
-mailbox or alias deleted or disabled in Mailgate stops receiving mail and logging in at once. A
-merge (``-u``) would keep every account Mailgate no longer lists, still able to log in, which is
-the failure a demanding user cannot accept; Mailgate renders a snapshot, not a history, so it
-cannot name the deletions a merge would need. The import runs in one transaction: a file Mailu
-refuses changes nothing. What it costs, and why Mailu's admin UI is off (``ADMIN=false``):
+**The import replaces Mailu's whole configuration** (``config-import`` without ``-u``, run by
+``scripts/mailu-import.py`` in Mailu's admin container). Mailgate is the single source of truth:
+after each deployment Mailu holds exactly the enabled domains, mailboxes (with their password
+hashes, quotas, names, forwarding, auto-reply, spam and IMAP/POP3 settings, and device passwords
+as application tokens) and aliases that Mailgate shows, and a mailbox or alias deleted or
+disabled in Mailgate stops receiving mail and logging in at once. A merge (``-u``) would keep
+every account Mailgate no longer lists, still able to log in, which is the failure a demanding
+user cannot accept; Mailgate renders a snapshot, not a history, so it cannot name the deletions
+a merge would need. The import runs in one transaction: a file Mailu refuses changes nothing.
+What it means, and why Mailu's admin UI is off (``ADMIN=false``):
 
 - Domains, users and aliases created in Mailu itself (the reference's ``flask mailu admin``
   account included) are deleted at the next deployment.
-- Settings Mailgate does not model are reset to Mailu's defaults at every deployment: auto-reply,
-  forwarding, spam threshold. A password changed in Mailu goes back to the one set in Mailgate.
-- What hangs off a domain or user in tables of its own is **not** reset (Mailu's oracle shows
-  it, tests/test_render_mailu_oracle.py; docs/facts.md §3): application tokens, fetched accounts,
-  manager rights and a domain's alternative names made in Mailu before Mailgate took over stay, and
-  belong again to the user or domain of that name. With the admin UI off nobody can add more;
-  remove old ones once in Mailu before the first deployment.
+- Every field Mailgate models is written for every user, so nothing Mailu holds is reset to a
+  default behind Mailgate's back. What Mailgate does not model (a domain's limits and comment,
+  a user's comment, spoofing right, admin flag, "mark spam as read", an alias's comment) is read
+  from Mailu and kept by the import script (docs/mailbox-features.md).
+- Application tokens are Mailgate's device passwords alone: the script deletes Mailu's tokens in
+  the import's transaction (Mailu's import adds tokens and never removes one, so a revoked
+  device password would log in on). Fetched accounts, manager rights and a domain's alternative
+  names hang off in tables of their own and stay (tests/test_render_mailu_oracle.py).
 - DKIM keys are not in the import: Mailgate generates them and writes each domain's signing key
   to ``/mailu/dkim`` with rspamd's signing override (``zones.rspamd``, a bundle contributor).
 
@@ -34,10 +37,18 @@ says: its sender check returns every alias destination, and no setting narrows i
 
 import ipaddress
 import re
+from pathlib import Path
 
 from gateway.bundle import File, RenderError, Unit
 from gateway.selectors import AliasEntry, DomainEntry, MailboxEntry, MailDirectory
-from gateway.writers import json_yaml_document, lines, one_line, shell_quote, yaml_document
+from gateway.writers import (
+    Text,
+    json_yaml_document,
+    lines,
+    one_line,
+    shell_quote,
+    yaml_document,
+)
 from hosts.choices import MailBackend, TlsLevel
 from hosts.models import Relay
 from hosts.render import jsonschemas
@@ -48,6 +59,9 @@ MAILU_DIR = "/opt/mailu"
 ENV_PATH = f"{MAILU_DIR}/mailu.env"
 COMPOSE_PATH = f"{MAILU_DIR}/docker-compose.yml"
 IMPORT_PATH = f"{MAILU_DIR}/mailgate/config-import.yaml"
+IMPORT_SCRIPT = f"{MAILU_DIR}/mailgate/import.py"  # scripts/mailu-import.py, run in admin
+NO_START, NO_END = "1900-01-01", "2999-12-31"  # Mailu's "always" for an auto-reply's days
+DEVICE_COMMENT = "Mailgate device password"
 STORAGE = "/mailu"  # the setup utility's default storage path, written into the volumes
 DKIM_DIR = f"{STORAGE}/dkim"  # Mailu's DKIM keys, <domain>.<selector>.key
 DKIM_MOUNT = "/dkim"  # where the admin and antispam containers see DKIM_DIR
@@ -79,6 +93,7 @@ OUTBOUND_TLS = {
 _ENV_UNSAFE = re.compile(r"[\s'\"`$#\\]")
 _ENV_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SCHEME_PREFIX = re.compile(r"^\{[A-Za-z0-9._-]+\}")
+SCRIPTS = Path(__file__).parent / "scripts"
 
 INSTRUCTIONS = """\
 DKIM: generate each domain's key in Mailgate (DNS page) and publish its record; Mailgate writes
@@ -95,6 +110,7 @@ def units(ctx: RenderContext) -> list[Unit]:
         File(ENV_PATH, env_file(ctx, subnet), mode=0o600, secret=True),
         File(COMPOSE_PATH, yaml_document(validated(compose(ctx, subnet)))),
         File(IMPORT_PATH, json_yaml_document(mail_config(ctx.directory)), mode=0o600, secret=True),
+        File(IMPORT_SCRIPT, lines([]) + (SCRIPTS / "mailu-import.py").read_bytes()),
     )
     return [
         Unit(
@@ -419,11 +435,43 @@ def _user(mailbox: MailboxEntry) -> dict:
     return {
         "email": mailbox.address,
         # Mailu stores the bare passlib hash; it identifies bcrypt by its $2b$ itself.
-        "password": _SCHEME_PREFIX.sub("", mailbox.password_hash, count=1),
+        "password": _bare(mailbox.password_hash),
         "displayed_name": mailbox.display_name,
         # Always written: an absent quota means Mailu's default of 1 GB; 0 means unlimited.
         "quota_bytes": mailbox.quota_mb * MIB,
+        **_settings(mailbox),
     }
+
+
+def _settings(mailbox: MailboxEntry) -> dict:
+    """Every per-user setting Mailgate models, always written (a full import would otherwise
+    reset it to Mailu's default). Mailu has no switch for SMTP submission: smtp_enabled is not
+    rendered (docs/mailbox-features.md)."""
+    start, end = mailbox.autoreply_start, mailbox.autoreply_end
+    return {
+        "enable_imap": mailbox.imap_enabled,
+        "enable_pop": mailbox.pop3_enabled,
+        "forward_enabled": bool(mailbox.forward_to),
+        # Sorted, as Mailu keeps the list (a set), so its export says what was rendered.
+        "forward_destination": sorted(mailbox.forward_to),
+        "forward_keep": mailbox.forward_keep_copy,
+        "reply_enabled": mailbox.autoreply_enabled,
+        "reply_subject": mailbox.autoreply_subject,
+        "reply_body": Text(mailbox.autoreply_body),
+        "reply_startdate": start.isoformat() if start else NO_START,
+        "reply_enddate": end.isoformat() if end else NO_END,
+        "spam_enabled": mailbox.spam_enabled,
+        "spam_threshold": mailbox.spam_threshold,
+        # Mailu's application tokens; it verifies a $5$ (SHA256-CRYPT) hash and rehashes it.
+        "tokens": [
+            {"password": _bare(digest), "comment": DEVICE_COMMENT}
+            for digest in mailbox.app_passwords
+        ],
+    }
+
+
+def _bare(digest: str) -> str:
+    return _SCHEME_PREFIX.sub("", digest, count=1)
 
 
 def _alias(alias: AliasEntry) -> dict:
@@ -457,19 +505,22 @@ def _import_dry_run() -> str:
     a refusal fails the deployment with Mailu's own message. Skipped while Mailu's admin is not
     running (no stack yet: ``docker compose ps`` fails on the missing file)."""
     live = shell_quote(COMPOSE_PATH)
+    script = f'"$STAGE"{shell_quote(IMPORT_SCRIPT)}'
     return (
         "if command -v docker >/dev/null 2>&1 && "
         f"docker compose -f {live} ps --status running --services 2>/dev/null | grep -qx admin; "
-        f"then docker compose -f {live} exec -T admin flask mailu config-import -n "
+        f'then docker compose -f {live} exec -T admin python3 -c "$(cat {script})" -n '
         f'< "$STAGE"{shell_quote(IMPORT_PATH)}; fi'
     )
 
 
 def _import() -> str:
-    """Wait (at most five minutes) until the admin container answers, then replace the config."""
+    """Wait (at most five minutes) until the admin container answers, then replace the config
+    through Mailgate's import script (tokens replaced, unmodeled fields kept)."""
     return (
         f"cd {MAILU_DIR} && for _ in $(seq 60); do "
         "docker compose exec -T admin flask mailu config-export domain.name >/dev/null 2>&1 "
         "&& break; sleep 5; done; "
-        f"docker compose exec -T admin flask mailu config-import < {shell_quote(IMPORT_PATH)}"
+        f'docker compose exec -T admin python3 -c "$(cat {shell_quote(IMPORT_SCRIPT)})" '
+        f"< {shell_quote(IMPORT_PATH)}"
     )

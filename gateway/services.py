@@ -69,6 +69,22 @@ def address_save(row: Mailbox | Alias) -> None:
         raise  # not about the address: a fault, not the input
 
 
+def mailbox_usage_store(*, counts: dict[str, int], at: datetime | None = None) -> int:
+    """Store the bytes each mailbox uses, by address, as a mail server counted them; returns
+    how many mailboxes were counted. Not a change of the directory: no change-log entry, so no
+    deployment follows."""
+    moment = at or timezone.now()
+    rows = []
+    for mailbox in Mailbox.objects.select_related("domain").only(
+        "pk", "local_part", "domain__name"
+    ):
+        if (used := counts.get(mailbox.address)) is not None:
+            mailbox.quota_used_bytes, mailbox.quota_read_at = used, moment
+            rows.append(mailbox)
+    Mailbox.objects.bulk_update(rows, ["quota_used_bytes", "quota_read_at"], batch_size=1000)
+    return len(rows)
+
+
 def mailbox_set_password(*, mailbox: Mailbox, password: str, save: bool = True) -> None:
     try:
         mailbox.set_password(password)

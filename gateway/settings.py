@@ -265,6 +265,8 @@ MAILGATE_DEPLOY_LEASE = env.integer("MAILGATE_DEPLOY_LEASE", 120)
 # this many seconds later, so that a burst of edits becomes one deployment (docs/architecture.md).
 MAILGATE_CONVERGE = env.boolean("MAILGATE_CONVERGE", True)
 MAILGATE_CONVERGE_DELAY = env.integer("MAILGATE_CONVERGE_DELAY", 1)
+# Each mailbox's storage in use is read from the mail servers this often (seconds).
+MAILGATE_USAGE_INTERVAL = env.integer("MAILGATE_USAGE_INTERVAL", 900)
 
 CELERY_BEAT_SCHEDULE = {
     "hosts-deployments-recover-stale": {
@@ -279,6 +281,10 @@ CELERY_BEAT_SCHEDULE = {
     "keys-certifications-check": {
         "task": "keys.tasks.certifications_check",
         "schedule": 12 * 60 * 60,
+    },
+    "hosts-mailbox-usage-refresh": {
+        "task": "hosts.tasks.mailbox_usage_refresh",
+        "schedule": MAILGATE_USAGE_INTERVAL,
     },
     "gateway-status-refresh": {
         "task": "gateway.tasks.status_refresh",

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from gateway.bundle import Bundle, RenderError
 from gateway.queueing import after_commit, after_commit_coalesced
-from hosts import engine, transport, wireguard
+from gateway.services import mailbox_usage_store
+from hosts import engine, transport, usage, wireguard
 from hosts.choices import DeploymentStatus, DeploymentTrigger, FileChange
 from hosts.models import Deployment, Host, Tunnel
 from hosts.plan import Plan, last_deployed, make_plan
@@ -164,6 +165,22 @@ def change_committed(*, infrastructure: bool) -> None:
         Host.objects.update(infrastructure_changed_at=timezone.now())
     if settings.MAILGATE_CONVERGE:
         after_commit_coalesced("hosts.tasks.hosts_converge", delay=settings.MAILGATE_CONVERGE_DELAY)
+
+
+def mailbox_usage_refresh() -> int:
+    """Read the storage each mailbox uses from every mail server with a confirmed key
+    (``hosts.usage``) and store it; returns how many mailboxes were counted. A server that
+    cannot be reached keeps its mailboxes' last count (and when it was read)."""
+    counts: dict[str, int] = {}
+    for host in Host.objects.filter(is_mailserver=True).exclude(ssh_host_key=""):
+        try:
+            with transport.Session(host) as session:
+                result = session.run(usage.COMMANDS[host.mail_backend])
+        except transport.TransportError:
+            continue
+        if result.ok:
+            counts.update(usage.PARSERS[host.mail_backend](result.stdout))
+    return mailbox_usage_store(counts=counts)
 
 
 def hosts_converge() -> list[Deployment]:

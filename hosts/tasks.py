@@ -57,3 +57,9 @@ def deployments_recover_stale() -> list[str]:
     """Celery beat, every lease: conclude the deployments whose worker fell silent (died, or
     lost the host) from what their hosts report, without waiting for another deployment."""
     return engine.recover_stale()
+
+
+@shared_task
+def mailbox_usage_refresh() -> int:
+    """Celery beat: read how much storage each mailbox uses from the mail servers."""
+    return services.mailbox_usage_refresh()

@@ -21,6 +21,7 @@ from gateway.models import Alias, Domain, Mailbox
 from gateway.passwords import hash_device_password, hash_password
 from gateway.selectors import AliasEntry, DomainEntry, MailboxEntry
 from gateway.writers import lines
+from hosts import usage
 from hosts.checks import run_check
 from hosts.render import mailu, postfix
 from tests.mailu_oracle import (  # noqa: F401
@@ -698,3 +699,16 @@ def test_the_import_script_changes_nothing_when_mailu_refuses(mailu_admin):
     assert refused.returncode != 0
     assert reason in refused.stderr.decode() + refused.stdout.decode()
     assert_mailu_holds(admin.export(), yaml.safe_load(rendered_document(ctx)))
+
+
+def test_mailus_count_of_storage_in_use_is_read_as_mailgate_asks(mailu_admin, tmp_path):
+    """hosts.usage's command for Mailu, through ``docker compose exec admin``: every user."""
+    _, ctx = world_with()
+    admin = mailu_admin(settings_of(ctx))
+    assert admin.apply(rendered_document(ctx)).ok
+    path = docker_running(admin, tmp_path)
+    result = subprocess.run(
+        ["sh", "-c", usage.MAILU], capture_output=True, text=True, env={**os.environ, "PATH": path}
+    )
+    assert result.returncode == 0, result.stderr
+    assert usage.parse_mailu(result.stdout) == {box.address: 0 for box in ctx.directory.mailboxes}

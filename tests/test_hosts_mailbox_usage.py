@@ -1,0 +1,54 @@
+"""Each mailbox's storage in use, as the mail server counts it (issue 18.1): parsed from
+``doveadm quota get -A`` and Mailu's own count, stored without a change-log entry (no
+deployment follows), shown beside the quota on the pages and in the API."""
+
+from auditlog.models import LogEntry
+from django.urls import reverse
+
+from gateway.services import mailbox_usage_store
+from hosts import usage
+from tests.conftest import page_url
+
+# As Dovecot 2.3.19 prints it for a mailbox with a 3 KiB message and a 100 MiB quota, and one
+# without a quota (doveadm -f tab quota get -A on a passwd-file userdb with the quota plugin).
+DOVEADM_OUTPUT = (
+    "Username\tQuota name\tType\tValue\tLimit\t%\n"
+    "carol@family.example\tUser quota\tSTORAGE\t3\t102400\t0\n"
+    "carol@family.example\tUser quota\tMESSAGE\t1\t-\t0\n"
+    "alice@family.example\tUser quota\tSTORAGE\t0\t-\t0\n"
+    "alice@family.example\tUser quota\tMESSAGE\t0\t-\t0\n"
+)
+
+
+def test_it_reads_dovecots_storage_in_kibibytes():
+    assert usage.parse_doveadm(DOVEADM_OUTPUT) == {
+        "carol@family.example": 3 * 1024,
+        "alice@family.example": 0,
+    }
+
+
+def test_it_reads_mailus_count():
+    output = "carol@family.example\t52428800\nnoise\nbob@other.example\tx\n"
+    assert usage.parse_mailu(output) == {"carol@family.example": 52428800}
+
+
+def test_it_stores_the_count_without_a_change(api, client, carol, family):
+    carols = family.mailboxes.get(local_part="carol")
+    before = LogEntry.objects.count()
+    counts = usage.parse_doveadm(DOVEADM_OUTPUT) | {"nobody@family.example": 1}
+    assert mailbox_usage_store(counts=counts) == 2
+    assert LogEntry.objects.count() == before
+    data = api(carol).get(f"/api/mailboxes/{carols.pk}/").json()
+    assert data["quota_used_bytes"] == 3072 and data["quota_read_at"]
+    client.force_login(carol)
+    page = client.get(reverse("gateway:mailbox-settings", args=[carols.pk])).content.decode()
+    assert "0.0 MB (no quota)" in page
+
+
+def test_the_list_shows_use_beside_the_quota(client, alice, family):
+    family.mailboxes.filter(local_part="alice").update(quota_mb=100)
+    mailbox_usage_store(counts={"alice@family.example": 50 * 1024 * 1024})
+    client.force_login(alice)
+    page = client.get(page_url(family.mailboxes.model, "list")).content.decode()
+    assert "50.0 MB of 100 MB" in page
+    assert "not counted yet (no quota)" in page

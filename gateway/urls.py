@@ -26,6 +26,7 @@ MAILBOXES = Crud(
     form_links=(
         ("Change password", "gateway:mailbox-password"),
         ("Device passwords", "gateway:app-passwords"),
+        ("Set up a phone", "gateway:mailbox-phone"),
     ),
     liveness=True,
     empty_hint="Create a mailbox for each person who receives mail.",
@@ -49,6 +50,13 @@ pages = [
     path("mailboxes/<int:pk>/password/", views.mailbox_password, name="mailbox-password"),
     path("mailboxes/<int:pk>/settings/", views.mailbox_settings, name="mailbox-settings"),
     path("mailboxes/<int:pk>/devices/", views.app_passwords, name="app-passwords"),
+    path("mailboxes/<int:pk>/phone/", views.mailbox_phone, name="mailbox-phone"),
+    path("mailboxes/<int:pk>/profile.mobileconfig", views.mailbox_profile, name="mailbox-profile"),
+    # Mail programs' own set-up requests (Thunderbird, Outlook), public as they ask them.
+    path("mail/config-v1.1.xml", views.autoconfig, name="autoconfig"),
+    path(".well-known/autoconfig/mail/config-v1.1.xml", views.autoconfig),
+    path("autodiscover/autodiscover.xml", views.autodiscover, name="autodiscover"),
+    path("Autodiscover/Autodiscover.xml", views.autodiscover),
     path("status/", views.status, name="status"),
     *DOMAINS.urls("domains"),
     *MAILBOXES.urls("mailboxes"),

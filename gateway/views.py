@@ -1,12 +1,16 @@
+import re
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from gateway import selectors, services
+from gateway import client_setup, selectors, services
 from gateway.forms import (
     ApiTokenForm,
     AppPasswordForm,
@@ -14,8 +18,9 @@ from gateway.forms import (
     MailboxSettingsForm,
     ReauthenticationForm,
 )
-from gateway.models import ApiToken, AppPassword, Mailbox
+from gateway.models import ApiToken, AppPassword, Domain, Mailbox
 from gateway.totp import base32_secret, qr_svg, verify_new_device
+from gateway.validators import to_address, to_ascii_domain
 
 
 @login_required
@@ -68,6 +73,81 @@ def app_passwords(request, pk):
             form = AppPasswordForm()
     context = {"mailbox": mailbox, "rows": rows, "form": form, "created": created}
     return render(request, "gateway/app_passwords.html", context)
+
+
+@login_required
+@require_GET
+def mailbox_phone(request, pk):
+    """Set up a phone: the servers to type in, and a QR code that opens the profile's download."""
+    mailbox = get_object_or_404(
+        Mailbox.objects.visible_to(request.user).select_related("domain"), pk=pk
+    )
+    profile = request.build_absolute_uri(reverse("gateway:mailbox-profile", args=[mailbox.pk]))
+    servers = [
+        ("Incoming (IMAP)", client_setup.IMAPS_PORT, "SSL/TLS"),
+        ("Outgoing (SMTP)", client_setup.SUBMISSIONS_PORT, "SSL/TLS"),
+        ("Outgoing (SMTP), if 465 is blocked", client_setup.SUBMISSION_PORT, "STARTTLS"),
+    ]
+    context = {
+        "mailbox": mailbox,
+        "servers": servers,
+        "profile_url": profile,
+        "qr_svg": qr_svg(profile),
+    }
+    return render(request, "gateway/mailbox_phone.html", context)
+
+
+@login_required
+@require_GET
+def mailbox_profile(request, pk):
+    """The mailbox's Apple configuration profile (.mobileconfig)."""
+    mailbox = get_object_or_404(
+        Mailbox.objects.visible_to(request.user).select_related("domain"), pk=pk
+    )
+    response = HttpResponse(
+        client_setup.mobileconfig(client_setup.Account.of(mailbox)),
+        content_type="application/x-apple-aspen-config",
+    )
+    response["Content-Disposition"] = f'attachment; filename="{mailbox.local_part}.mobileconfig"'
+    return response
+
+
+@require_GET
+def autoconfig(request):
+    """Thunderbird's autoconfig, public as mail programs ask it: for ``?emailaddress=`` or the
+    ``autoconfig.<domain>`` name it was asked on; 404 for a domain not served here."""
+    domain = _served_domain(request.GET.get("emailaddress") or request.get_host())
+    xml = client_setup.autoconfig(domain=domain.name, mail_hostname=domain.mail_hostname)
+    return HttpResponse(xml, content_type="application/xml")
+
+
+_EMAIL_ADDRESS = re.compile(rb"<EMailAddress>([^<]{1,320})</EMailAddress>")
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def autodiscover(request):
+    """Outlook's autodiscover (POX), public as Outlook asks it: the address's servers."""
+    found = _EMAIL_ADDRESS.search(request.body[:10_000])
+    try:
+        address = to_address(found.group(1).decode()) if found else ""
+    except (ValidationError, UnicodeDecodeError):
+        address = ""
+    if not address:
+        return HttpResponseBadRequest("Send an autodiscover request with an EMailAddress.")
+    domain = _served_domain(address)
+    account = client_setup.Account(address, "", domain.mail_hostname)
+    return HttpResponse(client_setup.autodiscover(account), content_type="application/xml")
+
+
+def _served_domain(text: str) -> Domain:
+    """The enabled domain of an address or of an ``autoconfig.``/``autodiscover.`` host name."""
+    name = text.rpartition("@")[2].split(":")[0]  # an address, or a host with its port
+    name = name.removeprefix("autoconfig.").removeprefix("autodiscover.")
+    try:
+        return Domain.objects.get(enabled=True, name=to_ascii_domain(name))
+    except (ValidationError, Domain.DoesNotExist):
+        raise Http404("No mail domain of that name is served here.") from None
 
 
 @login_required

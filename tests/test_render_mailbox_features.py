@@ -89,8 +89,10 @@ class Pigeonhole:
         )
         self.config.chmod(0o644)
 
-    def deliver(self, headers: str, sender: str = "bob@example.org") -> str:
-        message = f"{headers}\nTo: carol@family.example\nSubject: hi\n\nHello.\n"
+    def deliver(
+        self, headers: str, sender: str = "bob@example.org", to: str = CAROL.address
+    ) -> str:
+        message = f"{headers}\nTo: {to}\nSubject: hi\n\nHello.\n"
         result = subprocess.run(
             [
                 *("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"),
@@ -127,6 +129,18 @@ def test_an_auto_reply_answers_a_sender_once_in_its_days(pigeonhole):
     assert 'Subject: Away: "the cat" \\ ${x}' in reply
     assert "Auto-Submitted: auto-replied" in reply
     assert "Back on Monday.\n.\nC." in reply.replace("\r\n", "\n")
+
+
+def test_an_auto_reply_answers_mail_to_an_alias_of_the_mailbox_too(pigeonhole):
+    """team@family.example delivers to carol (the reference directory): mail sent to the alias
+    is answered; mail that names neither (a Bcc, a list) is not."""
+    mailbox = pigeonhole(dovecot.sieve_scripts(world_with(carol(**AWAY)))[CAROL.address])
+    to_team = mailbox.deliver("From: bob@example.org\nMessage-ID: <6@x>", to="team@family.example")
+    assert "sent vacation response to <bob@example.org>" in to_team
+    unnamed = mailbox.deliver(
+        "From: eve@example.org\nMessage-ID: <7@x>", "eve@example.org", to="list@elsewhere.example"
+    )
+    assert "sent vacation response" not in unnamed
 
 
 RFC_3834 = {

@@ -118,7 +118,15 @@ def device_slots(ctx: RenderContext) -> dict[int, list[str]]:
 
 
 def sieve_scripts(ctx: RenderContext) -> dict[str, bytes]:
-    scripts = {box.address: sieve.script(box) for box in ctx.directory.mailboxes}
+    aliases: dict[str, list[str]] = {}
+    for alias in ctx.directory.aliases:
+        if alias.local_part:  # a catch-all's mail names no address of the mailbox
+            for target in alias.destinations:
+                aliases.setdefault(target, []).append(alias.address)
+    scripts = {
+        box.address: sieve.script(box, aliases=tuple(aliases.get(box.address, ())))
+        for box in ctx.directory.mailboxes
+    }
     return {address: script for address, script in scripts.items() if script is not None}
 
 

@@ -24,9 +24,10 @@ VACATION_DAYS = 3
 NOREPLY = ("noreply", "no-reply", "donotreply", "do-not-reply")
 
 
-def script(mailbox: MailboxEntry) -> bytes | None:
-    """The mailbox's script, or None when it forwards nothing and answers nothing."""
-    body = [*_autoreply(mailbox), *_forward(mailbox)]
+def script(mailbox: MailboxEntry, *, aliases: tuple[str, ...] = ()) -> bytes | None:
+    """The mailbox's script, or None when it forwards nothing and answers nothing. ``aliases``
+    are the addresses that deliver to it: the auto-reply answers mail sent to them too."""
+    body = [*_autoreply(mailbox, aliases), *_forward(mailbox)]
     if not body:
         return None
     extensions = ["copy"] if mailbox.forward_to and mailbox.forward_keep_copy else []
@@ -38,7 +39,7 @@ def script(mailbox: MailboxEntry) -> bytes | None:
     return lines(part for line in body for part in line.split("\n"))
 
 
-def _autoreply(mailbox: MailboxEntry) -> list[str]:
+def _autoreply(mailbox: MailboxEntry, aliases: tuple[str, ...]) -> list[str]:
     if not mailbox.autoreply_enabled:
         return []
     tests = [f'not address :localpart :is ["from", "reply-to"] {_list(NOREPLY)}']
@@ -48,7 +49,7 @@ def _autoreply(mailbox: MailboxEntry) -> list[str]:
         tests.append(f'currentdate :value "le" "date" "{mailbox.autoreply_end.isoformat()}"')
     return [
         f"if allof({', '.join(tests)}) {{",
-        f"  vacation :days {VACATION_DAYS} :addresses {_list([mailbox.address])}",
+        f"  vacation :days {VACATION_DAYS} :addresses {_list([mailbox.address, *aliases])}",
         f"    :subject {quoted(mailbox.autoreply_subject)}",
         f"    {quoted(mailbox.autoreply_body, multiline=True)};",
         "}",

@@ -131,9 +131,12 @@ def sieve_scripts(ctx: RenderContext) -> dict[str, bytes]:
 
 
 def _sieve_check() -> str:
-    """Each staged script compiles (``sievec`` to a scratch binary)."""
+    """Pigeonhole is there (LMTP loads it for every delivery: without it no mail is
+    delivered), and each staged script compiles (``sievec`` to a scratch binary)."""
     staged = f'"$STAGE"{shell_quote(SIEVE_DIR)}'
     return (
+        "command -v sievec >/dev/null || { echo 'Dovecot delivers through Pigeonhole (Sieve): "
+        "install dovecot-sieve.' >&2; exit 1; }; "
         f'for script in {staged}/*.sieve; do [ -e "$script" ] || continue; '
         'sievec "$script" "$(mktemp)" || exit 1; done'
     )

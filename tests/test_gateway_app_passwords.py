@@ -6,6 +6,8 @@ import subprocess
 
 import pytest
 from auditlog.models import LogEntry
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from gateway.models import AppPassword
@@ -92,3 +94,18 @@ def test_the_page_shows_the_password_once_and_revokes(client, carol, family):
     assert client.post(page, {"revoke": str(row.pk)}).status_code == 302
     assert not AppPassword.objects.exists()
     assert client.post(page, {"revoke": "x"}).status_code == 400
+
+
+def test_the_list_costs_the_same_queries_for_any_number(api, alice, family):
+    client = api(alice)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/api/app-passwords/").status_code == 200
+        return len(captured)
+
+    AppPassword.issue(mailbox=carols(family), name="first")
+    few = queries()
+    for number in range(10):
+        AppPassword.issue(mailbox=carols(family), name=f"device {number}")
+    assert queries() == few

@@ -7,7 +7,7 @@ from auditlog.models import LogEntry
 from django.urls import reverse
 
 from gateway.models import Alias, Mailbox
-from tests.conftest import CONTROL_CHARACTERS
+from tests.helpers import CONTROL_CHARACTERS
 
 SETTINGS = {
     "forward_to": ["Alice@Example.org", "bob@other.example"],

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from gateway.services import mailbox_usage_store
 from hosts import usage
-from tests.conftest import page_url
+from tests.helpers import page_url
 
 # As Dovecot 2.3.19 prints it for a mailbox with a 3 KiB message and a 100 MiB quota, and one
 # without a quota (doveadm -f tab quota get -A on a passwd-file userdb with the quota plugin).

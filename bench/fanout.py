@@ -131,21 +131,22 @@ def main() -> None:
         process = worker.start(WORK / "worker.log", options.workers)
         first = services.deploy_all(trigger=DeploymentTrigger.CLI)  # warms the worker up
         print(f"{options.hosts} hosts, first deployment of all: {finished(first):.3f}s")
-        port, singles, alls, cpu = 2600, [], [], []
+        port, singles, alls, cpu, single_cpu = 2600, [], [], [], []
         for _ in range(options.repeat):
             port += 1
             change(relay, port)
-            alone = []
+            alone, before = [], busy_seconds()
             for host in hosts:
                 queued = services.deployment_queue(host=host, trigger=DeploymentTrigger.CLI)
                 alone.append(finished([queued]))
             singles.append(max(alone))
+            single_cpu.append((busy_seconds() - before) / len(hosts))
             port += 1
             change(relay, port)
             before = busy_seconds()
             alls.append(finished(services.deploy_all(trigger=DeploymentTrigger.CLI)))
             cpu.append(busy_seconds() - before)
-        report(options, min(singles), min(alls), min(cpu))
+        report(options, min(singles), min(alls), min(cpu), min(single_cpu))
     finally:
         try:
             if process:
@@ -155,7 +156,7 @@ def main() -> None:
                 lab.close()
 
 
-def report(options, slowest: float, everything: float, cpu: float) -> None:
+def report(options, slowest: float, everything: float, cpu: float, per_host: float) -> None:
     cores = os.cpu_count() or 1
     print(
         f"one changed main.cf per host, checked and reloaded ({RELOAD}s); "
@@ -164,11 +165,18 @@ def report(options, slowest: float, everything: float, cpu: float) -> None:
     print(f"{'slowest single host':24} {slowest:8.3f}s")
     print(f"{f'deploy all ({options.hosts} hosts)':24} {everything:8.3f}s")
     print(f"{'ratio':24} {everything / slowest:8.2f}x  (goal: at most 1.5x)")
-    # The lab's hosts share this machine's cores: what they all do at once is bounded by them.
+    # The lab's hosts share this machine's cores: what they all do at once is bounded by them,
+    # where each host of a real deployment has cores of its own.
+    floor = max(slowest, options.hosts * per_host / cores)
     print(
-        f"{'machine CPU busy':24} {cpu:8.3f}s of {cores} cores "
-        f"(the lab's hosts and Mailgate together; at least {cpu / cores:.3f}s of wall time)"
+        f"{'machine CPU, one host':24} {per_host:8.3f}s (the lab host's checks and Mailgate's "
+        "side, alone)"
     )
+    print(
+        f"{'machine CPU, deploy all':24} {cpu:8.3f}s on {cores} cores: no run here can be "
+        f"faster than {floor:.3f}s"
+    )
+    print(f"{'ratio to that floor':24} {everything / floor:8.2f}x")
 
 
 if __name__ == "__main__":

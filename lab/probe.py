@@ -5,6 +5,7 @@ namespaces), each printing one JSON object: what a person's mail program or brow
     greeting HOST PORT CA|-            the server's first line (TLS from the start with a CA)
     imap HOST USER SUBJECT CA          IMAPS login (password in LAB_PROBE_PASSWORD), find a message
     https URL CA                       GET with the certificate checked against the lab CA
+    login HOST USER CA                 one IMAPS login (password in LAB_PROBE_PASSWORD)
     relay HOST PORT CLAIM...           try to relay through an SMTP server reached directly,
                                        after a PROXY v2 header claiming each CLAIM (``-``: none)
     tls HOST PORT SNI                  which TLS versions and suites the server accepts
@@ -150,6 +151,16 @@ def until_accepted(host: str, port: str, recipient: str, wait: str) -> dict:
     return until(attempt, wait)
 
 
+def imap_login(host: str, user: str, ca: str) -> dict:
+    context = ssl.create_default_context(cafile=ca)
+    try:
+        with imaplib.IMAP4_SSL(host, 993, ssl_context=context, timeout=10) as client:
+            answer = client.login(user, os.environ["LAB_PROBE_PASSWORD"])
+            return {"ok": True, "answer": answer[1][0].decode(errors="replace")}
+    except imaplib.IMAP4.error as exc:
+        return {"ok": False, "answer": str(exc)}
+
+
 def https_get(url: str, ca: str) -> dict:
     context = ssl.create_default_context(cafile=ca)
     with urllib.request.urlopen(url, context=context, timeout=10) as response:  # noqa: S310
@@ -290,6 +301,7 @@ def main() -> None:
         "greeting": greeting,
         "imap": imap_find,
         "https": https_get,
+        "login": imap_login,
         "relay": relay_attempts,
         "tls": tls_offers,
         "until-login": until_login,

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from hosts.models import Deployment, Host
-from lab import verify, world
+from lab import mailbox, verify, world
 from lab.hosts import LabError, LabHost, _free_block
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
 from tests.lab_helpers import assert_nothing_left, assert_status_is_green, namespaces
@@ -44,6 +44,11 @@ def test_it_deploys_the_reference_setup_and_proves_that_mail_flows(folder, capsy
         assert "refuses ['TLS 1.1', 'TLS 1.2 CBC', 'TLS 1.2 anonymous']" in evidence["TLS"]
         second = evidence["Second mail host name"]
         assert "presents CN=mail.friends.example: message found" in second
+        # A mailbox's own settings (issue 18), each deployed and seen from outside.
+        proofs = mailbox.prove_all(lab)
+        report = "\n".join(f"{r.ok} {r.name}\n{r.evidence}" for r in proofs)
+        print(report)
+        assert [r.name for r in proofs if not r.ok] == [], report
         call_command("lab", "status", folder=folder)
         assert "ssh" in capsys.readouterr().out
         assert_status_is_green(folder)

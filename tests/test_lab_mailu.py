@@ -12,7 +12,7 @@ import yaml
 
 from hosts.choices import GatewayProxy, MailBackend
 from hosts.models import Deployment
-from lab import verify, world
+from lab import mailbox, verify, world
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
 from tests.lab_helpers import assert_nothing_left
 from tests.mailu_oracle import oracle_core, oracle_python
@@ -55,7 +55,7 @@ def test_mailu_behind_the_reference_gateway_passes_every_check(folder):
         )
         home = Deployment.objects.get(host__name=world.NAMES["home"])
         assert home.status == "succeeded", home.log
-        assert "docker compose exec -T admin flask mailu config-import" in home.log
+        assert "docker compose exec -T admin python3 -c" in home.log  # scripts/mailu-import.py
         running = home_run(lab, "docker compose ps --status running --services")
         assert set(running.split()) == PLAYED
         # What Mailu's admin holds is the directory Mailgate rendered.
@@ -87,6 +87,11 @@ def test_mailu_behind_the_reference_gateway_passes_every_check(folder):
         assert "opendkim-testmsg: exit 0" in evidence["DKIM"]
         assert "the same bytes" in evidence["WKD"]
         assert "Local mail" not in evidence  # no mail server on a Mailu host itself
+        # A mailbox's own settings (issue 18) through Mailu's import, seen from outside.
+        proofs = mailbox.prove_all(lab)
+        report = "\n".join(f"{r.ok} {r.name}\n{r.evidence}" for r in proofs)
+        print(report)
+        assert [r.name for r in proofs if not r.ok] == [], report
     finally:
         world.down(folder=folder, say=print)
     assert_nothing_left(folder, PREFIX)

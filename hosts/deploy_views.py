@@ -13,7 +13,7 @@ from gateway.bundle import RenderError
 from hosts import services
 from hosts.choices import DeploymentStatus, DeploymentTrigger
 from hosts.models import Deployment, Host
-from hosts.plan import PlanChanged
+from hosts.plan import PlanChanged, RemovalsUnconfirmed
 from hosts.transport import TransportError
 
 owner_required = user_passes_test(lambda user: user.is_superuser)
@@ -64,9 +64,12 @@ def host_deploy(request, pk):
             plan_digest=request.POST.get("digest", ""),
             trigger=DeploymentTrigger.UI,
             user=request.user,
+            confirm_destructive=request.POST.get("confirm_destructive") == "on",
         )
-    except PlanChanged as exc:
+    except (PlanChanged, RemovalsUnconfirmed) as exc:
         return _plan_page(request, host, exc.plan, changed=str(exc), status=409)
+    except ValidationError as exc:
+        return _plan_page(request, host, None, error=" ".join(exc.messages))
     except (RenderError, TransportError) as exc:
         return _plan_page(request, host, None, error=str(exc))
     return redirect("hosts:deployment-detail", pk=deployment.pk)
@@ -102,7 +105,8 @@ def deployment_list(request):
 
 @owner_required
 def deployment_detail(request, pk):
-    deployment = get_object_or_404(Deployment.objects.select_related("host", "triggered_by"), pk=pk)
+    deployments = Deployment.objects.select_related("host", "triggered_by", "approved_by")
+    deployment = get_object_or_404(deployments, pk=pk)
     files = deployment.files.exclude(change="unchanged")
     context = {
         "deployment": deployment,
@@ -128,7 +132,10 @@ def deployment_approve(request, pk):
     deployment = get_object_or_404(Deployment, pk=pk)
     try:
         services.deployment_approve(
-            deployment=deployment, plan_digest=request.POST.get("digest", ""), user=request.user
+            deployment=deployment,
+            plan_digest=request.POST.get("digest", ""),
+            user=request.user,
+            confirm_destructive=request.POST.get("confirm_destructive") == "on",
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))

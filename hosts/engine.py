@@ -178,8 +178,17 @@ def _apply(deployment: Deployment, bundle: Bundle, session: Session, log: Log):
             log(f"Drift: {file.path} on the host differs from the last deployment.")
         if not plan.changes:
             return _finish(deployment, log, DeploymentStatus.SUCCEEDED, "Nothing to change.")
+        if deployment.unconfirmed_removals:
+            return _hold(
+                deployment, plan, log, f"{_removals(plan)}: it waits for a person to confirm."
+            )
         if deployment.must_wait():
-            return _hold(deployment, log, plan)
+            return _hold(
+                deployment,
+                plan,
+                log,
+                f"{len(plan.changes)} file(s) to change: the plan waits for the owner's approval.",
+            )
         units = ", ".join(unit.name for unit in plan.affected_units)
         log(f"{len(plan.changes)} file(s) to change in {units}.")
         state = host.apply(_stage_archive(plan))
@@ -307,10 +316,14 @@ def recover(deployment: Deployment) -> DeploymentStatus:
         return DeploymentStatus.RUNNING
 
 
-def _hold(deployment: Deployment, log: Log, plan: Plan) -> DeploymentStatus:
+def _removals(plan: Plan) -> str:
+    return f"The plan takes away what {plan.host} holds ({', '.join(plan.destructive)})"
+
+
+def _hold(deployment: Deployment, plan: Plan, log: Log, message: str) -> DeploymentStatus:
     """Leave the plan, its files recorded, for the owner to approve; it replaces the host's
     earlier waiting plan, and the host's lock is released."""
-    log(f"{len(plan.changes)} file(s) to change: the plan waits for the owner's approval.")
+    log(message)
     Deployment.objects.supersede_waiting(deployment.host)
     deployment.transition(DeploymentStatus.AWAITING, plan_digest=plan.digest)
     return DeploymentStatus.AWAITING
@@ -344,7 +357,8 @@ def _record(deployment: Deployment, plan: Plan) -> None:
     DeploymentFile.objects.filter(deployment=deployment).delete()
     DeploymentFile.objects.bulk_create(rows)
     deployment.units = [unit.record() for unit in plan.bundle.units]
-    deployment.save(update_fields=["units"])
+    deployment.destructive = list(plan.destructive)
+    deployment.save(update_fields=["units", "destructive"])
 
 
 def _stage_archive(plan: Plan) -> bytes:

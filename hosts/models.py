@@ -614,6 +614,20 @@ class Deployment(models.Model):
         related_name="+",
         help_text="The owner who approved this automatic deployment's plan.",
     )
+    destructive = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What the host holds that the plan takes away (a domain, mailbox, alias or "
+        "setting): the deployment goes ahead only once a person has confirmed it.",
+    )
+    destructive_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The person who confirmed the plan's removals.",
+    )
     log = models.TextField(blank=True)
     plan_digest = models.CharField(
         max_length=64,
@@ -659,6 +673,11 @@ class Deployment(models.Model):
     def by_the_owner(self) -> bool:
         """The owner started or approved it: it may carry infrastructure changes."""
         return self.trigger != DeploymentTrigger.AUTO or self.approved_by_id is not None
+
+    @property
+    def unconfirmed_removals(self) -> bool:
+        """Its plan takes away what the host holds, and no one has confirmed that yet."""
+        return bool(self.destructive) and self.destructive_confirmed_by_id is None
 
     def must_wait(self) -> bool:
         """An automatic deployment waits for the owner's approval when its host asks for it or

@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from gateway.bundle import Bundle, File, Unit
-from hosts import remote
+from hosts import holdings, remote
 from hosts.choices import DeploymentStatus, FileChange
 from hosts.models import Deployment, DeploymentFile, Host
 from hosts.transport import Session
@@ -41,12 +41,26 @@ class PlanChanged(Exception):
         )
 
 
+class RemovalsUnconfirmed(Exception):
+    """The plan takes away what the host holds, and that was not confirmed."""
+
+    def __init__(self, plan: "Plan"):
+        self.plan = plan
+        super().__init__(
+            f"The plan for {plan.host} takes away what the host holds: "
+            f"{', '.join(plan.destructive)}. Confirm these removals to deploy it."
+        )
+
+
 @dataclass(frozen=True)
 class Plan:
     host: Host
     bundle: Bundle
     files: tuple[FilePlan, ...]
     remote_states: dict[int, str] = field(default_factory=dict)
+    # What the host holds that this plan takes away (``hosts.holdings``): it needs a person's
+    # confirmation.
+    destructive: tuple[str, ...] = ()
 
     @property
     def changes(self) -> list[FilePlan]:
@@ -102,28 +116,36 @@ def plan_from_survey(host: Host, bundle: Bundle, survey: str, session: Session) 
     previous = last_deployed(host)
     on_host, remote_states = remote.parse_survey(survey)
     units = {file.path: unit.name for unit in bundle.units for file in unit.files}
-    planned = [
-        _file_plan(
-            file, units[file.path], on_host.get(file.path, ""), previous.get(file.path), session
-        )
-        for file in bundle.files
-    ]
-    planned += [
-        _removal(row, on_host.get(path, ""))
-        for path, row in sorted(previous.items())
-        if path not in units
-    ]
-    return Plan(host=host, bundle=bundle, files=tuple(planned), remote_states=remote_states)
+    before: dict[str, bytes] = {}  # the host's copy of each file that changes and is read
+    planned = []
+    for file in bundle.files:
+        state = on_host.get(file.path, "")
+        if state != file.sha256 and (not file.secret or holdings.reader(file.path)):
+            before[file.path] = _old_content(file.path, state, previous.get(file.path), session)
+        planned.append(_file_plan(file, units[file.path], state, previous.get(file.path), before))
+    for path, row in sorted(previous.items()):
+        if path not in units:
+            state = on_host.get(path, "")
+            if holdings.reader(path):
+                before[path] = _old_content(path, state, row, session)
+            planned.append(_removal(row, state))
+    after = {file.path: file.content for file in bundle.files}
+    return Plan(
+        host=host,
+        bundle=bundle,
+        files=tuple(planned),
+        remote_states=remote_states,
+        destructive=tuple(holdings.removals(before, after)),
+    )
 
 
-def _file_plan(file: File, unit: str, on_host: str, previous, session) -> FilePlan:
+def _file_plan(file: File, unit: str, on_host: str, previous, before) -> FilePlan:
     drift = bool(previous) and on_host != previous.after_sha256
     if on_host == file.sha256:
         change, diff = FileChange.UNCHANGED, ""
     else:
         change = FileChange.CHANGED if on_host else FileChange.CREATED
-        old = _old_content(file.path, on_host, previous, session) if not file.secret else None
-        diff = _diff(file.path, old, file.content, secret=file.secret)
+        diff = _diff(file.path, before.get(file.path), file.content, secret=file.secret)
     return FilePlan(file.path, unit, change, on_host, file.sha256, drift, file.secret, diff)
 
 
@@ -134,9 +156,9 @@ def _removal(previous: DeploymentFile, on_host: str) -> FilePlan:
     return FilePlan(previous.path, previous.unit, change, on_host, "", drift, previous.secret, diff)
 
 
-def _old_content(path: str, on_host: str, previous, session) -> bytes | None:
+def _old_content(path: str, on_host: str, previous, session) -> bytes:
     """The host's current bytes: from history when the host still has what was deployed,
-    else fetched (only drifted files cost a read)."""
+    else fetched (only drifted files cost a read); empty when it has none."""
     if not on_host:
         return b""
     if previous is not None and previous.after_sha256 == on_host:

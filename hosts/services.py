@@ -13,7 +13,7 @@ from gateway.services import mailbox_usage_store
 from hosts import engine, transport, usage, wireguard
 from hosts.choices import DeploymentStatus, DeploymentTrigger, FileChange
 from hosts.models import Deployment, Host, Tunnel
-from hosts.plan import Plan, last_deployed, make_plan
+from hosts.plan import Plan, RemovalsUnconfirmed, last_deployed, make_plan
 from hosts.render import render_host
 from hosts.validators import validate_host_key
 
@@ -65,15 +65,18 @@ def deployment_queue(
     user=None,
     rollback_of: Deployment | None = None,
     plan_digest: str = "",
+    removals_confirmed_by=None,
 ) -> Deployment:
     """Record a pending deployment and hand it to a worker once the transaction commits; with
-    ``plan_digest``, the worker deploys only that plan."""
+    ``plan_digest``, the worker deploys only that plan (and the removals that
+    ``removals_confirmed_by`` confirmed in it)."""
     deployment = Deployment.objects.create(
         host=host,
         trigger=trigger,
         triggered_by=user,
         rollback_of=rollback_of,
         plan_digest=plan_digest,
+        destructive_confirmed_by=removals_confirmed_by,
     )
     after_commit("hosts.tasks.deployment_run", deployment.pk)
     return deployment
@@ -95,15 +98,36 @@ def deployments_queue(*, hosts, trigger: DeploymentTrigger, user=None) -> list[D
 
 
 def host_deploy(
-    *, host: Host, plan_digest: str, trigger: DeploymentTrigger, user=None
+    *,
+    host: Host,
+    plan_digest: str,
+    trigger: DeploymentTrigger,
+    user=None,
+    confirm_destructive: bool = False,
 ) -> Deployment:
     """Queue a deployment of the plan that was shown (``plan_digest``; empty: none was). A plan
     that changed since raises PlanChanged with the new one, before anything is queued; the
-    worker checks the digest again against the plan it makes itself."""
+    worker checks the digest again against the plan it makes itself. A plan that takes away
+    what the host holds raises RemovalsUnconfirmed unless ``confirm_destructive``, which needs
+    the digest: one confirms the removals one saw. Without a digest the worker holds such a
+    plan for confirmation (``engine``)."""
+    confirmed_by = None
+    if confirm_destructive and not plan_digest:
+        raise ValidationError("Confirm the removals of the plan you reviewed: give its digest.")
     if plan_digest:
-        host_plan(host=host).confirm(plan_digest)
+        plan = host_plan(host=host)
+        plan.confirm(plan_digest)
+        if plan.destructive and not confirm_destructive:
+            raise RemovalsUnconfirmed(plan)
+        confirmed_by = user if plan.destructive else None
     with transaction.atomic():
-        return deployment_queue(host=host, trigger=trigger, user=user, plan_digest=plan_digest)
+        return deployment_queue(
+            host=host,
+            trigger=trigger,
+            user=user,
+            plan_digest=plan_digest,
+            removals_confirmed_by=confirmed_by,
+        )
 
 
 def deploy_all(*, trigger: DeploymentTrigger, user=None) -> list[Deployment]:
@@ -142,15 +166,24 @@ def deployment_run(*, deployment: Deployment, bundle: Bundle | None = None) -> D
     return status
 
 
-def deployment_approve(*, deployment: Deployment, plan_digest: str, user) -> Deployment:
+def deployment_approve(
+    *, deployment: Deployment, plan_digest: str, user, confirm_destructive: bool = False
+) -> Deployment:
     """Apply a plan that waits for approval, exactly the one the owner saw (``plan_digest``):
-    the worker deploys it only if the plan it makes itself is still that one."""
+    the worker deploys it only if the plan it makes itself is still that one. A plan that
+    takes away what the host holds needs ``confirm_destructive`` too, and records who gave it."""
     if not user.is_superuser:
         raise PermissionDenied("Only the owner approves a deployment.")
     if plan_digest != deployment.plan_digest:
         raise ValidationError("This is not the plan that waits: review the plan shown now.")
+    if deployment.destructive and not confirm_destructive:
+        raise ValidationError(
+            f"This plan takes away what {deployment.host} holds: "
+            f"{', '.join(deployment.destructive)}. Confirm these removals to deploy it."
+        )
+    confirmed = {"destructive_confirmed_by": user} if deployment.destructive else {}
     with transaction.atomic():
-        if not deployment.transition(DeploymentStatus.PENDING, approved_by=user):
+        if not deployment.transition(DeploymentStatus.PENDING, approved_by=user, **confirmed):
             raise ValidationError("Only a plan that waits for approval can be approved.")
         after_commit("hosts.tasks.deployment_run", deployment.pk)
     return deployment
@@ -226,12 +259,25 @@ def _deployed_files(rows) -> dict[str, str]:
 
 
 def deployment_run_here(
-    *, host: Host, trigger: DeploymentTrigger, bundle: Bundle | None = None, wait: float = 600
+    *,
+    host: Host,
+    trigger: DeploymentTrigger,
+    bundle: Bundle | None = None,
+    wait: float = 600,
+    plan: Plan | None = None,
+    removals_confirmed_by=None,
 ) -> Deployment:
     """Deploy ``host`` now, in this process rather than a worker (``manage.py deploy``, the lab,
-    the benchmarks), ``bundle`` instead of the rendered one if given. While another deployment
-    to the host runs, it waits up to ``wait`` seconds, then raises engine.Busy."""
-    deployment = Deployment.objects.create(host=host, trigger=trigger)
+    the benchmarks), ``bundle`` instead of the rendered one if given; with ``plan``, only that
+    plan, its removals confirmed by ``removals_confirmed_by`` (otherwise a plan with removals
+    waits for confirmation). While another deployment to the host runs, it waits up to
+    ``wait`` seconds, then raises engine.Busy."""
+    deployment = Deployment.objects.create(
+        host=host,
+        trigger=trigger,
+        plan_digest=plan.digest if plan else "",
+        destructive_confirmed_by=removals_confirmed_by if plan and plan.destructive else None,
+    )
     deadline = time.monotonic() + wait
     while True:
         try:

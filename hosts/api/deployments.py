@@ -17,7 +17,7 @@ from gateway.scoping import acts_as_owner
 from hosts import services
 from hosts.choices import DeploymentTrigger
 from hosts.models import Deployment, DeploymentFile
-from hosts.plan import PlanChanged
+from hosts.plan import PlanChanged, RemovalsUnconfirmed
 from hosts.transport import TransportError
 
 
@@ -59,6 +59,11 @@ class PlanSerializer(serializers.Serializer):
     digest = serializers.CharField(help_text="Pass it to deploy/ to deploy exactly this plan.")
     changes = FilePlanSerializer(many=True)
     drift = FilePlanSerializer(many=True)
+    destructive = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What the host holds that the plan takes away (domains, mailboxes, aliases, "
+        "settings): deploying it needs confirm_destructive=true.",
+    )
     unchanged = serializers.SerializerMethodField()
 
     def get_unchanged(self, plan) -> int:
@@ -71,6 +76,12 @@ class HostDeploySerializer(serializers.Serializer):
         allow_blank=True,
         help_text="The digest of the plan you reviewed (plan/): a plan that changed since is "
         "answered 409 with the new plan, and nothing is deployed.",
+    )
+    confirm_destructive = serializers.BooleanField(
+        default=False,
+        help_text="Confirm the removals of the plan you reviewed (its destructive list; needs "
+        "its digest). A plan with removals is otherwise answered 409, or without a digest held "
+        "for confirmation.",
     )
 
 
@@ -98,6 +109,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
     host = serializers.SlugRelatedField(slug_field="name", read_only=True)
     triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    destructive_confirmed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     plan_digest = serializers.CharField(
         read_only=True,
         help_text="The digest of the plan it deploys; for a plan waiting for approval, pass it "
@@ -114,6 +126,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "trigger",
             "triggered_by",
             "approved_by",
+            "destructive",
+            "destructive_confirmed_by",
             "plan_digest",
             "rollback_of",
             "created_at",
@@ -152,8 +166,9 @@ class HostDeployMixin:
         responses={
             202: DeploymentSerializer,
             409: OpenApiResponse(
-                description="The plan changed since it was shown (its plan is "
-                "the plan now); nothing was deployed."
+                description="The plan changed since it was shown, or it takes away what the "
+                "host holds and confirm_destructive was not given (its plan is the plan now); "
+                "nothing was deployed."
             ),
             **errors(NotRenderable, HostUnreachable),
         },
@@ -172,10 +187,14 @@ class HostDeployMixin:
                     plan_digest=given.validated_data.get("digest", ""),
                     trigger=DeploymentTrigger.API,
                     user=request.user,
+                    confirm_destructive=given.validated_data["confirm_destructive"],
                 )
         except PlanChanged as exc:
             plan = PlanSerializer(exc.plan).data
             raise Conflict(str(exc), "plan_changed", plan=plan) from None
+        except RemovalsUnconfirmed as exc:
+            plan = PlanSerializer(exc.plan).data
+            raise Conflict(str(exc), "destructive_unconfirmed", plan=plan) from None
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: DeploymentSerializer(many=True)})
@@ -227,6 +246,11 @@ class DeploymentApproveSerializer(serializers.Serializer):
     digest = serializers.CharField(
         help_text="The plan_digest of the waiting deployment whose files you reviewed."
     )
+    confirm_destructive = serializers.BooleanField(
+        default=False,
+        help_text="Confirm the removals the plan lists (its destructive list); required when "
+        "there are any, whoever or whatever made the plan.",
+    )
 
 
 class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -240,7 +264,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         if not acts_as_owner(self.request.user):
             return Deployment.objects.none()
         return Deployment.objects.select_related(
-            "host", "triggered_by", "approved_by"
+            "host", "triggered_by", "approved_by", "destructive_confirmed_by"
         ).prefetch_related("files")
 
     @extend_schema(
@@ -285,5 +309,6 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             deployment=self.get_object(),
             plan_digest=given.validated_data["digest"],
             user=request.user,
+            confirm_destructive=given.validated_data["confirm_destructive"],
         )
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)

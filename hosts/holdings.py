@@ -1,0 +1,151 @@
+"""What a host holds, read from its copies of the files Mailgate renders: the domains, mailboxes
+and aliases it serves, and the settings it has. A plan that would take one of them away (a
+domain, mailbox or alias no file names any more, a setting no longer given) is destructive, and
+is deployed only once a person has confirmed it (``Deployment.destructive``).
+
+A mailbox is held where Dovecot's users file, Postfix's mailbox map or Mailu's import names it,
+so a mailbox that goes is one removal however many files named it; an alias whose address
+becomes a mailbox has not gone. Settings are those of ``mailu.env`` and ``wg0.conf`` (whole
+files that only say what the owner chose), and of ``main.cf`` the ones Mailgate models: every
+``main.cf`` Debian installs has defaults Mailgate's replaces, which are no one's choice, and
+adoption reports the others as not understood (docs/adoption.md). A WireGuard peer is known by
+the addresses it is given (AllowedIPs), so new keys for the same peer take nothing away.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import yaml
+
+from hosts.adopt import readers
+from hosts.render import dovecot, mailu, postfix, wireguard
+
+# main.cf parameters Mailgate writes only for some setups: the host holds one when it gives it
+# a value, and a plan that leaves it out resets it.
+MODELED_MAIN_CF = (
+    "relayhost",
+    "smtp_sasl_password_maps",
+    "sender_canonical_maps",
+    "smtp_tls_fingerprint_cert_match",
+    "virtual_mailbox_domains",
+    "virtual_mailbox_maps",
+    "virtual_alias_maps",
+    "smtpd_sender_login_maps",
+    "smtpd_milters",
+    "non_smtpd_milters",
+    "tls_server_sni_maps",
+)
+
+
+@dataclass(frozen=True, order=True)
+class Held:
+    kind: str  # domain, mailbox, alias or setting
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
+
+def _map(kind: str) -> Callable[[str], set[Held]]:
+    return lambda text: {Held(kind, row.key) for row in readers.table(text)}
+
+
+def _users(text: str) -> set[Held]:
+    return {Held("mailbox", row.key) for row in readers.passwd_file(text)}
+
+
+def _main_cf(text: str) -> set[Held]:
+    settings = readers.main_cf(text)
+    return {
+        Held("setting", f"main.cf {name}")
+        for name in MODELED_MAIN_CF
+        if name in settings and settings[name].value
+    }
+
+
+def _sasl_passwd(text: str) -> set[Held]:
+    return {Held("setting", f"sasl_passwd {row.key}") for row in readers.table(text)}
+
+
+def _env(text: str) -> set[Held]:
+    return {
+        Held("setting", f"mailu.env {key}")
+        for key, entry in readers.env_file(text).items()
+        if entry.value
+    }
+
+
+def _mailu_import(text: str) -> set[Held]:
+    document = yaml.safe_load(text) or {}
+    held = {Held("domain", row["name"]) for row in document.get("domain", [])}
+    held |= {Held("mailbox", row["email"]) for row in document.get("user", [])}
+    held |= {
+        Held("alias", row["email"].replace("%@", "@", 1) if row.get("wildcard") else row["email"])
+        for row in document.get("alias", [])
+    }
+    return held
+
+
+def _wireguard(name: str) -> Callable[[str], set[Held]]:
+    def read(text: str) -> set[Held]:
+        held = set()
+        for section in readers.wireguard(text):
+            who = section.name if section.name != "Peer" else f"Peer {section.get('AllowedIPs')}"
+            held |= {
+                Held("setting", f"{name} {who}.{entry.key}")
+                for entry in section.entries
+                if entry.value
+            }
+        return held
+
+    return read
+
+
+READERS: dict[str, Callable[[str], set[Held]]] = {
+    f"{postfix.MAPS_DIR}/virtual_domains": _map("domain"),
+    f"{postfix.MAPS_DIR}/virtual_mailboxes": _map("mailbox"),
+    f"{postfix.MAPS_DIR}/virtual_aliases": _map("alias"),
+    f"{postfix.MAPS_DIR}/sasl_passwd": _sasl_passwd,
+    postfix.MAIN_CF: _main_cf,
+    dovecot.USERS: _users,
+    mailu.ENV_PATH: _env,
+    mailu.IMPORT_PATH: _mailu_import,
+}
+
+
+def reader(path: str) -> Callable[[str], set[Held]] | None:
+    """How to read what ``path`` holds, or None for a file that holds nothing of the kind."""
+    if path in READERS:
+        return READERS[path]
+    where = PurePosixPath(path)
+    if str(where.parent) == wireguard.CONFIG_DIR and where.suffix == ".conf":
+        return _wireguard(where.name)
+    return None
+
+
+def held(path: str, content: bytes) -> set[Held]:
+    """What one file holds; a file that cannot be read holds something unknown."""
+    read = reader(path)
+    if read is None or not content:
+        return set()
+    try:
+        return read(content.decode())
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return {Held("setting", f"{path} (unreadable: what it holds is unknown)")}
+
+
+def removals(before: Mapping[str, bytes], after: Mapping[str, bytes]) -> list[str]:
+    """What the host holds in the files of ``before`` (its copies of the files the plan changes
+    or removes) that none of ``after`` (every file it will have from the bundle) holds."""
+    old = _all(before.items())
+    if not old:
+        return []
+    new = _all((path, content) for path, content in after.items() if reader(path))
+    mailboxes = {item.name for item in new if item.kind == "mailbox"}
+    gone = sorted(old - new)
+    return [str(item) for item in gone if not (item.kind == "alias" and item.name in mailboxes)]
+
+
+def _all(files: Iterable[tuple[str, bytes]]) -> set[Held]:
+    return set().union(*(held(path, content) for path, content in files))

@@ -81,6 +81,19 @@ class Plan:
         text = repr([(f.path, f.change, f.before_sha256, f.after_sha256) for f in self.files])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def lines(self) -> list[str]:
+        """The plan as text (``manage.py deploy --plan``, ``manage.py adopt``): drift, each
+        change with its diff, what it takes away, and the count."""
+        text = [
+            f"drift    {file.path} (changed on the host since the last deployment)"
+            for file in self.drift
+        ]
+        for file in self.changes:
+            text += [f"{file.change:8} {file.path}", file.diff]
+        text += [f"removes  {item}" for item in self.destructive]
+        unchanged = len(self.files) - len(self.changes)
+        return [*text, f"{len(self.changes)} to change, {unchanged} unchanged."]
+
     def confirm(self, digest: str) -> None:
         """Raise PlanChanged unless ``digest`` names this plan (no digest: nothing was shown)."""
         if digest and digest != self.digest:

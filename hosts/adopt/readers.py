@@ -11,7 +11,19 @@ are separated by ``:``; wg-quick(8) takes ``Key = value`` lines in ``[Interface]
 ``[Peer]`` sections, ``#`` starting a comment.
 """
 
+import re
 from dataclasses import dataclass, field
+
+_SCHEME = re.compile(r"^\{[A-Za-z0-9._-]+\}")
+# crypt(3) prefixes and the names Dovecot gives them (doveadm-pw(1)).
+_CRYPT_SCHEMES = {
+    "$2a$": "BLF-CRYPT",
+    "$2b$": "BLF-CRYPT",
+    "$2y$": "BLF-CRYPT",
+    "$6$": "SHA512-CRYPT",
+    "$5$": "SHA256-CRYPT",
+    "$1$": "MD5-CRYPT",
+}
 
 
 @dataclass(frozen=True)
@@ -123,3 +135,15 @@ def wireguard(text: str) -> list[Section]:
             raise Unreadable(number, f"not 'Key = value' inside a section: {line!r}")
         sections[-1].entries.append(Entry(number, key.strip(), value.strip()))
     return sections
+
+
+def scheme_prefixed(password: str, default: str = "") -> str:
+    """A password hash as Dovecot and Mailgate keep it, ``{SCHEME}hash``: a crypt(3) hash named
+    by its prefix, else ``default`` (a passdb's ``scheme=``); one it cannot name stays as it is
+    (Mailu's passlib formats, which only Mailu reads)."""
+    if _SCHEME.match(password):
+        return password
+    scheme = next(
+        (s for prefix, s in _CRYPT_SCHEMES.items() if password.startswith(prefix)), default
+    )
+    return f"{{{scheme}}}{password}" if scheme else password

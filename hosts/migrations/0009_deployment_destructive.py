@@ -6,21 +6,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('hosts', '0008_convergence'),
+        ("hosts", "0008_convergence"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='deployment',
-            name='destructive',
-            field=models.JSONField(blank=True, default=list, help_text='What the host holds that the plan takes away (a domain, mailbox, alias or setting): the deployment goes ahead only once a person has confirmed it.'),
+            model_name="deployment",
+            name="destructive",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="What the host holds that the plan takes away (a domain, mailbox, alias or setting): the deployment goes ahead only once a person has confirmed it.",
+            ),
         ),
         migrations.AddField(
-            model_name='deployment',
-            name='destructive_confirmed_by',
-            field=models.ForeignKey(blank=True, help_text="The person who confirmed the plan's removals.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="deployment",
+            name="destructive_confirmed_by",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The person who confirmed the plan's removals.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
     ]

@@ -69,15 +69,5 @@ class Command(BaseCommand):
             plan = services.host_plan(host=host)
         except (RenderError, TransportError) as exc:
             raise CommandError(f"{host}: {exc}") from None
-        for file in plan.drift:
-            self.stdout.write(
-                f"drift    {file.path} (changed on the host since the last deployment)"
-            )
-        for file in plan.changes:
-            self.stdout.write(f"{file.change:8} {file.path}")
-            self.stdout.write(file.diff)
-        for item in plan.destructive:
-            self.stdout.write(f"removes  {item}")
-        unchanged = len(plan.files) - len(plan.changes)
-        self.stdout.write(f"{len(plan.changes)} to change, {unchanged} unchanged.")
+        self.stdout.write("\n".join(plan.lines()))
         return plan

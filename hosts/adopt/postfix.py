@@ -1,0 +1,212 @@
+"""Postfix + Dovecot's side of adoption, from ``main.cf`` on: the virtual domain, mailbox, alias
+and sender login tables it names, Dovecot's passwd-file users with their hashes, and a relay's
+``relayhost``, SASL password table and canonical sender rewrite.
+
+A table named ``hash:`` or ``lmdb:`` (``btree:``, ``cdb:``) is read as Postfix reads it, from its
+database, with ``postmap -s`` (postmap(1)); ``texthash:`` and an inline ``{ ... }`` list are read
+as text. Tables in SQL or LDAP are not read yet: they are refused, so that nothing is adopted
+without them. A table line Mailgate cannot express (a pipe, a file or an ``:include:`` as a
+destination, a key without a domain) is refused with its line: the mail it routes would be lost.
+"""
+
+import re
+
+from hosts.adopt import readers
+from hosts.adopt.found import Found, FoundAlias, FoundRelay
+from hosts.adopt.report import Report, Where
+
+MAIN_CF = "/etc/postfix/main.cf"
+DOVECOT_CONFIGS = ("/etc/dovecot/dovecot.conf", "/etc/dovecot/conf.d")
+DB_TYPES = ("hash", "lmdb", "btree", "cdb", "dbm")
+_PASSWD_FILE = re.compile(r"driver\s*=\s*passwd-file\s+args\s*=\s*([^\n}]*)")
+# What a Postfix + Dovecot host's main.cf says that Mailgate takes over (the rest is compared
+# with what Mailgate renders, ``services``).
+ROLES = {
+    "virtual_mailbox_domains": "domains",
+    "virtual_mailbox_maps": "mailboxes",
+    "virtual_alias_maps": "aliases",
+    "smtpd_sender_login_maps": "senders",
+}
+
+
+def tables(tree, spec: str, where: Where, report: Report) -> list[tuple[str, list[readers.Entry]]]:
+    """Each table of a ``main.cf`` value (``hash:/etc/postfix/virtual, lmdb:/x``): its name
+    and rows (line numbers from the text source when read as text)."""
+    found = []
+    for name in re.split(r"[\s,]+(?![^{]*})", spec.strip()):
+        if not name:
+            continue
+        if name.startswith("{"):
+            rows = [
+                readers.Entry(where.line, n, "OK") for n in re.split(r"[\s,]+", name[1:-1]) if n
+            ]
+            found.append((name, rows))
+            continue
+        kind, colon, path = name.partition(":")
+        if not colon:  # a bare domain in virtual_mailbox_domains
+            found.append((name, [readers.Entry(where.line, name, "OK")]))
+        elif kind in DB_TYPES:
+            found.append((name, _database(tree, name, path)))
+        elif kind in ("texthash", "inline"):
+            found.append((name, readers.table((tree.read(path) or b"").decode())))
+        else:
+            report.error(where, f"{name}: Mailgate cannot read {kind} tables yet")
+    return found
+
+
+def _database(tree, name: str, path: str) -> list[readers.Entry]:
+    """A table as Postfix sees it (``postmap -s``); line numbers from its text source when that
+    still says the same."""
+    dumped = readers.table(tree.postmap("-s", table=name))
+    source = {row.key: row for row in readers.table((tree.read(path) or b"").decode())}
+    return [
+        source[row.key] if row.key in source and source[row.key].value == row.value else row
+        for row in dumped
+    ]
+
+
+def read(tree, found: Found, report: Report) -> None:
+    text = tree.read(MAIN_CF)
+    if text is None:
+        return
+    try:
+        settings = readers.main_cf(text.decode())
+    except readers.Unreadable as exc:
+        report.error(Where(MAIN_CF, exc.line), str(exc))
+        return
+    if "myhostname" in settings and "$" not in settings["myhostname"].value:
+        found.host["fqdn"] = (
+            settings["myhostname"].value,
+            Where(MAIN_CF, settings["myhostname"].line),
+        )
+    read_directory(tree, settings, found, report)
+    if settings.get("relayhost") and settings["relayhost"].value:
+        _relay(tree, settings, found, report)
+
+
+def read_directory(tree, settings: dict, found: Found, report: Report) -> None:
+    rows = {role: [] for role in ROLES.values()}
+    for parameter, role in ROLES.items():
+        if parameter in settings and settings[parameter].value:
+            where = Where(MAIN_CF, settings[parameter].line)
+            for name, entries in tables(tree, settings[parameter].value, where, report):
+                path = name.partition(":")[2] or MAIN_CF
+                rows[role] += [(Where(path, row.line), row) for row in entries]
+                if name.partition(":")[0] in DB_TYPES:
+                    keys = [row.key for row in entries]
+                    found.tables.setdefault(role, []).append((name, keys))
+    for where, row in rows["domains"]:
+        found.domains[row.key] = where
+        report.adopt(where, f"domain {row.key}")
+    for where, row in rows["mailboxes"]:
+        _mailbox(where, row, found, report)
+    for where, row in rows["aliases"]:
+        _alias(where, row, found, report)
+    _users(tree, found, report)
+    for where, row in rows["senders"]:
+        _sender(where, row, found, report)
+
+
+def _mailbox(where: Where, row, found: Found, report: Report) -> None:
+    if "@" not in row.key:
+        report.error(where, f"mailbox {row.key!r}: Mailgate's mailboxes are addresses")
+        return
+    found.mailbox(row.key, where)
+    report.adopt(where, f"mailbox {row.key}")
+    local, _, domain = row.key.partition("@")
+    if row.value not in ("OK", f"{domain}/{local}/", f"{domain}/{local}/Maildir/"):
+        report.unknown(where, f"mailbox {row.key}: its mail folder {row.value} (Mailgate's "
+                       "Dovecot keeps mail in /var/vmail/<domain>/<user>)")  # fmt: skip
+
+
+def _alias(where: Where, row, found: Found, report: Report) -> None:
+    key, targets = row.key, [t for t in re.split(r"[\s,]+", row.value) if t]
+    if "@" not in key or key.startswith("/"):
+        report.error(where, f"{key} {row.value}: Mailgate's aliases are addresses or @domain")
+        return
+    refused = [t for t in targets if t.startswith(("|", "/", ":include:")) or "@" not in t]
+    if refused or not targets:
+        report.error(where, f"{key} -> {row.value}: Mailgate forwards only to addresses")
+        return
+    if targets == [key]:
+        return  # a mailbox that a catch-all must not swallow: Mailgate writes that row itself
+    found.aliases[key] = FoundAlias(key, targets, where)
+    report.adopt(where, f"alias {key}")
+
+
+def _sender(where: Where, row, found: Found, report: Report) -> None:
+    logins = [t for t in re.split(r"[\s,]+", row.value) if t]
+    if logins == [row.key] and row.key in found.mailboxes:
+        return
+    alias = found.aliases.get(row.key)
+    if alias and set(logins) <= set(alias.destinations):
+        alias.allowed_as_sender = True
+        report.adopt(where, f"alias {row.key} allowed as sender")
+    else:
+        report.unknown(where, f"sender login {row.key} -> {row.value} (Mailgate lets a mailbox "
+                       "send as itself and as the aliases marked for it)")  # fmt: skip
+
+
+def _users(tree, found: Found, report: Report) -> None:
+    """Dovecot's passwd-file users: each mailbox's hash and quota."""
+    for path, scheme in _passwd_files(tree):
+        try:
+            users = readers.passwd_file((tree.read(path) or b"").decode())
+        except readers.Unreadable as exc:
+            report.error(Where(path, exc.line), str(exc))
+            continue
+        for user in users:
+            where = Where(path, user.line)
+            password, *rest = user.value.split(":")
+            mailbox = found.mailbox(user.key, where)
+            mailbox.password_hash = readers.scheme_prefixed(password, scheme)
+            extra = rest[5] if len(rest) > 5 else ""
+            if quota := re.search(r"quota_rule=\*:storage=(\d+)([MG]?)", extra):
+                size = int(quota.group(1)) * (1024 if quota.group(2) == "G" else 1)
+                mailbox.quota_bytes = size * 1024 * 1024
+            report.adopt(where, f"password of {user.key}")
+
+
+def _passwd_files(tree) -> list[tuple[str, str]]:
+    """(path, default scheme) of each passwd-file passdb in Dovecot's configuration."""
+    texts = []
+    for place in DOVECOT_CONFIGS:
+        names = tree.names(place)
+        paths = (
+            [f"{place}/{name}" for name in names if name.endswith(".conf")] if names else [place]
+        )
+        texts += [(tree.read(path) or b"").decode(errors="replace") for path in paths]
+    found = {}
+    for text in texts:
+        for args in _PASSWD_FILE.findall(text):
+            words = args.split()
+            scheme = next((w.split("=", 1)[1] for w in words if w.startswith("scheme=")), "")
+            found.setdefault(words[-1], scheme)
+    return list(found.items())
+
+
+def _relay(tree, settings: dict, found: Found, report: Report) -> None:
+    hop = settings["relayhost"].value
+    where = Where(MAIN_CF, settings["relayhost"].line)
+    host, _, port = hop.strip("[").partition("]:") if hop.startswith("[") else hop.partition(":")
+    relay = FoundRelay(host.rstrip("]"), int(port or 25), where)
+    if level := settings.get("smtp_tls_security_level"):
+        relay.tls_level = level.value
+    if maps := settings.get("smtp_sasl_password_maps"):
+        for _, entries in tables(tree, maps.value, Where(MAIN_CF, maps.line), report):
+            for row in entries:
+                if row.key in (hop, host, f"[{relay.host}]:{relay.port}"):
+                    relay.username, _, relay.password = row.value.partition(":")
+    if canonical := settings.get("sender_canonical_maps"):
+        kind, _, path = canonical.value.partition(":")
+        rules = readers.table((tree.read(path) or b"").decode()) if kind == "regexp" else []
+        if len(rules) == 1 and rules[0].key == "/.*/":
+            relay.rewrite_sender_to = rules[0].value
+        else:
+            report.unknown(
+                Where(MAIN_CF, canonical.line),
+                f"sender_canonical_maps = {canonical.value} (Mailgate rewrites every sender "
+                "to one address, or none)",
+            )
+    found.relay = relay
+    report.adopt(where, f"relay {relay.host}:{relay.port}")

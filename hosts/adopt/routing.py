@@ -1,0 +1,84 @@
+"""Routing equivalence for Postfix + Dovecot (issue 19.4): every address the host's own lookup
+tables know is looked up, with ``postmap -q``, in them and in the tables Mailgate renders, and
+each answer that differs is reported: a domain or mailbox that would no longer be served, an
+alias that would forward elsewhere, a sender that could no longer send as an address.
+
+Postfix searches a parameter's tables in order and takes the first answer (postconf(5)); a
+domain or mailbox table is asked only whether it has the key, an alias or sender table what
+addresses it gives (in any order)."""
+
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from gateway.bundle import Bundle
+from hosts.adopt.sources import POSTMAP
+from hosts.render import postfix
+
+RENDERED = {
+    "domains": "virtual_domains",
+    "mailboxes": "virtual_mailboxes",
+    "aliases": "virtual_aliases",
+    "senders": "sender_logins",
+}
+PRESENCE = ("domains", "mailboxes")
+
+
+def differences(tree, found, bundle: Bundle) -> list[str]:
+    rendered = {file.path: file.content for file in bundle.files}
+    if f"{postfix.MAPS_DIR}/virtual_aliases" not in rendered:
+        return []  # not a Postfix + Dovecot mail server
+    lines = []
+    with tempfile.TemporaryDirectory() as folder:
+        for role, tables in sorted(found.tables.items()):
+            keys = sorted({key for _, table_keys in tables for key in table_keys})
+            before = _first_answers(tree, [name for name, _ in tables], keys)
+            path = Path(folder) / RENDERED[role]
+            path.write_bytes(rendered.get(f"{postfix.MAPS_DIR}/{RENDERED[role]}", b""))
+            after = _answers(_local_postmap(path, keys))
+            lines += [
+                f"{role} {key}: {before.get(key) or 'not found'} before, "
+                f"{after.get(key) or 'not found'} after"
+                for key in keys
+                if _normal(role, before.get(key)) != _normal(role, after.get(key))
+            ]
+    return lines
+
+
+def _first_answers(tree, names: list[str], keys: list[str]) -> dict[str, str]:
+    answers: dict[str, str] = {}
+    for name in names:
+        for key, value in _answers(tree.postmap("-q", "-", table=name, stdin=_keys(keys))).items():
+            answers.setdefault(key, value)
+    return answers
+
+
+def _local_postmap(path: Path, keys: list[str]) -> str:
+    table = f"hash:{path}"
+    subprocess.run([POSTMAP, table], check=True, capture_output=True)  # noqa: S603 (ours)
+    result = subprocess.run(  # noqa: S603 (postmap on Mailgate's own rendering)
+        [POSTMAP, "-q", "-", table],
+        input=_keys(keys),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout
+
+
+def _keys(keys: list[str]) -> str:
+    return "".join(f"{key}\n" for key in keys)
+
+
+def _answers(output: str) -> dict[str, str]:
+    """``postmap -q -`` prints ``key<TAB>value`` for each key it finds."""
+    return dict(line.split("\t", 1) for line in output.splitlines() if "\t" in line)
+
+
+def _normal(role: str, value: str | None):
+    if value is None:
+        return None
+    if role in PRESENCE:
+        return True
+    return frozenset(part for part in re.split(r"[\s,]+", value) if part)

@@ -1,0 +1,349 @@
+"""Adopting a host: read what it runs (``hosts.adopt.mailu``, ``.postfix``, ``.wireguard``) and
+fill Mailgate's rows from it, in one transaction. Bad input (a document that is not an export, a
+line Mailgate cannot express, a row its models refuse) stops it with every fault and its line,
+and nothing is written. A row Mailgate already has is kept as it is, and a difference reported
+as a conflict. What the host holds that Mailgate does not model is reported, never dropped. Then
+the normal plan, made against the same files, and for Postfix the routing comparison.
+
+The adoption marks the host as changed (``infrastructure_changed_at``), so that its first
+deployment waits for the owner, who has the report and the plan in front of them."""
+
+import ipaddress
+import math
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from gateway.bundle import Bundle, RenderError
+from gateway.models import Alias, Domain, Mailbox
+from hosts.adopt import mailu, postfix, readers, routing, wireguard
+from hosts.adopt.found import Found, FoundTunnel
+from hosts.adopt.report import AdoptionRefused, Report, Where
+from hosts.choices import DeploymentStatus, RelayKind, TlsLevel
+from hosts.models import Host, Relay, Tunnel, TunnelPeer
+from hosts.plan import Plan
+from hosts.render import mailu as mailu_render
+from hosts.render import postfix as postfix_render
+from hosts.render import render_host
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class Adoption:
+    report: Report
+    plan: Plan | None  # None without the host's files (an export alone) or while unrenderable
+
+
+def host_adopt(
+    *, host: Host, tree=None, mailu_export: tuple[str, str] | None = None, dry_run: bool = False
+) -> Adoption:
+    """Adopt what ``tree`` (a ``sources`` tree: a copy of the host's files, or the host over
+    SSH) and ``mailu_export`` (its path and text) hold into Mailgate; with ``dry_run`` nothing
+    stays written. Raises AdoptionRefused, with the report, on bad input."""
+    report, found = Report(), Found()
+    read(host=host, tree=tree, mailu_export=mailu_export, found=found, report=report)
+    if report.errors:
+        raise AdoptionRefused(report)
+    with transaction.atomic():
+        write(host=host, found=found, report=report)
+        if report.errors:
+            raise AdoptionRefused(report)
+        Host.objects.filter(pk=host.pk).update(infrastructure_changed_at=timezone.now())
+        plan = _plan(host, tree, found, report)
+        transaction.set_rollback(dry_run)
+    return Adoption(report, plan)
+
+
+def read(*, host: Host, tree, mailu_export, found: Found, report: Report) -> None:
+    if mailu_export is None and tree is not None and (text := tree.mailu_export()):
+        mailu_export = (f"{tree}: flask mailu config-export --full --secrets", text)
+    if mailu_export is not None:
+        mailu.read_export(mailu_export[1], mailu_export[0], found, report)
+    if tree is None:
+        return
+    if (env := tree.read(mailu_render.ENV_PATH)) is not None:
+        mailu.read_env(env.decode(), mailu_render.ENV_PATH, found, report)
+    postfix.read(tree, found, report)
+    tunnel = Tunnel.objects.filter(hub=host).first() or Tunnel.objects.first()
+    wireguard.read(tree, tunnel.interface if tunnel else "wg0", found, report)
+    if host.is_gateway:
+        wireguard.gateway_flavour(tree, found, report)
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def write(*, host: Host, found: Found, report: Report) -> None:
+    _host(host, found, report)
+    domains = _domains(host, found, report)
+    _mailboxes(domains, found, report)
+    _aliases(domains, found, report)
+    _managers(domains, found, report)
+    if found.tunnel:
+        (_hub if found.tunnel.listen_port else _spoke)(host, found, found.tunnel, report)
+
+
+def _saved(row, where: Where, report: Report, what: str) -> bool:
+    """Save ``row`` if its model takes it; else one error per refused field, at ``where``."""
+    try:
+        row.full_clean()
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            report.error(where, f"{what}: {field}: {' '.join(messages)}")
+        return False
+    row.save()
+    return True
+
+
+def _host(host: Host, found: Found, report: Report) -> None:
+    deployed = host.deployments.filter(status=DeploymentStatus.SUCCEEDED).exists()
+    for field, (value, where) in found.host.items():
+        current = getattr(host, field)
+        if current == value:
+            continue
+        # A value Mailgate chose itself (the generated Mailu key, no flavour yet) gives way to
+        # the host's until Mailgate has deployed it.
+        if not current or (field == "mailu_secret_key" and not deployed):
+            setattr(host, field, value)
+            report.adopt(
+                where, f"host {field}" + ("" if field == "mailu_secret_key" else f" = {value}")
+            )
+        else:
+            report.conflict(where, f"host {field}: the host says {value}, Mailgate {current}")
+    if found.relay:
+        _relay(host, found, report)
+    _saved(host, Where(host.name), report, f"host {host}")
+
+
+def _relay(host: Host, found: Found, report: Report) -> None:
+    seen = found.relay
+    relay = Relay.objects.filter(host=seen.host, port=seen.port, username=seen.username).first()
+    if relay is None:
+        relay = Relay(
+            name=f"{host.name}-smarthost"[:63],
+            kind=RelayKind.PROTON_BRIDGE if seen.port == 1025 else RelayKind.GENERIC,
+            host=seen.host,
+            port=seen.port,
+            username=seen.username,
+            password=seen.password,
+            tls_level=seen.tls_level if seen.tls_level in TlsLevel.values else TlsLevel.ENCRYPT,
+            rewrite_sender_to=seen.rewrite_sender_to,
+        )
+        if not _saved(relay, seen.where, report, f"relay {seen.host}"):
+            return
+    if host.relay_id not in (None, relay.pk):
+        mine = host.relay.next_hop
+        report.conflict(seen.where, f"relay: the host uses {relay.next_hop}, Mailgate {mine}")
+        return
+    host.relay = relay
+
+
+def _mail_hostname(host: Host, found: Found) -> str:
+    return host.fqdn or (found.host.get("fqdn") or ("",))[0]
+
+
+def _domains(host: Host, found: Found, report: Report) -> dict[str, Domain]:
+    existing = {d.name: d for d in Domain.objects.filter(name__in=list(found.domains))}
+    hostname = _mail_hostname(host, found)
+    for name, where in found.domains.items():
+        if name in existing:
+            report.conflict(where, f"domain {name} is in Mailgate already: kept as it is there")
+            continue
+        domain = Domain(name=name, mail_hostname=hostname)
+        if _saved(domain, where, report, f"domain {name}"):
+            existing[name] = domain
+    return existing
+
+
+def _split(address: str, domains: dict[str, Domain], where: Where, report: Report):
+    local, _, name = address.rpartition("@")
+    if name not in domains:
+        report.error(where, f"{address}: its domain {name} is not one the host serves")
+        return None, None
+    return domains[name], local
+
+
+MAILBOX_FIELDS = ("password_hash", "display_name", "quota_mb", "enabled")
+
+
+def _mailboxes(domains: dict[str, Domain], found: Found, report: Report) -> None:
+    held = {
+        m.address: m
+        for m in Mailbox.objects.filter(domain__in=domains.values()).select_related("domain")
+    }
+    for address, seen in found.mailboxes.items():
+        domain, local = _split(address, domains, seen.where, report)
+        if domain is None:
+            continue
+        quota = math.ceil(seen.quota_bytes / MIB)
+        if quota * MIB != seen.quota_bytes:
+            report.unknown(
+                seen.where,
+                f"mailbox {address}: quota {seen.quota_bytes} bytes, rounded up to {quota} MB "
+                "(Mailgate counts whole MB)",
+            )
+        row = Mailbox(
+            domain=domain,
+            local_part=local,
+            display_name=seen.display_name,
+            quota_mb=quota,
+            enabled=seen.enabled,
+            password_hash=seen.password_hash,
+        )
+        if address in held:
+            _compare(held[address], row, MAILBOX_FIELDS, seen.where, report)
+        else:
+            _saved(row, seen.where, report, f"mailbox {address}")
+        if not seen.password_hash:
+            report.unknown(
+                seen.where,
+                f"mailbox {address}: no password hash (it cannot log in until one is set)",
+            )
+
+
+def _aliases(domains: dict[str, Domain], found: Found, report: Report) -> None:
+    held = {
+        a.address: a
+        for a in Alias.objects.filter(domain__in=domains.values()).select_related("domain")
+    }
+    for address, seen in found.aliases.items():
+        domain, local = _split(address, domains, seen.where, report)
+        if domain is None:
+            continue
+        row = Alias(
+            domain=domain,
+            local_part=local,
+            destinations=seen.destinations,
+            allowed_as_sender=seen.allowed_as_sender,
+        )
+        if address in held:
+            _compare(held[address], row, ("destinations", "allowed_as_sender"), seen.where, report)
+        else:
+            _saved(row, seen.where, report, f"alias {address}")
+
+
+def _compare(held, seen, fields: tuple[str, ...], where: Where, report: Report) -> None:
+    differ = [f for f in fields if getattr(held, f) != getattr(seen, f)]
+    if differ:
+        report.conflict(
+            where,
+            f"{held.address}: Mailgate has another {', '.join(differ)} (kept as it is)",
+        )
+
+
+def _managers(domains: dict[str, Domain], found: Found, report: Report) -> None:
+    users = get_user_model().objects
+    for name, email, where in found.managers:
+        local, _, at = email.rpartition("@")
+        person = (
+            users.filter(username=email).first()
+            or users.filter(mailboxes__local_part=local, mailboxes__domain__name=at).first()
+        )
+        if name in domains and person is not None:
+            domains[name].managers.add(person)
+            report.adopt(where, f"{person} manages {name}")
+        else:
+            report.unknown(
+                where,
+                f"{email} manages {name} in Mailu but has no panel account (Mailu keeps the "
+                "right; give the mailbox an owner and adopt again)",
+            )
+
+
+def _hub(host: Host, found: Found, seen: FoundTunnel, report: Report) -> None:
+    host.tunnel_address = host.tunnel_address or seen.address
+    _saved(host, seen.where, report, f"host {host}")
+    tunnel = Tunnel.objects.filter(interface=seen.interface).first()
+    if tunnel is not None:
+        if tunnel.hub_id != host.pk or tunnel.hub_private_key != seen.private_key:
+            report.conflict(
+                seen.where,
+                f"tunnel {seen.interface} is in Mailgate already with another hub or key: kept",
+            )
+        return
+    subnet = str(ipaddress.ip_interface(f"{seen.address}/{seen.prefix}").network)
+    tunnel = Tunnel(
+        interface=seen.interface,
+        hub=host,
+        listen_port=seen.listen_port,
+        subnet=subnet,
+        mtu=seen.mtu or Tunnel._meta.get_field("mtu").default,
+        hub_private_key=seen.private_key,
+    )
+    if _saved(tunnel, seen.where, report, f"tunnel {seen.interface}"):
+        for key, allowed, where in seen.peers:
+            report.unknown(where, f"peer {key} ({', '.join(allowed)}): adopt that spoke to keep it")
+
+
+def _spoke(host: Host, found: Found, seen: FoundTunnel, report: Report) -> None:
+    tunnel = next(
+        (t for t in Tunnel.objects.all() if t.hub_public_key == seen.hub_public_key), None
+    )
+    if tunnel is None:
+        report.error(
+            seen.where,
+            f"the hub {seen.hub_public_key} is no tunnel's hub in Mailgate: adopt the hub first",
+        )
+        return
+    if str(host.tunnel_address or "") not in ("", seen.address):
+        report.conflict(
+            seen.where,
+            f"tunnel address: the host has {seen.address}, Mailgate {host.tunnel_address}",
+        )
+    host.tunnel_address = host.tunnel_address or seen.address
+    _saved(host, seen.where, report, f"host {host}")
+    if TunnelPeer.objects.filter(tunnel=tunnel, host=host).exists():
+        report.conflict(seen.where, f"{host} is a peer of {tunnel} in Mailgate already: kept")
+        return
+    subnet, subnet_where = found.routed_subnet or ("", seen.where)
+    peer = TunnelPeer(
+        tunnel=tunnel,
+        host=host,
+        private_key=seen.private_key,
+        keepalive=seen.keepalive,
+        routed_subnet=subnet,
+    )
+    _saved(peer, subnet_where, report, f"peer {host}")
+
+
+# --- what follows the rows: settings Mailgate renders otherwise, routing, the plan --------------
+
+
+def _plan(host: Host, tree, found: Found, report: Report) -> Plan | None:
+    try:
+        bundle = render_host(host)
+    except RenderError as exc:
+        report.unknown(Where(host.name), f"Mailgate cannot render {host} yet: {exc}")
+        return None
+    if tree is None:
+        return None
+    _settings(tree, bundle, report)
+    report.routing += routing.differences(tree, found, bundle)
+    return tree.plan(host, bundle)
+
+
+SECRETS = ("SECRET_KEY", "RELAYPASSWORD")
+SETTINGS_FILES = {postfix_render.MAIN_CF: readers.main_cf, mailu_render.ENV_PATH: readers.env_file}
+
+
+def _settings(tree, bundle: Bundle, report: Report) -> None:
+    """Each setting of main.cf and mailu.env that Mailgate's rendering gives another value or
+    none: not understood, and the plan's diff shows it."""
+    rendered = {file.path: file for file in bundle.files}
+    for path, read in SETTINGS_FILES.items():
+        text = tree.read(path)
+        if text is None or path not in rendered:
+            continue
+        mine = read(rendered[path].text)
+        for key, entry in read(text.decode()).items():
+            if key in mine and mine[key].value == entry.value:
+                continue
+            if key in SECRETS:  # neither value is shown
+                report.unknown(Where(path, entry.line), f"{key} (Mailgate renders its own)")
+                continue
+            after = mine[key].value if key in mine else "nothing"
+            report.unknown(Where(path, entry.line), f"{key} = {entry.value} (Mailgate: {after})")

@@ -1,0 +1,108 @@
+"""Where adoption reads a host's files: a copy of its ``/etc`` and ``/opt/mailu`` on this machine
+(``--from DIR``), or the host itself over SSH, read-only (the deploy engine's transport). Lookup
+tables in ``hash:`` or ``lmdb:`` files are read with the real Postfix's ``postmap``, here on the
+copy or there on the host."""
+
+import hashlib
+import subprocess
+from pathlib import Path, PurePosixPath
+
+from gateway.bundle import Bundle
+from gateway.writers import shell_quote
+from hosts.models import Host
+from hosts.plan import Plan, make_plan, plan_from_survey, survey_paths
+from hosts.transport import Session, TransportError
+
+POSTMAP = "/usr/sbin/postmap"
+MAILU_EXPORT = (
+    "cd /opt/mailu && docker compose exec -T admin flask mailu config-export --full --secrets"
+)
+
+
+class LocalTree:
+    """A copy of the host's root folder (at least ``etc/`` and ``opt/mailu/``) under ``root``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def local(self, path: str) -> Path:
+        return self.root / PurePosixPath(path).relative_to("/")
+
+    def read(self, path: str) -> bytes | None:
+        try:
+            return self.local(path).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    def names(self, folder: str) -> list[str]:
+        where = self.local(folder)
+        return sorted(child.name for child in where.iterdir()) if where.is_dir() else []
+
+    def postmap(self, *args: str, table: str, stdin: str = "") -> str:
+        """``postmap ARGS TYPE:PATH`` on the copy of the table (``table`` is ``type:path``)."""
+        kind, _, path = table.partition(":")
+        command = [POSTMAP, *args, f"{kind}:{self.local(path)}"]
+        result = subprocess.run(  # noqa: S603 (postmap, a path under the copy)
+            command, input=stdin, capture_output=True, text=True, check=False
+        )
+        if result.returncode not in (0, 1):  # 1: a key not found
+            raise OSError(f"{' '.join(command)}: {result.stderr.strip()}")
+        return result.stdout
+
+    def mailu_export(self) -> str | None:
+        return None  # a copy of the files holds no database: give --mailu-export
+
+    def plan(self, host: Host, bundle: Bundle) -> Plan:
+        """The plan against the copy, as if it were the host: the same diffs and removals."""
+        held = {path: self.read(path) for path in survey_paths(host, bundle)}
+        survey = "".join(
+            f"{hashlib.sha256(content).hexdigest()}  {path}\n"
+            for path, content in held.items()
+            if content is not None
+        )
+        return plan_from_survey(host, bundle, survey + "#deployments\n", self)
+
+    def get(self, path: str) -> bytes:
+        """The plan's read of a file that drifted (``Session.get``)."""
+        return self.read(path) or b""
+
+
+class RemoteTree:
+    """The host itself, over an open ``Session``; nothing is written there."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def __str__(self) -> str:
+        return str(self.session.host)
+
+    def read(self, path: str) -> bytes | None:
+        try:
+            return self.session.get(path)
+        except TransportError:
+            return None
+
+    def names(self, folder: str) -> list[str]:
+        listing = self.session.run(f"ls -1 {shell_quote(folder)} 2>/dev/null; true").stdout
+        return sorted(name for name in listing.splitlines() if name)
+
+    def postmap(self, *args: str, table: str, stdin: str = "") -> str:
+        command = " ".join(shell_quote(arg) for arg in ["postmap", *args, table])
+        result = self.session.run(f"{command}; test $? -le 1", stdin=stdin.encode())
+        if result.status:
+            raise OSError(f"{command} on {self}: {result.stderr.strip()}")
+        return result.stdout
+
+    def mailu_export(self) -> str | None:
+        if self.read("/opt/mailu/docker-compose.yml") is None:
+            return None
+        result = self.session.run(MAILU_EXPORT)
+        if result.status:
+            raise OSError(f"Mailu's config-export on {self}: {result.stderr.strip()}")
+        return result.stdout
+
+    def plan(self, host: Host, bundle: Bundle) -> Plan:
+        return make_plan(host, bundle, self.session)

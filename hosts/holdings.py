@@ -9,7 +9,8 @@ becomes a mailbox has not gone. Settings are those of ``mailu.env`` and ``wg0.co
 files that only say what the owner chose), and of ``main.cf`` the ones Mailgate models: every
 ``main.cf`` Debian installs has defaults Mailgate's replaces, which are no one's choice, and
 adoption reports the others as not understood (docs/adoption.md). A WireGuard peer is known by
-the addresses it is given (AllowedIPs), so new keys for the same peer take nothing away.
+the tunnel address it is given (its first host route in AllowedIPs; the hub, given networks,
+is a spoke's one peer), so new keys for the same peer take nothing away.
 """
 
 from collections.abc import Callable, Iterable, Mapping
@@ -91,7 +92,7 @@ def _wireguard(name: str) -> Callable[[str], set[Held]]:
     def read(text: str) -> set[Held]:
         held = set()
         for section in readers.wireguard(text):
-            who = section.name if section.name != "Peer" else f"Peer {section.get('AllowedIPs')}"
+            who = _peer(section) if section.name == "Peer" else section.name
             held |= {
                 Held("setting", f"{name} {who}.{entry.key}")
                 for entry in section.entries
@@ -100,6 +101,14 @@ def _wireguard(name: str) -> Callable[[str], set[Held]]:
         return held
 
     return read
+
+
+def _peer(section: readers.Section) -> str:
+    """A hub's peer by the tunnel address it is given (its first host route); a spoke's hub,
+    which is given networks, as the one peer."""
+    allowed = [ip.strip() for ip in section.get("AllowedIPs").split(",")]
+    routes = [ip for ip in allowed if ip.endswith(("/32", "/128"))]
+    return f"Peer {routes[0]}" if routes else "Peer"
 
 
 READERS: dict[str, Callable[[str], set[Held]]] = {

@@ -157,7 +157,8 @@ def _users(tree, found: Found, report: Report) -> None:
             continue
         for user in users:
             where = Where(path, user.line)
-            password, *rest = user.value.split(":")
+            password, *rest = user.value.split(":", 6)  # the extra fields may hold ':'
+
             mailbox = found.mailbox(user.key, where)
             mailbox.password_hash = readers.scheme_prefixed(password, scheme)
             extra = rest[5] if len(rest) > 5 else ""
@@ -172,9 +173,7 @@ def _passwd_files(tree) -> list[tuple[str, str]]:
     texts = []
     for place in DOVECOT_CONFIGS:
         names = tree.names(place)
-        paths = (
-            [f"{place}/{name}" for name in names if name.endswith(".conf")] if names else [place]
-        )
+        paths = [f"{place}/{n}" for n in names if n.endswith((".conf", ".conf.ext"))] or [place]
         texts += [(tree.read(path) or b"").decode(errors="replace") for path in paths]
     found = {}
     for text in texts:

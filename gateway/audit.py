@@ -7,8 +7,12 @@ duplicate each encrypted secret) and it can censor fields through one masking ho
 
 from datetime import datetime
 
+from auditlog.context import auditlog_value
+from auditlog.diff import model_instance_diff
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
+from auditlog.signals import post_log
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Max
@@ -59,3 +63,29 @@ def last_changes(model: type[models.Model], pks: list[int]) -> dict[int, datetim
         entries.values("object_id").annotate(at=Max("timestamp")).values_list("object_id", "at")
     )
     return {pk: last.get(pk) for pk in pks}
+
+
+def log_created(rows: list[models.Model]) -> None:
+    """Record rows made with ``bulk_create`` in the change log as auditlog records each save
+    (the same diff, secrets masked, the same actor), in one insert, and say so once per model
+    (``post_log``, as a save does), so that what follows a change follows these too."""
+    if not rows:
+        return
+    model = type(rows[0])
+    context = auditlog_value.get(None) or {}
+    entries = [
+        LogEntry(
+            content_type=ContentType.objects.get_for_model(model),
+            object_pk=str(row.pk),
+            object_id=row.pk,
+            object_repr=str(row),
+            action=LogEntry.Action.CREATE,
+            changes=model_instance_diff(
+                None, row, use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES
+            ),
+            actor=context.get("actor"),
+        )
+        for row in rows
+    ]
+    LogEntry.objects.bulk_create(entries)
+    post_log.send(model, instance=rows[-1], action=LogEntry.Action.CREATE, log_created=True)

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from auditlog.models import LogEntry
 from django.core.management import CommandError, call_command
 from django.db import connection
 
@@ -155,6 +156,9 @@ def test_it_adopts_the_directory_and_the_relay_with_nothing_lost(home, tmp_path,
         home.fqdn == "mail.family.example" and home.relay.next_hop == "[smtp.provider.example]:587"
     )
     assert home.relay.password == "relay-secret" and home.relay.tls_level == "encrypt"
+    logged = LogEntry.objects.get_for_model(Mailbox).filter(action=LogEntry.Action.CREATE)
+    assert logged.count() == 3  # in the change log like any other change, the hash masked
+    assert {entry.changes_dict["password_hash"][1] for entry in logged} == {"(set)"}
     with connection.cursor() as cursor:
         cursor.execute("SELECT password FROM hosts_relay")
         assert "relay-secret" not in cursor.fetchone()[0]  # encrypted at rest

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from gateway import audit
 from gateway.bundle import Bundle, RenderError
 from gateway.models import Alias, Domain, Mailbox
 from hosts.adopt import mailu, postfix, readers, routing, wireguard
@@ -80,8 +81,7 @@ def read(*, host: Host, tree, mailu_export, found: Found, report: Report) -> Non
 def write(*, host: Host, found: Found, report: Report) -> None:
     _host(host, found, report)
     domains = _domains(host, found, report)
-    _mailboxes(domains, found, report)
-    _aliases(domains, found, report)
+    _directory(domains, found, report)
     _managers(domains, found, report)
     if found.tunnel:
         (_hub if found.tunnel.listen_port else _spoke)(host, found, found.tunnel, report)
@@ -167,67 +167,107 @@ def _split(address: str, domains: dict[str, Domain], where: Where, report: Repor
     return domains[name], local
 
 
-MAILBOX_FIELDS = ("password_hash", "display_name", "quota_mb", "enabled")
+# What a row Mailgate has already must match to be the one the host has.
+COMPARED = {
+    Mailbox: ("password_hash", "display_name", "quota_mb", "enabled"),
+    Alias: ("destinations", "allowed_as_sender"),
+}
 
 
-def _mailboxes(domains: dict[str, Domain], found: Found, report: Report) -> None:
+def _directory(domains: dict[str, Domain], found: Found, report: Report) -> None:
+    """The mailboxes and aliases, checked by their models without a query each (the addresses
+    are compared here, with what Mailgate has, in one query per table), then written in one
+    insert per table, and logged as every change is."""
     held = {
-        m.address: m
-        for m in Mailbox.objects.filter(domain__in=domains.values()).select_related("domain")
+        (row.domain_id, row.local_part): row
+        for model in COMPARED
+        for row in model.objects.filter(domain__in=domains.values()).select_related("domain")
     }
-    for address, seen in found.mailboxes.items():
-        domain, local = _split(address, domains, seen.where, report)
-        if domain is None:
+    rows = [
+        *(_mailbox(seen, domains, report) for seen in found.mailboxes.values()),
+        *(_alias(seen, domains, report) for seen in found.aliases.values()),
+    ]
+    new: dict[type, list] = {Mailbox: [], Alias: []}
+    claimed: set[tuple[int, str]] = set()
+    for row, where in filter(None, rows):
+        if not _valid(row, where, report):
             continue
-        quota = math.ceil(seen.quota_bytes / MIB)
-        if quota * MIB != seen.quota_bytes:
-            report.unknown(
-                seen.where,
-                f"mailbox {address}: quota {seen.quota_bytes} bytes, rounded up to {quota} MB "
-                "(Mailgate counts whole MB)",
-            )
-        row = Mailbox(
-            domain=domain,
-            local_part=local,
-            display_name=seen.display_name,
-            quota_mb=quota,
-            enabled=seen.enabled,
-            password_hash=seen.password_hash,
-        )
-        if address in held:
-            _compare(held[address], row, MAILBOX_FIELDS, seen.where, report)
+        key = (row.domain_id, row.local_part)
+        if key in claimed:
+            report.error(where, f"{row.address} is both a mailbox and an alias")
+        elif key in held:
+            _compare(held[key], row, where, report)
         else:
-            _saved(row, seen.where, report, f"mailbox {address}")
-        if not seen.password_hash:
-            report.unknown(
-                seen.where,
-                f"mailbox {address}: no password hash (it cannot log in until one is set)",
-            )
+            new[type(row)].append(row)
+        claimed.add(key)
+    if report.errors:
+        return
+    for model, created in new.items():
+        model.objects.bulk_create(created)
+        audit.log_created(created)
 
 
-def _aliases(domains: dict[str, Domain], found: Found, report: Report) -> None:
-    held = {
-        a.address: a
-        for a in Alias.objects.filter(domain__in=domains.values()).select_related("domain")
-    }
-    for address, seen in found.aliases.items():
-        domain, local = _split(address, domains, seen.where, report)
-        if domain is None:
-            continue
-        row = Alias(
-            domain=domain,
-            local_part=local,
-            destinations=seen.destinations,
-            allowed_as_sender=seen.allowed_as_sender,
+def _mailbox(seen, domains: dict[str, Domain], report: Report):
+    domain, local = _split(seen.address, domains, seen.where, report)
+    if domain is None:
+        return None
+    quota = math.ceil(seen.quota_bytes / MIB)
+    if quota * MIB != seen.quota_bytes:
+        report.unknown(
+            seen.where,
+            f"mailbox {seen.address}: quota {seen.quota_bytes} bytes, rounded up to {quota} MB "
+            "(Mailgate counts whole MB)",
         )
-        if address in held:
-            _compare(held[address], row, ("destinations", "allowed_as_sender"), seen.where, report)
-        else:
-            _saved(row, seen.where, report, f"alias {address}")
+    if not seen.password_hash:
+        report.unknown(seen.where, f"mailbox {seen.address}: no password hash (set one)")
+    row = Mailbox(
+        domain=domain,
+        local_part=local,
+        display_name=seen.display_name,
+        quota_mb=quota,
+        enabled=seen.enabled,
+        password_hash=seen.password_hash,
+    )
+    return row, seen.where
 
 
-def _compare(held, seen, fields: tuple[str, ...], where: Where, report: Report) -> None:
-    differ = [f for f in fields if getattr(held, f) != getattr(seen, f)]
+def _alias(seen, domains: dict[str, Domain], report: Report):
+    domain, local = _split(seen.address, domains, seen.where, report)
+    if domain is None:
+        return None
+    row = Alias(
+        domain=domain,
+        local_part=local,
+        destinations=seen.destinations,
+        allowed_as_sender=seen.allowed_as_sender,
+    )
+    return row, seen.where
+
+
+def _valid(row, where: Where, report: Report) -> bool:
+    """What the model says of the row alone; uniqueness is ``_directory``'s."""
+    try:
+        row.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            report.error(
+                where,
+                f"{type(row).__name__.lower()} {_address(row)}: {field}: {' '.join(messages)}",
+            )
+        return False
+    return True
+
+
+def _address(row) -> str:
+    return f"{row.local_part}@{row.domain.name}"
+
+
+def _compare(held, seen, where: Where, report: Report) -> None:
+    if type(held) is not type(seen):
+        kind = type(held).__name__.lower()
+        report.conflict(where, f"{held.address} is a {kind} in Mailgate (kept as it is)")
+        return
+    differ = [f for f in COMPARED[type(held)] if getattr(held, f) != getattr(seen, f)]
     if differ:
         report.conflict(
             where,

@@ -1,0 +1,144 @@
+"""Adopt 1,000 mailboxes (10 domains, 100 mailboxes and 100 aliases each): from Mailu's export,
+and from a Postfix + Dovecot server's files (tables made with the real postmap, routing compared
+and the plan made against the copy).
+
+    .venv/bin/python bench/adopt.py [--mailboxes N] [--repeat N]
+
+Seeds a throwaway SQLite database and prints the best wall time of each adoption, rows written
+in one transaction. Goal: under 5 s each.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
+os.environ.update(
+    DJANGO_SETTINGS_MODULE="gateway.settings",
+    MAILGATE_DATA_DIR=str(DATA),
+    DATABASE_URL=f"sqlite:///{DATA / 'bench.sqlite3'}",
+    SECRET_KEY="bench",
+    MAILGATE_ENCRYPTION_KEYS="qp4DmdSSnhBZJ4OA6cXx7a4ZCkqmJV0S1eqhxO5S8tA=",
+    MAILGATE_CONVERGE="false",
+)
+
+import django
+
+django.setup()
+
+from django.core.management import call_command
+from django.db import transaction
+
+from gateway.models import Domain
+from hosts.adopt.services import host_adopt
+from hosts.adopt.sources import POSTMAP, LocalTree
+from hosts.models import Host, Tunnel, TunnelPeer
+
+HASH = "$2b$04$pgh9Q.MzFFKMHJaF8bCa3unoZJnX/hJ6X2TKIDfR2.yaBQRcWQ2vC"
+DOMAINS = 10
+
+
+def addresses(mailboxes: int):
+    per = mailboxes // DOMAINS
+    return [(f"family{d}.example", f"user{m}") for d in range(DOMAINS) for m in range(per)]
+
+
+def mailu_export(mailboxes: int) -> str:
+    boxes = addresses(mailboxes)
+    return json.dumps({
+        "domain": [{"name": f"family{d}.example"} for d in range(DOMAINS)],
+        "user": [{"email": f"{u}@{d}", "password": HASH, "quota_bytes": 1024 * 2**20,
+                  "displayed_name": u.title()} for d, u in boxes],
+        "alias": [{"email": f"alias-{u}@{d}", "destination": [f"{u}@{d}"]} for d, u in boxes],
+    })  # fmt: skip
+
+
+def postfix_tree(root: Path, mailboxes: int) -> LocalTree:
+    boxes = addresses(mailboxes)
+    tables = {
+        "vdomains": [f"family{d}.example OK" for d in range(DOMAINS)],
+        "vmailbox": [f"{u}@{d} {d}/{u}/" for d, u in boxes],
+        "virtual": [f"alias-{u}@{d} {u}@{d}" for d, u in boxes],
+    }
+    postfix = root / "etc/postfix"
+    postfix.mkdir(parents=True)
+    (postfix / "main.cf").write_text(
+        "virtual_mailbox_domains = hash:/etc/postfix/vdomains\n"
+        "virtual_mailbox_maps = hash:/etc/postfix/vmailbox\n"
+        "virtual_alias_maps = hash:/etc/postfix/virtual\n"
+    )
+    for name, rows in tables.items():
+        (postfix / name).write_text("".join(f"{row}\n" for row in rows))
+        subprocess.run([POSTMAP, f"hash:{postfix / name}"], check=True)  # noqa: S603 (ours)
+    (root / "etc/dovecot").mkdir(parents=True)
+    (root / "etc/dovecot/dovecot.conf").write_text(
+        "passdb {\n  driver = passwd-file\n  args = scheme=BLF-CRYPT /etc/dovecot/users\n}\n"
+    )
+    (root / "etc/dovecot/users").write_text(
+        "".join(f"{u}@{d}:{{BLF-CRYPT}}{HASH}::::::\n" for d, u in boxes)
+    )
+    return LocalTree(root)
+
+
+def timed(adopt, repeat: int) -> tuple[float, object]:
+    best, adoption = float("inf"), None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        adoption = adopt()
+        best = min(best, time.perf_counter() - started)
+        with transaction.atomic():
+            Domain.objects.all().delete()
+    return best, adoption
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mailboxes", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    options = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    vps = Host.objects.create(name="vps", is_gateway=True, gateway_proxy="haproxy",
+                              ssh_address="198.51.100.1", public_ipv4="198.51.100.1",
+                              tunnel_address="10.8.0.1")  # fmt: skip
+    tunnel = Tunnel.objects.create(hub=vps)
+    kinds = {"mailu": "mailu", "home": "postfix-dovecot"}
+    hosts = {
+        name: Host.objects.create(
+            name=name,
+            is_mailserver=True,
+            mail_backend=backend,
+            ssh_address="198.51.100.2",
+            tunnel_address=f"10.8.0.{n}",
+            fqdn="mail.example.com",
+        )
+        for n, (name, backend) in enumerate(kinds.items(), start=2)
+    }
+    for host in hosts.values():
+        TunnelPeer.objects.create(tunnel=tunnel, host=host, routed_subnet="192.168.203.0/24")
+    export = ("export.json", mailu_export(options.mailboxes))
+    tree = postfix_tree(DATA / "home", options.mailboxes)
+    runs = {
+        "Mailu export": lambda: host_adopt(host=hosts["mailu"], mailu_export=export),
+        "Postfix + Dovecot files": lambda: host_adopt(host=hosts["home"], tree=tree),
+    }
+    print(f"{options.mailboxes} mailboxes, {options.mailboxes} aliases, {DOMAINS} domains")
+    for label, adopt in runs.items():
+        seconds, adoption = timed(adopt, options.repeat)
+        report = adoption.report
+        print(f"{label:24} {seconds:6.2f} s  ({len(report.adopted)} adopted, "
+              f"{len(report.routing)} routing differences)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        shutil.rmtree(DATA, ignore_errors=True)

@@ -2,6 +2,7 @@ from django.urls import path
 
 from gateway.crud import Crud
 from hosts import deploy_views, forms, views
+from hosts.adopt import views as adopt_views
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
 
 HOSTS = Crud(
@@ -20,6 +21,7 @@ HOSTS = Crud(
     row_links=(
         ("Files", "hosts:host-files"),
         ("Plan", "hosts:host-plan"),
+        ("Adopt", "hosts:host-adopt"),
         ("Host key", "hosts:host-key"),
     ),
     empty_hint="Add the VPS (gateway) and the home server (mail server) Mailgate configures.",
@@ -56,6 +58,7 @@ urlpatterns = [
     path("hosts/<int:pk>/host-key/", deploy_views.host_key, name="host-key"),
     path("hosts/<int:pk>/plan/", deploy_views.host_plan, name="host-plan"),
     path("hosts/<int:pk>/deploy/", deploy_views.host_deploy, name="host-deploy"),
+    path("hosts/<int:pk>/adopt/", adopt_views.host_adopt_page, name="host-adopt"),
     path("deploy-all/", deploy_views.deploy_all, name="deploy-all"),
     path("deployments/", deploy_views.deployment_list, name="deployment-list"),
     path("deployments/<int:pk>/", deploy_views.deployment_detail, name="deployment-detail"),

@@ -13,12 +13,14 @@ import pytest
 from auditlog.models import LogEntry
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.urls import reverse
 
 from gateway.models import Alias, Domain, Mailbox
 from hosts import wireguard
 from hosts.adopt.services import host_adopt
 from hosts.adopt.sources import POSTMAP, LocalTree
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
+from lab.hosts import LabHost
 from tests.render_world import HASH
 
 MAIN_CF = """\
@@ -90,7 +92,7 @@ def keys() -> dict[str, str]:
 
 
 def wg0(root: Path, text: str) -> None:
-    (root / "etc/wireguard").mkdir(parents=True)
+    (root / "etc/wireguard").mkdir(parents=True, exist_ok=True)
     (root / "etc/wireguard/wg0.conf").write_text(text)
 
 
@@ -113,13 +115,13 @@ def built(root: Path, keys: dict, **changes: str) -> LocalTree:
     """The host's /etc as its owner made it, each table made with the real postmap."""
     wg0(root, SPOKE.format(**keys))
     postfix = root / "etc/postfix"
-    postfix.mkdir(parents=True)
+    postfix.mkdir(parents=True, exist_ok=True)
     (postfix / "main.cf").write_text(changes.pop("main_cf", MAIN_CF))
     for name, text in {**TABLES, **changes}.items():
         (postfix / name).write_text(text)
         kind = "lmdb" if name == "vmailbox" else "hash"
         subprocess.run([POSTMAP, f"{kind}:{postfix / name}"], check=True)
-    (root / "etc/dovecot/conf.d").mkdir(parents=True)
+    (root / "etc/dovecot/conf.d").mkdir(parents=True, exist_ok=True)
     (root / "etc/dovecot/conf.d/auth-passwdfile.conf.ext").write_text(DOVECOT)
     (root / "etc/dovecot/users").write_text(USERS)
     return LocalTree(root)
@@ -226,3 +228,51 @@ def test_a_dry_run_writes_nothing(home, tmp_path, keys, capsys):
     printed = capsys.readouterr().out
     assert "Plan:" in printed and "created  /etc/postfix/mailgate/virtual_aliases" in printed
     assert not Domain.objects.exists() and not Mailbox.objects.exists()
+
+
+# --- over SSH, read-only ------------------------------------------------------------------------
+
+HOST_FILES = ("/etc/postfix", "/etc/dovecot", "/etc/wireguard")
+
+
+@pytest.fixture
+def lab():
+    host = LabHost.create(private_dirs=HOST_FILES)
+    yield host
+    host.close()
+
+
+@pytest.fixture
+def reachable(home, lab, keys):
+    """The same home server, now a real host with sshd, its files where Postfix has them."""
+    built(lab.root / "private", keys)
+    home.ssh_address, home.ssh_private_key, home.ssh_host_key = (
+        lab.address, lab.client_key, lab.host_key
+    )  # fmt: skip
+    home.save()
+    return home
+
+
+def fingerprint(lab) -> str:
+    return lab.run(f"find {' '.join(HOST_FILES)} -type f -exec sha256sum {{}} + | sort").stdout
+
+
+def test_it_adopts_over_ssh_and_changes_nothing_on_the_host(reachable, lab, capsys):
+    before = fingerprint(lab)
+    call_command("adopt", host="home")
+    printed = capsys.readouterr().out
+    assert "/etc/postfix/vdomains:1: domain family.example" in printed and "Plan:" in printed
+    assert Mailbox.objects.count() == 3 and TunnelPeer.objects.get().host == reachable
+    assert fingerprint(lab) == before
+
+
+def test_the_host_page_shows_the_dry_run_then_adopts(reachable, lab, owner, client):
+    client.force_login(owner)
+    url = reverse("hosts:host-adopt", args=[reachable.pk])
+    shown = client.get(url)
+    assert (
+        b"mailbox alice@family.example" in shown.content and b"Adopt into Mailgate" in shown.content
+    )
+    assert not Mailbox.objects.exists()
+    adopted = client.post(url)
+    assert b"Adopted." in adopted.content and Mailbox.objects.count() == 3

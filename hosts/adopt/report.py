@@ -45,19 +45,22 @@ class Report:
     def error(self, where: Where, text: str) -> None:
         self.errors.append(Finding(where, text))
 
-    def lines(self) -> list[str]:
-        """The report as text, section by section."""
+    def sections(self) -> list[tuple[str, list]]:
+        """The report's non-empty sections with their titles, in the order they are read."""
         sections = [
+            ("Refused (nothing was written)", self.errors),
             ("Adopted", self.adopted),
             ("Not understood, kept in this report (not in Mailgate)", self.not_understood),
             ("Conflicts with rows Mailgate has (kept as they are in Mailgate)", self.conflicts),
-            ("Refused (nothing was written)", self.errors),
             ("Routing differences", self.routing),
         ]
+        return [(title, items) for title, items in sections if items]
+
+    def lines(self) -> list[str]:
+        """The report as text, section by section."""
         text = []
-        for title, items in sections:
-            if items:
-                text += [f"{title}: {len(items)}", *(f"  {item}" for item in items)]
+        for title, items in self.sections():
+            text += [f"{title}: {len(items)}", *(f"  {item}" for item in items)]
         return text
 
 

@@ -7,7 +7,6 @@ duplicate each encrypted secret) and it can censor fields through one masking ho
 
 from datetime import datetime
 
-from auditlog.context import auditlog_value
 from auditlog.diff import model_instance_diff
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
@@ -16,6 +15,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Max
+from django.db.models.signals import pre_save
 
 from gateway.fields import EncryptedTextField
 
@@ -72,7 +72,6 @@ def log_created(rows: list[models.Model]) -> None:
     if not rows:
         return
     model = type(rows[0])
-    context = auditlog_value.get(None) or {}
     entries = [
         LogEntry(
             content_type=ContentType.objects.get_for_model(model),
@@ -83,9 +82,10 @@ def log_created(rows: list[models.Model]) -> None:
             changes=model_instance_diff(
                 None, row, use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES
             ),
-            actor=context.get("actor"),
         )
         for row in rows
     ]
+    for entry in entries:  # what auditlog's set_actor connects (the actor) sees each entry
+        pre_save.send(LogEntry, instance=entry, raw=False, using=None, update_fields=None)
     LogEntry.objects.bulk_create(entries)
     post_log.send(model, instance=rows[-1], action=LogEntry.Action.CREATE, log_created=True)

@@ -276,3 +276,14 @@ def test_the_host_page_shows_the_dry_run_then_adopts(reachable, lab, owner, clie
     assert not Mailbox.objects.exists()
     adopted = client.post(url)
     assert b"Adopted." in adopted.content and Mailbox.objects.count() == 3
+    logged = LogEntry.objects.get_for_model(Mailbox)
+    assert {entry.actor for entry in logged} == {owner}  # who adopted them
+
+
+def test_a_table_without_its_database_is_read_from_its_text(home, tmp_path, keys):
+    tree = built(tmp_path / "home", keys)
+    (tree.root / "etc/postfix/vdomains.db").unlink()
+    adoption = host_adopt(host=home, tree=tree)
+    assert set(Domain.objects.values_list("name", flat=True)) == {"family.example", "other.example"}
+    assert any("has no database" in str(item) for item in adoption.report.not_understood)
+    assert adoption.report.routing == []

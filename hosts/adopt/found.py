@@ -62,8 +62,8 @@ class Found:
     tunnel: FoundTunnel | None = None
     routed_subnet: tuple[str, Where] | None = None
     # The host's own lookup tables by what they say (domains, mailboxes, aliases, senders):
-    # each table's name and the keys it holds, for the routing comparison.
-    tables: dict[str, list[tuple[str, list[str]]]] = field(default_factory=dict)
+    # each table's name and its rows as read, for the routing comparison.
+    tables: dict[str, list[tuple[str, dict[str, str]]]] = field(default_factory=dict)
 
     def mailbox(self, address: str, where: Where) -> FoundMailbox:
         """The mailbox of ``address``, found first at ``where`` if it is new."""

@@ -36,33 +36,36 @@ def tables(tree, spec: str, where: Where, report: Report) -> list[tuple[str, lis
     for name in re.split(r"[\s,]+(?![^{]*})", spec.strip()):
         if not name:
             continue
-        if name.startswith("{"):
-            rows = [
-                readers.Entry(where.line, n, "OK") for n in re.split(r"[\s,]+", name[1:-1]) if n
-            ]
-            found.append((name, rows))
-            continue
         kind, colon, path = name.partition(":")
         if not colon:  # a bare domain in virtual_mailbox_domains
             found.append((name, [readers.Entry(where.line, name, "OK")]))
         elif kind in DB_TYPES:
-            found.append((name, _database(tree, name, path)))
-        elif kind in ("texthash", "inline"):
+            found.append((name, _database(tree, name, path, where, report)))
+        elif kind == "texthash":
             found.append((name, readers.table((tree.read(path) or b"").decode())))
+        elif kind == "inline":  # inline:{ key=value, ... } (postconf(5))
+            pairs = [p.strip().partition("=") for p in path.strip("{} ").split(",") if p.strip()]
+            found.append((name, [readers.Entry(where.line, k, v or "OK") for k, _, v in pairs]))
         else:
             report.error(where, f"{name}: Mailgate cannot read {kind} tables yet")
     return found
 
 
-def _database(tree, name: str, path: str) -> list[readers.Entry]:
-    """A table as Postfix sees it (``postmap -s``); line numbers from its text source when that
-    still says the same."""
-    dumped = readers.table(tree.postmap("-s", table=name))
-    source = {row.key: row for row in readers.table((tree.read(path) or b"").decode())}
-    return [
-        source[row.key] if row.key in source and source[row.key].value == row.value else row
-        for row in dumped
-    ]
+def _database(tree, name: str, path: str, where: Where, report: Report) -> list[readers.Entry]:
+    """A table as Postfix sees it (``postmap -s``), line numbers from its text source where that
+    says the same; without its database, the text source."""
+    source = readers.table((tree.read(path) or b"").decode())
+    try:
+        dumped = readers.table(tree.postmap("-s", table=name))
+    except OSError as exc:
+        report.unknown(where, f"{name} has no database ({exc}): read from its text source")
+        return source
+    lines = {row.key: row for row in source}
+    return [_same_line(row, lines.get(row.key)) for row in dumped]
+
+
+def _same_line(row: readers.Entry, source: readers.Entry | None) -> readers.Entry:
+    return source if source is not None and source.value == row.value else row
 
 
 def read(tree, found: Found, report: Report) -> None:
@@ -92,9 +95,8 @@ def read_directory(tree, settings: dict, found: Found, report: Report) -> None:
             for name, entries in tables(tree, settings[parameter].value, where, report):
                 path = name.partition(":")[2] or MAIN_CF
                 rows[role] += [(Where(path, row.line), row) for row in entries]
-                if name.partition(":")[0] in DB_TYPES:
-                    keys = [row.key for row in entries]
-                    found.tables.setdefault(role, []).append((name, keys))
+                rows_of = {row.key: row.value for row in entries}
+                found.tables.setdefault(role, []).append((name, rows_of))
     for where, row in rows["domains"]:
         found.domains[row.key] = where
         report.adopt(where, f"domain {row.key}")

@@ -32,8 +32,8 @@ def differences(tree, found, bundle: Bundle) -> list[str]:
     lines = []
     with tempfile.TemporaryDirectory() as folder:
         for role, tables in sorted(found.tables.items()):
-            keys = sorted({key for _, table_keys in tables for key in table_keys})
-            before = _first_answers(tree, [name for name, _ in tables], keys)
+            keys = sorted({key for _, rows in tables for key in rows})
+            before = _first_answers(tree, tables, keys)
             path = Path(folder) / RENDERED[role]
             path.write_bytes(rendered.get(f"{postfix.MAPS_DIR}/{RENDERED[role]}", b""))
             after = _answers(_local_postmap(path, keys))
@@ -46,10 +46,18 @@ def differences(tree, found, bundle: Bundle) -> list[str]:
     return lines
 
 
-def _first_answers(tree, names: list[str], keys: list[str]) -> dict[str, str]:
+def _first_answers(tree, tables, keys: list[str]) -> dict[str, str]:
+    """Each key's answer from the first table that has it, as Postfix gives it (``postmap -q``);
+    the rows read for a bare domain name, or a table whose database is missing."""
     answers: dict[str, str] = {}
-    for name in names:
-        for key, value in _answers(tree.postmap("-q", "-", table=name, stdin=_keys(keys))).items():
+    for name, rows in tables:
+        try:
+            found = _answers(tree.postmap("-q", "-", table=name, stdin=_keys(keys)))
+        except OSError:
+            found = rows
+        if ":" not in name:
+            found = rows
+        for key, value in found.items():
             answers.setdefault(key, value)
     return answers
 

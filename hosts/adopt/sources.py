@@ -48,7 +48,7 @@ class LocalTree:
         result = subprocess.run(  # noqa: S603 (postmap, a path under the copy)
             command, input=stdin, capture_output=True, text=True, check=False
         )
-        if result.returncode not in (0, 1):  # 1: a key not found
+        if result.returncode not in (0, 1) or "fatal:" in result.stderr:  # 1: a key not found
             raise OSError(f"{' '.join(command)}: {result.stderr.strip()}")
         return result.stdout
 
@@ -92,7 +92,7 @@ class RemoteTree:
     def postmap(self, *args: str, table: str, stdin: str = "") -> str:
         command = " ".join(shell_quote(arg) for arg in ["postmap", *args, table])
         result = self.session.run(f"{command}; test $? -le 1", stdin=stdin.encode())
-        if result.status:
+        if result.status or "fatal:" in result.stderr:
             raise OSError(f"{command} on {self}: {result.stderr.strip()}")
         return result.stdout
 

@@ -78,14 +78,42 @@ def _env(text: str) -> set[Held]:
 
 
 def _mailu_import(text: str) -> set[Held]:
+    """Mailgate's import document, or Mailu's own export (domains in Unicode, relayed domains
+    too, which a full import deletes)."""
     document = yaml.safe_load(text) or {}
-    held = {Held("domain", row["name"]) for row in document.get("domain", [])}
-    held |= {Held("mailbox", row["email"]) for row in document.get("user", [])}
+    domains = [*document.get("domain", []), *(document.get("relay") or [])]
+    held = {Held("domain", _ascii(row["name"])) for row in domains}
+    held |= {Held("mailbox", _ascii_address(row["email"])) for row in document.get("user", [])}
     held |= {
-        Held("alias", row["email"].replace("%@", "@", 1) if row.get("wildcard") else row["email"])
+        Held(
+            "alias",
+            _ascii_address(
+                row["email"].replace("%@", "@", 1) if row.get("wildcard") else row["email"]
+            ),
+        )
         for row in document.get("alias", [])
     }
     return held
+
+
+def _ascii(name: str) -> str:
+    return name.encode("idna").decode()
+
+
+def _ascii_address(address: str) -> str:
+    local, at, domain = address.rpartition("@")
+    return f"{local}{at}{_ascii(domain)}"
+
+
+# Files whose content, until Mailgate first writes them, lives in a program: what Mailu holds is
+# in its database until Mailgate's first import replaces it, and its export says what that is.
+LIVE = {mailu.IMPORT_PATH: mailu.export_command()}
+
+
+def live(path: str, session) -> bytes:
+    """What the program behind ``path`` holds now (``LIVE``), or nothing while it does not run."""
+    result = session.run(LIVE[path])
+    return result.stdout.encode() if result.status == 0 else b""
 
 
 def _wireguard(name: str) -> Callable[[str], set[Held]]:

@@ -135,6 +135,8 @@ def plan_from_survey(host: Host, bundle: Bundle, survey: str, session: Session) 
         state = on_host.get(file.path, "")
         if state != file.sha256 and (not file.secret or holdings.reader(file.path)):
             before[file.path] = _old_content(file.path, state, previous.get(file.path), session)
+        if not state and file.path in holdings.LIVE:
+            before[file.path] = holdings.live(file.path, session)
         planned.append(_file_plan(file, units[file.path], state, previous.get(file.path), before))
     for path, row in sorted(previous.items()):
         if path not in units:

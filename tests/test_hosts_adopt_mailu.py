@@ -12,11 +12,19 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from gateway import services
 from gateway.models import Alias, Domain, Mailbox
+from hosts import services as host_services
+from hosts.adopt.services import host_adopt
+from hosts.adopt.sources import RemoteTree
 from hosts.models import Host
 from hosts.render import mailu, render_host
+from hosts.transport import Session
+from lab.hosts import LabHost
+from tests.conftest import PASSWORD
 from tests.mailu_oracle import mailu_admin_fixture, mailu_admin_process_fixture  # noqa: F401
 from tests.render_world import HASH
+from tests.test_render_mailu_oracle import docker_running
 
 pytestmark = pytest.mark.slow  # Mailu's own admin
 
@@ -152,3 +160,48 @@ def test_bad_input_is_refused_with_its_line_and_nothing_is_written(
         call_command("adopt", host="home", mailu_export=str(path))
     assert re.search(re.escape(str(path)) + said, capsys.readouterr().out)
     assert not Domain.objects.exists() and not Mailbox.objects.exists()
+
+
+# --- the first deployment to a Mailu that holds what Mailgate does not know ---------------------
+
+
+@pytest.fixture
+def lab():
+    host = LabHost.create(private_dirs=("/opt/mailu", "/usr/local/bin"))
+    yield host
+    host.close()
+
+
+@pytest.fixture
+def running(db, filled, lab):
+    """A real host over SSH whose Mailu (the filled one) answers ``docker compose exec admin``."""
+    admin, _ = filled
+    docker_running(admin, lab.root / "private/usr/local/bin")
+    (lab.root / "private/opt/mailu/docker-compose.yml").write_text("services: {}\n")
+    return Host.objects.create(
+        name="mailu",
+        is_mailserver=True,
+        mail_backend="mailu",
+        ssh_address=lab.address,
+        ssh_private_key=lab.client_key,
+        ssh_host_key=lab.host_key,
+        tunnel_address="10.8.0.2",
+        fqdn="mail.family.example",
+    )
+
+
+def test_a_first_import_that_would_drop_what_mailu_holds_is_destructive_until_adopted(running):
+    services.domain_create(
+        name="family.example",
+        mail_hostname="mail.family.example",
+        first_mailbox="alice",
+        first_mailbox_password=PASSWORD,
+    )
+    removes = host_services.host_plan(host=running).destructive
+    assert "mailbox carol@family.example" in removes and "domain other.example" in removes
+    assert "alias @other.example" in removes and "mailbox alice@family.example" not in removes
+
+    with Session(running) as session:
+        adoption = host_adopt(host=running, tree=RemoteTree(session))
+    assert "domain family.example is in Mailgate already" in "\n".join(adoption.report.lines())
+    assert host_services.host_plan(host=running).destructive == ()

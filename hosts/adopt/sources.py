@@ -11,12 +11,10 @@ from gateway.bundle import Bundle
 from gateway.writers import shell_quote
 from hosts.models import Host
 from hosts.plan import Plan, make_plan, plan_from_survey, survey_paths
-from hosts.transport import Session, TransportError
+from hosts.render import mailu
+from hosts.transport import RemoteResult, Session, TransportError
 
 POSTMAP = "/usr/sbin/postmap"
-MAILU_EXPORT = (
-    "cd /opt/mailu && docker compose exec -T admin flask mailu config-export --full --secrets"
-)
 
 
 class LocalTree:
@@ -69,6 +67,10 @@ class LocalTree:
         """The plan's read of a file that drifted (``Session.get``)."""
         return self.read(path) or b""
 
+    def run(self, command: str) -> RemoteResult:
+        """The plan's question to a program on the host (``Session.run``): a copy runs none."""
+        return RemoteResult(127, "", f"{self} is a copy of the files: nothing runs there")
+
 
 class RemoteTree:
     """The host itself, over an open ``Session``; nothing is written there."""
@@ -97,9 +99,9 @@ class RemoteTree:
         return result.stdout
 
     def mailu_export(self) -> str | None:
-        if self.read("/opt/mailu/docker-compose.yml") is None:
+        if self.read(mailu.COMPOSE_PATH) is None:
             return None
-        result = self.session.run(MAILU_EXPORT)
+        result = self.session.run(mailu.export_command())
         if result.status:
             raise OSError(f"Mailu's config-export on {self}: {result.stderr.strip()}")
         return result.stdout

@@ -514,6 +514,16 @@ def _import_dry_run() -> str:
     )
 
 
+def export_command() -> str:
+    """What Mailu holds now, as ``config-export --full --secrets`` prints it; fails while
+    Mailu's admin is not running (no stack yet)."""
+    live = shell_quote(COMPOSE_PATH)
+    return (
+        f"test -f {live} && docker compose -f {live} exec -T admin "
+        "flask mailu config-export --full --secrets"
+    )
+
+
 def _import() -> str:
     """Wait (at most five minutes) until the admin container answers, then replace the config
     through Mailgate's import script (tokens replaced, unmodeled fields kept)."""

@@ -154,10 +154,6 @@ def read_env(text: str, path: str, found: Found, report: Report) -> None:
         found.host["fqdn"] = (first, at("HOSTNAMES"))
     if settings.get("RELAYHOST") and settings["RELAYHOST"].value:
         found.relay = _relay(settings, at("RELAYHOST"))
-    if (flavour := settings.get("TLS_FLAVOR")) and flavour.value != "letsencrypt":
-        report.unknown(
-            at("TLS_FLAVOR"), f"TLS_FLAVOR={flavour.value}: Mailgate renders letsencrypt"
-        )
 
 
 def _relay(settings: dict, where: Where) -> FoundRelay:

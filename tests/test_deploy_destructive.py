@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from hosts import holdings, services
 from hosts.choices import DeploymentStatus, DeploymentTrigger
-from hosts.models import Deployment
+from hosts.models import Deployment, Host
 from hosts.render import dovecot, mailu, postfix
 from tests.deploy_world import lab_with_relay_files, relay_host
 
@@ -192,3 +192,25 @@ def test_the_command_line_names_the_confirming_owner(relay, owner, capsys):
     assert f"removes  {REWRITE}" in capsys.readouterr().out
     latest = Deployment.objects.filter(status=DeploymentStatus.SUCCEEDED).latest("pk")
     assert latest.destructive == [REWRITE] and latest.destructive_confirmed_by == owner
+
+
+def test_convergence_holds_a_destructive_plan_on_an_automatic_host(relay, owner, client):
+    host, lab = relay
+    Host.objects.filter(pk=host.pk).update(infrastructure_changed_at=None)  # only the removal
+    host.refresh_from_db()
+    assert host.apply_changes == "automatically"
+    deployment = services.host_converge(host=host)
+    assert services.deployment_run(deployment=deployment) == DeploymentStatus.AWAITING
+    assert services.host_converge(host=host) is None  # the waiting plan has these files
+
+    client.force_login(owner)
+    page = client.get(reverse("hosts:deployment-detail", args=[deployment.pk]))
+    assert REWRITE in page.content.decode() and b'name="confirm_destructive"' in page.content
+    url = reverse("hosts:deployment-approve", args=[deployment.pk])
+    client.post(url, {"digest": deployment.plan_digest})  # without the checkbox: refused
+    assert Deployment.objects.get(pk=deployment.pk).status == DeploymentStatus.AWAITING
+    client.post(url, {"digest": deployment.plan_digest, "confirm_destructive": "on"})
+    deployment.refresh_from_db()  # as the worker loads it
+    assert deployment.destructive_confirmed_by == owner
+    assert services.deployment_run(deployment=deployment) == DeploymentStatus.SUCCEEDED
+    assert b"sender_canonical_maps" not in lab.read(postfix.MAIN_CF)

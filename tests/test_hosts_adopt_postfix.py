@@ -287,3 +287,25 @@ def test_a_table_without_its_database_is_read_from_its_text(home, tmp_path, keys
     assert set(Domain.objects.values_list("name", flat=True)) == {"family.example", "other.example"}
     assert any("has no database" in str(item) for item in adoption.report.not_understood)
     assert adoption.report.routing == []
+
+
+def test_the_api_reports_then_adopts_and_refuses_bad_input_with_its_line(
+    reachable, lab, owner, api
+):
+    client = api(owner)
+    url = reverse("api:host-adopt", args=[reachable.pk])
+    shown = client.post(url, {}, format="json")
+    assert shown.status_code == 200, shown.content
+    body = shown.json()
+    assert body["dry_run"]
+    assert "/etc/postfix/vdomains:1: domain family.example" in body["report"]["adopted"]
+    assert body["plan"]["destructive"] == [] and not Mailbox.objects.exists()
+    assert client.post(url, {"dry_run": False}, format="json").status_code == 200
+    assert Mailbox.objects.count() == 3
+
+    virtual = lab.root / "private/etc/postfix/virtual"
+    virtual.write_text(TABLES["virtual"] + "info@family.example |/usr/bin/procmail\n")
+    subprocess.run([POSTMAP, f"hash:{virtual}"], check=True)
+    refused = client.post(url, {"dry_run": False}, format="json")
+    assert refused.status_code == 422 and refused.json()["code"] == "adoption_refused"
+    assert any(e.startswith("/etc/postfix/virtual:6:") for e in refused.json()["report"]["errors"])

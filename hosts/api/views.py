@@ -5,12 +5,13 @@ from rest_framework.response import Response
 
 from gateway.api.base import ScopedViewSet
 from hosts import services
+from hosts.adopt.api import HostAdoptMixin
 from hosts.api import serializers
 from hosts.api.deployments import HostDeployMixin
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
 
 
-class HostViewSet(HostDeployMixin, ScopedViewSet):
+class HostViewSet(HostDeployMixin, HostAdoptMixin, ScopedViewSet):
     queryset = Host.objects.all()
     serializer_class = serializers.HostSerializer
     filterset_fields = ["is_gateway", "is_mailserver", "is_relay"]

@@ -65,10 +65,6 @@ def _main_cf(text: str) -> set[Held]:
     }
 
 
-def _sasl_passwd(text: str) -> set[Held]:
-    return {Held("setting", f"sasl_passwd {row.key}") for row in readers.table(text)}
-
-
 def _env(text: str) -> set[Held]:
     return {
         Held("setting", f"mailu.env {key}")
@@ -143,7 +139,6 @@ READERS: dict[str, Callable[[str], set[Held]]] = {
     f"{postfix.MAPS_DIR}/virtual_domains": _map("domain"),
     f"{postfix.MAPS_DIR}/virtual_mailboxes": _map("mailbox"),
     f"{postfix.MAPS_DIR}/virtual_aliases": _map("alias"),
-    f"{postfix.MAPS_DIR}/sasl_passwd": _sasl_passwd,
     postfix.MAIN_CF: _main_cf,
     dovecot.USERS: _users,
     mailu.ENV_PATH: _env,

@@ -17,6 +17,7 @@ from gateway.bundle import Bundle, RenderError
 from hosts.adopt import mailu, postfix, readers, routing, rows, wireguard
 from hosts.adopt.found import Found
 from hosts.adopt.report import AdoptionRefused, Report, Where
+from hosts.choices import MailBackend
 from hosts.models import Host, Tunnel
 from hosts.plan import Plan
 from hosts.render import mailu as mailu_render
@@ -59,7 +60,8 @@ def read(*, host: Host, tree, mailu_export, found: Found, report: Report) -> Non
         return
     if (env := tree.read(mailu_render.ENV_PATH)) is not None:
         mailu.read_env(env.decode(), mailu_render.ENV_PATH, found, report)
-    postfix.read(tree, found, report)
+    if host.mail_backend == MailBackend.POSTFIX_DOVECOT or host.is_relay:
+        postfix.read(tree, found, report)  # a Mailu host's own Postfix is not its mail server
     tunnel = Tunnel.objects.filter(hub=host).first() or Tunnel.objects.first()
     wireguard.read(tree, tunnel.interface if tunnel else "wg0", found, report)
     if host.is_gateway:

@@ -21,8 +21,8 @@ from hosts.models import Host
 from hosts.render import mailu, render_host
 from hosts.transport import Session
 from lab.hosts import LabHost
-from tests.conftest import PASSWORD
 from tests.mailu_oracle import mailu_admin_fixture, mailu_admin_process_fixture  # noqa: F401
+from tests.named import PASSWORD
 from tests.render_world import HASH
 from tests.test_render_mailu_oracle import docker_running
 

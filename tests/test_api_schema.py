@@ -32,6 +32,7 @@ REACH_ANOTHER_MACHINE = {
     ("GET", "/api/hosts/{id}/plan/"),  # SSH to the host
     ("GET", "/api/hosts/{id}/host-key/"),  # SSH to the host
     ("POST", "/api/hosts/{id}/deploy/"),  # SSH to the host
+    ("POST", "/api/hosts/{id}/adopt/"),  # SSH to the host (tests/test_hosts_adopt_postfix.py)
     ("GET", "/api/dns-zones/{id}/plan/"),  # reads the zone from its push target
     ("POST", "/api/dns-zones/{id}/push/"),  # DNS UPDATE to the push target
     ("POST", "/api/contact-keys/"),  # with an address: a WKD lookup at the address's domain

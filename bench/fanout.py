@@ -37,6 +37,7 @@ import django
 django.setup()
 
 import worker
+from django.conf import settings
 from django.core.management import call_command
 
 from hosts import services
@@ -118,9 +119,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
     options = parser.parse_args()
-    os.environ["CELERY_WORKER_CONCURRENCY"] = str(options.workers)
-    from django.conf import settings
-
     settings.CELERY_WORKER_CONCURRENCY = options.workers
     call_command("migrate", verbosity=0)
     labs: list[LabHost] = []

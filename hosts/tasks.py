@@ -19,9 +19,8 @@ def tunnel_rotate_keys(tunnel_id: int, actor_id: int | None = None) -> None:
 @shared_task(bind=True, max_retries=None)
 def deployment_run(self, deployment_id: int) -> str:
     """Run one deployment; wait (retry) while another runs on the same host."""
-    deployment = Deployment.objects.select_related("host", "rollback_of").get(pk=deployment_id)
     try:
-        return services.deployment_run(deployment=deployment)
+        return _run(deployment_id)
     except engine.Busy:
         raise self.retry(countdown=1) from None
 
@@ -34,14 +33,17 @@ def deployments_run(deployment_ids: list[int]) -> list[str]:
         return list(pool.map(_run_in_thread, deployment_ids))
 
 
+def _run(deployment_id: int) -> str:
+    deployment = Deployment.objects.select_related("host", "rollback_of").get(pk=deployment_id)
+    return services.deployment_run(deployment=deployment)
+
+
 def _run_in_thread(deployment_id: int) -> str:
     try:
-        deployment = Deployment.objects.select_related("host", "rollback_of").get(pk=deployment_id)
-        try:
-            return services.deployment_run(deployment=deployment)
-        except engine.Busy:
-            deployment_run.apply_async((deployment_id,), countdown=1)
-            return "queued: the host is busy"
+        return _run(deployment_id)
+    except engine.Busy:
+        deployment_run.apply_async((deployment_id,), countdown=1)
+        return "queued: the host is busy"
     finally:
         connection.close()  # each thread's own
 

@@ -20,7 +20,7 @@ from pathlib import PurePosixPath
 import yaml
 
 from hosts.adopt import readers
-from hosts.render import dovecot, mailu, postfix, wireguard
+from hosts.render import dovecot, mailu, postfix, postsrsd, wireguard
 
 # main.cf parameters Mailgate writes only for some setups: the host holds one when it gives it
 # a value, and a plan that leaves it out resets it.
@@ -37,6 +37,11 @@ MODELED_MAIN_CF = (
     "non_smtpd_milters",
     "tls_server_sni_maps",
 )
+
+# Values of those that are Mailgate's own plumbing, not anyone's choice: postsrsd's lookup comes
+# and goes with the forwards to other domains (hosts/render/postsrsd.py), and a forward turned
+# off takes nothing away that the host holds.
+PLUMBING = {"sender_canonical_maps": postsrsd.main_cf_value()}
 
 
 @dataclass(frozen=True, order=True)
@@ -61,7 +66,7 @@ def _main_cf(text: str) -> set[Held]:
     return {
         Held("setting", f"main.cf {name}")
         for name in MODELED_MAIN_CF
-        if name in settings and settings[name].value
+        if name in settings and settings[name].value not in ("", PLUMBING.get(name))
     }
 
 

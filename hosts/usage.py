@@ -1,9 +1,14 @@
 """What the mail servers count for each mailbox: the storage in use, read over SSH from
 Dovecot's ``doveadm quota get`` (Postfix + Dovecot) or Mailu's own count (``quota_bytes_used``
-in its admin database, which its Dovecot keeps up to date), shown beside the quota."""
+in its admin database, which its Dovecot keeps up to date), shown beside the quota; and when
+each device password last logged in over IMAP, from the file dict Dovecot's last_login plugin
+writes (Postfix + Dovecot only: Mailu records no use of its tokens)."""
+
+from datetime import UTC, datetime
 
 from gateway.writers import shell_quote
 from hosts.choices import MailBackend
+from hosts.render.dovecot import LAST_LOGIN, LAST_LOGIN_KEY
 from hosts.render.mailu import COMPOSE_PATH
 
 KIB = 1024  # doveadm gives STORAGE in kibibytes
@@ -34,3 +39,23 @@ def parse_mailu(output: str) -> dict[str, int]:
 
 
 PARSERS = {MailBackend.POSTFIX_DOVECOT: parse_doveadm, MailBackend.MAILU: parse_mailu}
+
+
+# The dict is missing until the first IMAP login with a device password.
+LAST_USE_COMMANDS = {
+    MailBackend.POSTFIX_DOVECOT: f"cat {shell_quote(LAST_LOGIN)} 2>/dev/null || true"
+}
+# Dovecot's last_login plugin puts its key in the dict's shared namespace.
+_LAST_LOGIN_PREFIX = f"shared/{LAST_LOGIN_KEY}"
+
+
+def parse_last_login(text: str) -> dict[int, datetime]:
+    """Dovecot's file dict: a key line, then its value line; the keys of device passwords are
+    ``shared/mailgate-device/<row>``, their values seconds since the epoch."""
+    lines = text.splitlines()
+    used = {}
+    for key, value in zip(lines[::2], lines[1::2], strict=False):
+        row = key.removeprefix(_LAST_LOGIN_PREFIX)
+        if key.startswith(_LAST_LOGIN_PREFIX) and row.isdigit() and value.isdigit():
+            used[int(row)] = datetime.fromtimestamp(int(value), tz=UTC)
+    return used

@@ -19,7 +19,7 @@ import yaml
 from gateway import selectors, services
 from gateway.models import Alias, Domain, Mailbox
 from gateway.passwords import hash_device_password, hash_password
-from gateway.selectors import AliasEntry, DomainEntry, MailboxEntry
+from gateway.selectors import AliasEntry, DevicePassword, DomainEntry, MailboxEntry
 from gateway.writers import lines
 from hosts import usage
 from hosts.checks import run_check
@@ -596,7 +596,10 @@ def mailbox_settings():
         spam_threshold=55,
         imap_enabled=False,
         pop3_enabled=False,
-        app_passwords=tuple(hash_device_password(p) for p in DEVICE_PASSWORDS),
+        app_passwords=tuple(
+            DevicePassword(pk, hash_device_password(p))
+            for pk, p in enumerate(DEVICE_PASSWORDS, start=1)
+        ),
     )
     return {"mailboxes": (john, *directory().mailboxes[1:])}
 

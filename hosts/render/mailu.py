@@ -464,8 +464,8 @@ def _settings(mailbox: MailboxEntry) -> dict:
         "spam_threshold": mailbox.spam_threshold,
         # Mailu's application tokens; it verifies a $5$ (SHA256-CRYPT) hash and rehashes it.
         "tokens": [
-            {"password": _bare(digest), "comment": DEVICE_COMMENT}
-            for digest in mailbox.app_passwords
+            {"password": _bare(device.password_hash), "comment": DEVICE_COMMENT}
+            for device in mailbox.app_passwords
         ],
     }
 

@@ -94,14 +94,21 @@ def mailbox_usage_store(*, counts: dict[str, int], at: datetime | None = None) -
     return len(rows)
 
 
-def app_passwords_mark_used(*, used: dict[int, datetime]) -> int:
-    """Record when each device password (by row) last logged in, as a mail server reported it;
-    an older time than the one kept changes nothing. Not a change of the directory either: no
-    change-log entry, no deployment. Returns how many rows changed."""
+def app_passwords_mark_used(*, used: dict[int | tuple[str, str], datetime]) -> int:
+    """Record when each device password last logged in, as a mail server reported it: by row,
+    or by its mailbox's address and its name; an older time than the one kept changes nothing.
+    Not a change of the directory either: no change-log entry, no deployment. Returns how many
+    rows changed."""
     changed = 0
-    for pk, moment in used.items():
+    for device, moment in used.items():
+        if isinstance(device, int):
+            which = Q(pk=device)
+        else:
+            address, name = device
+            local, _, domain = address.rpartition("@")
+            which = Q(mailbox__local_part=local, mailbox__domain__name=domain, name=name)
         newer = Q(last_used_at__isnull=True) | Q(last_used_at__lt=moment)
-        changed += AppPassword.objects.filter(newer, pk=pk).update(last_used_at=moment)
+        changed += AppPassword.objects.filter(which, newer).update(last_used_at=moment)
     return changed
 
 

@@ -206,19 +206,19 @@ def mailbox_usage_refresh() -> int:
     (``hosts.usage``) and store it; returns how many mailboxes were counted. A server that
     cannot be reached keeps its mailboxes' last count (and when it was read)."""
     counts: dict[str, int] = {}
-    used: dict[int, datetime] = {}
+    used: dict[usage.DeviceRef, datetime] = {}
     for host in Host.objects.filter(is_mailserver=True).exclude(ssh_host_key=""):
-        last_use = usage.LAST_USE_COMMANDS.get(host.mail_backend)
+        last_use, parse_last_use = usage.LAST_USE[host.mail_backend]
         try:
             with transport.Session(host) as session:
                 result = session.run(usage.COMMANDS[host.mail_backend])
-                devices = session.run(last_use) if last_use else None
+                devices = session.run(last_use)
         except transport.TransportError:
             continue
         if result.ok:
             counts.update(usage.PARSERS[host.mail_backend](result.stdout))
-        if devices is not None and devices.ok:
-            used.update(usage.parse_last_login(devices.stdout))
+        if devices.ok:
+            used.update(parse_last_use(devices.stdout))
     app_passwords_mark_used(used=used)
     return mailbox_usage_store(counts=counts)
 

@@ -161,6 +161,11 @@ def _compose(rest: list[str]) -> int:
             return 0
         case ["exec", "-T", name, *command]:
             return _exec(names[name], command)
+        case ["logs", "--no-color", "--no-log-prefix", "--since", _, name]:
+            # What the container wrote; a lab lives minutes, shorter than any window asked for.
+            log = LOG / f"docker-{names[name]}.log"
+            print(log.read_text(errors="replace") if log.exists() else "", end="")
+            return 0
         case ["restart", name]:
             _restart(names[name])
             return 0

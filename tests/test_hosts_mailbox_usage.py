@@ -81,3 +81,31 @@ def test_a_device_passwords_last_use_is_stored_without_a_change(api, carol, fami
     listed = api(carol).get("/api/app-passwords/").json()
     rows = listed["results"] if isinstance(listed, dict) else listed
     assert [r["last_used_at"] for r in rows] == ["2025-12-02T15:23:20Z"]
+
+
+# Logins as Mailu 2024.06's admin logs them (core/admin/mailu/internal/nginx.py, in Flask's
+# default format): with a token (its comment is the device password's name), with the password,
+# and a failure.
+MAILU_LOG = (
+    "[2026-12-02 15:07:38,392] INFO in nginx: Login attempt for: Carol@family.example/imap/993 "
+    "from: 203.0.113.1/40000: success: token-3: 'Phone'\n"
+    "[2026-12-02 15:09:00,001] INFO in nginx: Login attempt for: carol@family.example/smtp/465 "
+    "from: 203.0.113.1/40002: success: token-4: 'Phone'\n"
+    "[2026-12-02 15:10:00,001] INFO in nginx: Login attempt for: carol@family.example/imap/993 "
+    "from: 203.0.113.1/40003: success: password\n"
+    "[2026-12-02 15:11:00,001] INFO in nginx: Login attempt for: carol@family.example/imap/993 "
+    "from: 203.0.113.1/40004: failed: badauth: 1234\n"
+)
+
+
+def test_mailus_log_says_when_a_device_password_was_last_used(carol, family):
+    carols = family.mailboxes.get(local_part="carol")
+    row, _ = AppPassword.issue(mailbox=carols, name="Phone")
+    other, _ = AppPassword.issue(mailbox=carols, name="Laptop")
+    used = usage.parse_mailu_log(MAILU_LOG)
+    assert used == {("carol@family.example", "Phone"): datetime(2026, 12, 2, 15, 9, tzinfo=UTC)}
+    assert app_passwords_mark_used(used=used) == 1
+    row.refresh_from_db()
+    other.refresh_from_db()
+    assert row.last_used_at == datetime(2026, 12, 2, 15, 9, tzinfo=UTC)
+    assert other.last_used_at is None

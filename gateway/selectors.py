@@ -33,10 +33,11 @@ class DomainEntry:
 @dataclass(frozen=True)
 class DevicePassword:
     """A device password as the mail server gets it: its row (which the server reports back
-    when it was used) and its hash."""
+    when it was used), its hash and its name (Mailu's token comment)."""
 
     pk: int
     password_hash: str
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,10 @@ def mail_directory() -> MailDirectory:
         )
     )
     devices = defaultdict(list)
-    for pk, mailbox_id, digest in AppPassword.objects.order_by("pk").values_list(
-        "pk", "mailbox_id", "password_hash"
+    for pk, mailbox_id, digest, name in AppPassword.objects.order_by("pk").values_list(
+        "pk", "mailbox_id", "password_hash", "name"
     ):
-        devices[mailbox_id].append(DevicePassword(pk, digest))
+        devices[mailbox_id].append(DevicePassword(pk, digest, name))
     aliases = (
         Alias.objects.filter(enabled=True, domain__enabled=True)
         .order_by("domain__name", "local_part")

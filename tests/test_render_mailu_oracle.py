@@ -680,8 +680,10 @@ def test_the_import_script_keeps_what_mailgate_does_not_model(mailu_admin):
     assert alias["comment"] == "RFC 2142"
     # Everything Mailgate renders is Mailu's now, the kept fields aside.
     rendered = yaml.safe_load(document)
+    # Mailgate's empty auto-reply text stays Mailu's NULL for a user Mailu had (never set).
+    never_set = {"reply_subject": None, "reply_body": None}
     for row in rendered["user"]:
-        row.update(kept if row["email"] == "john@example.com" else {})
+        row.update({**kept, **never_set} if row["email"] == "john@example.com" else {})
     rendered["domain"][0].update(max_users=3, comment="ours")
     rendered["alias"][0].update(comment="RFC 2142")
     assert_mailu_holds(exported, rendered)

@@ -14,6 +14,18 @@ class FoundMailbox:
     display_name: str = ""
     quota_bytes: int = 0
     enabled: bool = True
+    # Mailbox.SETTINGS_FIELDS the host holds otherwise than the model's defaults.
+    settings: dict[str, object] = field(default_factory=dict)
+    devices: list["FoundDevice"] = field(default_factory=list)
+
+
+@dataclass
+class FoundDevice:
+    """A device password (a Mailu token): its name and hash, as the host keeps it."""
+
+    name: str
+    password_hash: str
+    where: Where
 
 
 @dataclass

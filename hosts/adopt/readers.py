@@ -26,6 +26,15 @@ _CRYPT_SCHEMES = {
 }
 
 
+# The password schemes Dovecot 2.3 verifies (doveadm-pw(1), "Password schemes" in its manual).
+DOVECOT_SCHEMES = {
+    "ARGON2I", "ARGON2ID", "BLF-CRYPT", "CLEAR", "CRAM-MD5", "CRYPT", "DIGEST-MD5", "LANMAN",
+    "LDAP-MD5", "MD5", "MD5-CRYPT", "NTLM", "OTP", "PBKDF2", "PLAIN", "PLAIN-MD5", "PLAIN-TRUNC",
+    "SCRAM-SHA-1", "SCRAM-SHA-256", "SHA", "SHA1", "SHA256", "SHA256-CRYPT", "SHA512",
+    "SHA512-CRYPT", "SKEY", "SMD5", "SSHA", "SSHA256", "SSHA512",
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Entry:
     """One logical line: its first line number, its key and the rest."""
@@ -147,3 +156,11 @@ def scheme_prefixed(password: str, default: str = "") -> str:
         (s for prefix, s in _CRYPT_SCHEMES.items() if password.startswith(prefix)), default
     )
     return f"{{{scheme}}}{password}" if scheme else password
+
+
+def dovecot_verifies(digest: str) -> bool:
+    """Whether Dovecot can check a password against ``digest`` as Mailgate keeps it: a
+    ``{SCHEME}`` it knows. A bare passlib hash (Mailu's ``$bcrypt-sha256$`` for a password,
+    ``$pbkdf2-sha256$`` for a token) names no scheme Dovecot has."""
+    scheme = _SCHEME.match(digest)
+    return bool(scheme) and scheme.group()[1:-1].upper() in DOVECOT_SCHEMES

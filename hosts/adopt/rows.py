@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from gateway import audit
-from gateway.models import Alias, Domain, Mailbox
+from gateway.models import Alias, AppPassword, Domain, Mailbox
 from hosts.adopt.found import Found, FoundTunnel
 from hosts.adopt.report import Report, Where
 from hosts.choices import DeploymentStatus, RelayKind, TlsLevel
@@ -110,7 +110,7 @@ def _split(address: str, domains: dict[str, Domain], where: Where, report: Repor
 
 # What a row Mailgate has already must match to be the one the host has.
 COMPARED = {
-    Mailbox: ("password_hash", "display_name", "quota_mb", "enabled"),
+    Mailbox: ("password_hash", "display_name", "quota_mb", "enabled", *Mailbox.SETTINGS_FIELDS),
     Alias: ("destinations", "allowed_as_sender"),
 }
 
@@ -141,11 +141,41 @@ def _directory(domains: dict[str, Domain], found: Found, report: Report) -> None
         else:
             new[type(row)].append(row)
         claimed.add(key)
+    devices = _devices(new[Mailbox], report)
     if report.errors:
         return
     for model, created in new.items():
         model.objects.bulk_create(created)
         audit.log_created(created)
+    AppPassword.objects.bulk_create(devices)  # their mailboxes have their keys now
+    audit.log_created(devices)
+
+
+def _devices(mailboxes: list[Mailbox], report: Report) -> list[AppPassword]:
+    """The device passwords of the mailboxes to be made, checked by their model."""
+    devices = []
+    for mailbox in mailboxes:
+        seen = mailbox.found
+        if len(seen.devices) > AppPassword.MAX_PER_MAILBOX:
+            report.error(
+                seen.where,
+                f"mailbox {mailbox.address}: {len(seen.devices)} device "
+                f"passwords, Mailgate keeps at most {AppPassword.MAX_PER_MAILBOX}",
+            )
+        for device in seen.devices:
+            row = AppPassword(mailbox=mailbox, name=device.name, password_hash=device.password_hash)
+            try:
+                row.full_clean(exclude=["mailbox"], validate_unique=False)
+            except ValidationError as exc:
+                for field, messages in exc.message_dict.items():
+                    report.error(
+                        device.where,
+                        f"device password {device.name!r} of "
+                        f"{mailbox.address}: {field}: {' '.join(messages)}",
+                    )
+                continue
+            devices.append(row)
+    return devices
 
 
 def _mailbox(seen, domains: dict[str, Domain], report: Report):
@@ -168,7 +198,9 @@ def _mailbox(seen, domains: dict[str, Domain], report: Report):
         quota_mb=quota,
         enabled=seen.enabled,
         password_hash=seen.password_hash,
+        **seen.settings,
     )
+    row.found = seen  # its device passwords, made with it or compared with Mailgate's
     return row, seen.where
 
 
@@ -209,6 +241,10 @@ def _compare(held, seen, where: Where, report: Report) -> None:
         report.conflict(where, f"{held.address} is a {kind} in Mailgate (kept as it is)")
         return
     differ = [f for f in COMPARED[type(held)] if getattr(held, f) != getattr(seen, f)]
+    if isinstance(held, Mailbox):
+        devices = {d.password_hash for d in seen.found.devices}
+        if devices != set(held.app_passwords.values_list("password_hash", flat=True)):
+            differ.append("device passwords")
     if differ:
         report.conflict(
             where,

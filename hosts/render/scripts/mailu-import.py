@@ -5,8 +5,9 @@ command does not do, in the same transaction as the import:
 - the application tokens are replaced: Mailu's import adds the document's tokens beside every
   token it imported before and deletes none, so a device password revoked in Mailgate would
   still log in; Mailgate's device passwords are the only tokens;
-- what Mailgate does not model (KEPT) is merged in from what Mailu holds for the same domain,
-  user or alias, instead of being reset to Mailu's defaults (docs/mailbox-features.md).
+- what Mailgate does not model (KEPT, and a token's networks) is merged in from what Mailu holds
+  for the same domain, user, alias or token, instead of being reset to Mailu's defaults
+  (docs/mailbox-features.md).
 """
 
 import json
@@ -33,6 +34,9 @@ KEPT = {
 }
 
 
+EMPTY_KEPT = ("reply_subject", "reply_body")
+
+
 def merged(document: dict) -> dict:
     for section, (model, key, columns) in KEPT.items():
         held = {getattr(row, key): row for row in model.query.all()}
@@ -40,6 +44,19 @@ def merged(document: dict) -> dict:
             row = held.get(entry[key])
             for column in columns if row is not None else ():
                 entry.setdefault(column, getattr(row, column))
+    users = {row.email: row for row in models.User.query.all()}
+    for user in document.get("user", []):
+        # Mailgate's empty auto-reply text is Mailu's either empty: NULL (never set) or ''.
+        for column in EMPTY_KEPT if user["email"] in users else ():
+            if user.get(column) == "" and getattr(users[user["email"]], column) is None:
+                user[column] = None
+    # A token made in Mailu and adopted with its hash keeps its networks (``ip``), which
+    # Mailgate does not model, and its own comment (Mailgate names one that has none).
+    tokens = {(row.user_email, row.password): row for row in models.Token.query.all()}
+    for user in document.get("user", []):
+        for token in user.get("tokens", []):
+            if held := tokens.get((user["email"], token["password"])):
+                token.update(comment=held.comment, ip=list(held.ip or []))
     return document
 
 

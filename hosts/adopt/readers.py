@@ -164,3 +164,20 @@ def dovecot_verifies(digest: str) -> bool:
     ``$pbkdf2-sha256$`` for a token) names no scheme Dovecot has."""
     scheme = _SCHEME.match(digest)
     return bool(scheme) and scheme.group()[1:-1].upper() in DOVECOT_SCHEMES
+
+
+_QUOTA = re.compile(r"^\*:(storage|bytes)=(\d+)([kKMGT]?)[bB]?$")
+_UNITS = {"": 1, "k": 1024, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def quota_bytes(rule: str) -> int | None:
+    """A Dovecot ``quota_rule`` (``*:storage=1G``, ``*:bytes=1073741824``) in bytes, 0 for
+    none; None for a rule that is not a plain limit. A ``storage`` without a unit is in MB, as
+    Mailgate renders it (hosts/render/dovecot.py), a ``bytes`` in bytes."""
+    match = _QUOTA.match(rule.strip())
+    if match is None:
+        return None
+    kind, size, unit = match.groups()
+    if not unit:
+        return int(size) * (1024**2 if kind == "storage" else 1)
+    return int(size) * _UNITS[unit]

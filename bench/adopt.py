@@ -1,6 +1,7 @@
-"""Adopt 1,000 mailboxes (10 domains, 100 mailboxes and 100 aliases each): from Mailu's export,
-and from a Postfix + Dovecot server's files (tables made with the real postmap, routing compared
-and the plan made against the copy).
+"""Adopt 1,000 mailboxes (10 domains, 100 mailboxes and 100 aliases each): from Mailu's export
+(each user with a device password, one in ten with a forward and an auto-reply), and from a
+Postfix + Dovecot server's files (tables made with the real postmap, routing compared and the
+plan made against the copy).
 
     .venv/bin/python bench/adopt.py [--mailboxes N] [--repeat N]
 
@@ -44,6 +45,9 @@ from hosts.models import Host, Tunnel, TunnelPeer
 
 HASH = "$2b$04$pgh9Q.MzFFKMHJaF8bCa3unoZJnX/hJ6X2TKIDfR2.yaBQRcWQ2vC"
 DOMAINS = 10
+TOKEN = "$pbkdf2-sha256$1$4DHOA8Q6n7Pnfs/wLonpHA$5kCvVjKhRCPOXYf8dHhgmEUfW9HFSgJNPyJ9BNrUOF8"
+AWAY = {"forward_enabled": True, "forward_destination": ["away@elsewhere.test"],
+        "reply_enabled": True, "reply_subject": "Away", "reply_body": "Back soon."}  # fmt: skip
 
 
 def addresses(mailboxes: int):
@@ -56,7 +60,8 @@ def mailu_export(mailboxes: int) -> str:
     return json.dumps({
         "domain": [{"name": f"family{d}.example"} for d in range(DOMAINS)],
         "user": [{"email": f"{u}@{d}", "password": HASH, "quota_bytes": 1024 * 2**20,
-                  "displayed_name": u.title()} for d, u in boxes],
+                  "displayed_name": u.title(), "tokens": [{"comment": "phone", "password": TOKEN}],
+                  **(AWAY if n % 10 == 0 else {})} for n, (d, u) in enumerate(boxes)],
         "alias": [{"email": f"alias-{u}@{d}", "destination": [f"{u}@{d}"]} for d, u in boxes],
     })  # fmt: skip
 

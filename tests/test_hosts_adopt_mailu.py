@@ -253,6 +253,24 @@ def test_bad_input_is_refused_with_its_line_and_nothing_is_written(
     assert not AppPassword.objects.exists()
 
 
+def test_a_forwarding_loop_mailu_holds_is_refused_and_nothing_is_written(
+    mailu_admin, home, tmp_path, capsys
+):
+    """Mailu lets each row be made on its own: alice forwards to the team alias, which reaches
+    carol, who forwards to alice. Mailgate's models refuse a loop; so does the adoption."""
+    admin = mailu_admin({"SECRET_KEY": "0123456789abcdef"})
+    looped = json.loads(json.dumps(FILLED))
+    looped["user"][0].update(forward_enabled=True, forward_destination=["team@family.example"])
+    assert admin.apply(json.dumps(looped).encode()).ok
+    path = tmp_path / "export.yaml"
+    assert admin.flask("mailu", "config-export", "--full", "--secrets", "-o", str(path)).ok
+    with pytest.raises(CommandError, match="nothing was written"):
+        call_command("adopt", host="home", mailu_export=str(path))
+    printed = capsys.readouterr().out
+    assert re.search(r":\d+: a forwarding loop: \S+ -> .* \(Mailgate refuses one", printed), printed
+    assert not Mailbox.objects.exists() and not AppPassword.objects.exists()
+
+
 def test_a_hash_dovecot_cannot_verify_is_reported_for_a_postfix_dovecot_host(filled, home):
     """Moving from Mailu to Postfix + Dovecot: Mailu's own token hashes (pbkdf2_sha256) and its
     default password hash (bcrypt_sha256) are kept, and each is named as one that will not log
@@ -269,7 +287,10 @@ def test_a_hash_dovecot_cannot_verify_is_reported_for_a_postfix_dovecot_host(fil
         "mailbox bob@other.example: device password 'Mailu token 1' (pbkdf2-sha256)",
     ):
         assert said in output, output
-    assert "'laptop'" not in output and "carol@family.example: its password" not in output
+    assert (
+        "device password 'laptop' (" not in output
+        and "carol@family.example: its password" not in output
+    )
 
 
 # --- the first deployment to a Mailu that holds what Mailgate does not know ---------------------

@@ -206,6 +206,8 @@ def test_a_route_mailgate_cannot_keep_is_in_the_report(home, tmp_path, keys):
         ("virtual", "info@family.example |/usr/bin/procmail\n", "forwards only to addresses"),
         ("virtual", "localonly alice@family.example\n", "Mailgate's aliases are addresses"),
         ("vmailbox", "dave@nowhere.example nowhere.example/dave/\n", "not one the host serves"),
+        ("virtual", "@family.example nobody@family.example\n",  # no mailbox: the catch-all
+         "a forwarding loop: @family.example -> nobody@family.example -> @family.example"),
     ],
 )  # fmt: skip
 def test_a_line_mailgate_cannot_express_is_refused_with_its_line(

@@ -180,6 +180,7 @@ def _tokens(row: dict, where: Where, report: Report) -> list[FoundDevice]:
             )
         taken.add(name)
         devices.append(FoundDevice(name, readers.scheme_prefixed(token["password"]), where))
+        report.adopt(where, f"device password {name!r} of {row['email']}")
         if token.get("ip"):
             report.unknown(
                 where,

@@ -142,6 +142,7 @@ def _directory(domains: dict[str, Domain], found: Found, report: Report) -> None
             new[type(row)].append(row)
         claimed.add(key)
     devices = _devices(new[Mailbox], report)
+    _loops(found, report)
     if report.errors:
         return
     for model, created in new.items():
@@ -149,6 +150,56 @@ def _directory(domains: dict[str, Domain], found: Found, report: Report) -> None
         audit.log_created(created)
     AppPassword.objects.bulk_create(devices)  # their mailboxes have their keys now
     audit.log_created(devices)
+
+
+def _loops(found: Found, report: Report) -> None:
+    """A forwarding loop among the adopted aliases and forwards (Mailu lets one be made, each
+    row on its own is fine; Mailgate's models refuse it): an error at the row it starts from.
+    An address that is neither an alias nor a mailbox goes to its domain's catch-all."""
+    hops = {alias.address: alias.destinations for alias in found.aliases.values()}
+    for mailbox in found.mailboxes.values():
+        if forwards := mailbox.settings.get("forward_to"):
+            hops[mailbox.address] = forwards
+
+    def after(address: str) -> list[str]:
+        if address in hops or address in found.mailboxes:
+            return hops.get(address, [])
+        catch_all = f"@{address.rpartition('@')[2]}"
+        return [catch_all] if catch_all in hops else []
+
+    done: set[str] = set()
+    for start in hops:
+        if loop := _cycle(start, after, done):
+            rows = [found.aliases.get(a) or found.mailboxes.get(a) for a in loop]
+            where = next((row.where for row in rows if row), Where(loop[0]))
+            report.error(
+                where,
+                f"a forwarding loop: {' -> '.join(loop)} (Mailgate refuses one; change a "
+                "forward or an alias first)",
+            )
+
+
+def _cycle(start: str, after, done: set[str]) -> list[str] | None:
+    """The first loop reached from ``start`` (depth first), if it is one not reported yet."""
+    path: list[str] = []
+    on_path: set[str] = set()
+    stack = [iter([start])]
+    while stack:
+        address = next(stack[-1], None)
+        if address is None:
+            stack.pop()
+            if path:
+                on_path.discard(path.pop())
+            continue
+        if address in on_path:
+            return [*path[path.index(address) :], address]
+        if address in done:
+            continue
+        done.add(address)
+        path.append(address)
+        on_path.add(address)
+        stack.append(iter(after(address)))
+    return None
 
 
 def _devices(mailboxes: list[Mailbox], report: Report) -> list[AppPassword]:

@@ -5,14 +5,17 @@ is deployed only once a person has confirmed it (``Deployment.destructive``).
 
 A mailbox is held where Dovecot's users file, Postfix's mailbox map or Mailu's import names it,
 so a mailbox that goes is one removal however many files named it; an alias whose address
-becomes a mailbox has not gone. Settings are those of ``mailu.env`` and ``wg0.conf`` (whole
-files that only say what the owner chose), and of ``main.cf`` the ones Mailgate models: every
-``main.cf`` Debian installs has defaults Mailgate's replaces, which are no one's choice, and
-adoption reports the others as not understood (docs/adoption.md). A WireGuard peer is known by
-the tunnel address it is given (its first host route in AllowedIPs; the hub, given networks,
-is a spoke's one peer), so new keys for the same peer take nothing away.
+becomes a mailbox has not gone. Until Mailgate's first import, Mailu's application tokens count
+too (each by its hash): the import deletes every token the document lacks. Settings are those of
+``mailu.env`` and ``wg0.conf`` (whole files that only say what the owner chose), and of
+``main.cf`` the ones Mailgate models: every ``main.cf`` Debian installs has defaults Mailgate's
+replaces, which are no one's choice, and adoption reports the others as not understood
+(docs/adoption.md). A WireGuard peer is known by the tunnel address it is given (its first host
+route in AllowedIPs; the hub, given networks, is a spoke's one peer), so new keys for the same
+peer take nothing away.
 """
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -94,7 +97,27 @@ def _mailu_import(text: str) -> set[Held]:
         )
         for row in document.get("alias", [])
     }
+    held |= {
+        Held("device password", f"{_ascii_address(row['email'])} (token {_short(token)})")
+        for row in document.get("user", [])
+        for token in row.get("tokens") or []
+    }
     return held
+
+
+def _short(token: dict) -> str:
+    """A token by its hash (as Mailu keeps it, and as Mailgate renders an adopted one back)."""
+    return hashlib.sha256(str(token["password"]).encode()).hexdigest()[:12]
+
+
+def _is_export(path: str, content: bytes) -> bool:
+    """Mailu's own export (``LIVE``), which lists relayed domains; Mailgate's document has none."""
+    if path != mailu.IMPORT_PATH:
+        return False
+    try:
+        return "relay" in (yaml.safe_load(content) or {})
+    except yaml.YAMLError:
+        return False
 
 
 def _ascii(name: str) -> str:
@@ -180,8 +203,15 @@ def removals(before: Mapping[str, bytes], after: Mapping[str, bytes]) -> list[st
         return []
     new = _all((path, content) for path, content in after.items() if reader(path))
     mailboxes = {item.name for item in new if item.kind == "mailbox"}
+    # A device password revoked in Mailgate goes without asking; one Mailu made does not.
+    tokens = _all((path, content) for path, content in before.items() if _is_export(path, content))
     gone = sorted(old - new)
-    return [str(item) for item in gone if not (item.kind == "alias" and item.name in mailboxes)]
+    return [
+        str(item)
+        for item in gone
+        if not (item.kind == "alias" and item.name in mailboxes)
+        and (item.kind != "device password" or item in tokens)
+    ]
 
 
 def _all(files: Iterable[tuple[str, bytes]]) -> set[Held]:

@@ -321,7 +321,7 @@ def running(db, filled, lab):
     )
 
 
-def test_a_first_import_that_would_drop_what_mailu_holds_is_destructive_until_adopted(running):
+def test_a_first_import_that_would_drop_what_mailu_holds_is_destructive_until_adopted(running, lab):
     services.domain_create(
         name="family.example",
         mail_hostname="mail.family.example",
@@ -331,8 +331,25 @@ def test_a_first_import_that_would_drop_what_mailu_holds_is_destructive_until_ad
     removes = host_services.host_plan(host=running).destructive
     assert "mailbox carol@family.example" in removes and "domain other.example" in removes
     assert "alias @other.example" in removes and "mailbox alice@family.example" not in removes
+    # Mailgate has alice, without the device passwords Mailu holds for her: they would go too.
+    assert len([r for r in removes if r.startswith("device password alice@family.example")]) == 2
 
     with Session(running) as session:
         adoption = host_adopt(host=running, tree=RemoteTree(session))
-    assert "domain family.example is in Mailgate already" in "\n".join(adoption.report.lines())
+    report = "\n".join(adoption.report.lines())
+    assert "domain family.example is in Mailgate already" in report
+    assert "device password 'laptop' added to alice@family.example" in report
+    laptop = AppPassword.objects.get(name="laptop").password_hash
+    assert host_services.host_plan(host=running).destructive == ()
+    # Revoked before the first import, Mailu's token would go: asked. Once Mailgate's document
+    # is on the host, a device password revoked in Mailgate goes without asking.
+    AppPassword.objects.filter(name="laptop").delete()
+    assert len(host_services.host_plan(host=running).destructive) == 1
+    AppPassword.objects.create(
+        mailbox=Mailbox.objects.get(local_part="alice"), name="laptop", password_hash=laptop
+    )
+    deployed = lab.root / f"private{mailu.IMPORT_PATH}"
+    deployed.parent.mkdir(parents=True)
+    deployed.write_bytes(render_host(running).file(mailu.IMPORT_PATH).content)
+    AppPassword.objects.filter(name="laptop").delete()
     assert host_services.host_plan(host=running).destructive == ()

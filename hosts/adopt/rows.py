@@ -5,6 +5,7 @@ and any difference is a conflict."""
 
 import ipaddress
 import math
+from dataclasses import replace
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -129,6 +130,7 @@ def _directory(domains: dict[str, Domain], found: Found, report: Report) -> None
         *(_alias(seen, domains, report) for seen in found.aliases.values()),
     ]
     new: dict[type, list] = {Mailbox: [], Alias: []}
+    kept: list[tuple[Mailbox, Mailbox]] = []  # (Mailgate's, the host's) of one address
     claimed: set[tuple[int, str]] = set()
     for row, where in filter(None, rows):
         if not _valid(row, where, report):
@@ -138,10 +140,13 @@ def _directory(domains: dict[str, Domain], found: Found, report: Report) -> None
             report.error(where, f"{row.address} is both a mailbox and an alias")
         elif key in held:
             _compare(held[key], row, where, report)
+            if type(held[key]) is type(row) is Mailbox:
+                kept.append((held[key], row))
         else:
             new[type(row)].append(row)
         claimed.add(key)
-    devices = _devices(new[Mailbox], report)
+    fresh = [(mailbox, mailbox.found.devices, 0) for mailbox in new[Mailbox]]
+    devices = _devices(fresh + _missing_devices(kept, report), report)
     _loops(found, report)
     if report.errors:
         return
@@ -202,18 +207,34 @@ def _cycle(start: str, after, done: set[str]) -> list[str] | None:
     return None
 
 
-def _devices(mailboxes: list[Mailbox], report: Report) -> list[AppPassword]:
-    """The device passwords of the mailboxes to be made, checked by their model."""
+def _missing_devices(kept: list[tuple[Mailbox, Mailbox]], report: Report) -> list[tuple]:
+    """The host's device passwords that a mailbox Mailgate has lacks (by hash), to be added,
+    so that the first deployment takes none away; a name that mailbox uses gets a number."""
+    wanted = []
+    for held, seen in kept:
+        mine = dict(held.app_passwords.values_list("password_hash", "name"))
+        names, missing = set(mine.values()), []
+        for device in (d for d in seen.found.devices if d.password_hash not in mine):
+            name = device.name if device.name not in names else f"{device.name} ({len(names) + 1})"
+            names.add(name)
+            missing.append(replace(device, name=name))
+            report.adopt(device.where, f"device password {name!r} added to {held.address}")
+        wanted.append((held, missing, len(mine)))
+    return wanted
+
+
+def _devices(wanted: list[tuple], report: Report) -> list[AppPassword]:
+    """The device passwords to make, per mailbox (with the number it has already), checked by
+    their model."""
     devices = []
-    for mailbox in mailboxes:
-        seen = mailbox.found
-        if len(seen.devices) > AppPassword.MAX_PER_MAILBOX:
+    for mailbox, found_devices, already in wanted:
+        if already + len(found_devices) > AppPassword.MAX_PER_MAILBOX:
             report.error(
-                seen.where,
-                f"mailbox {mailbox.address}: {len(seen.devices)} device "
-                f"passwords, Mailgate keeps at most {AppPassword.MAX_PER_MAILBOX}",
+                found_devices[0].where,
+                f"mailbox {mailbox.address}: {already + len(found_devices)} device passwords, "
+                f"Mailgate keeps at most {AppPassword.MAX_PER_MAILBOX}",
             )
-        for device in seen.devices:
+        for device in found_devices:
             row = AppPassword(mailbox=mailbox, name=device.name, password_hash=device.password_hash)
             try:
                 row.full_clean(exclude=["mailbox"], validate_unique=False)
@@ -292,10 +313,6 @@ def _compare(held, seen, where: Where, report: Report) -> None:
         report.conflict(where, f"{held.address} is a {kind} in Mailgate (kept as it is)")
         return
     differ = [f for f in COMPARED[type(held)] if getattr(held, f) != getattr(seen, f)]
-    if isinstance(held, Mailbox):
-        devices = {d.password_hash for d in seen.found.devices}
-        if devices != set(held.app_passwords.values_list("password_hash", flat=True)):
-            differ.append("device passwords")
     if differ:
         report.conflict(
             where,

@@ -240,14 +240,14 @@ def _sql_users(tree, found: Found, report: Report) -> None:
             report.error(exc.where, str(exc))
             continue
         except (OSError, ValueError) as exc:
-            report.error(config_where(path, text), f"Dovecot's SQL users: {exc}")
+            report.error(_connect_line(path, text), f"Dovecot's SQL users: {exc}")
             continue
         for user, fields in held.items():
             _sql_user(user, fields, config, Where(path, config.password_query.where.line), found)
             report.adopt(Where(path, config.password_query.where.line), f"password of {user}")
 
 
-def config_where(path: str, text: bytes) -> Where:
+def _connect_line(path: str, text: bytes) -> Where:
     """The ``connect`` line of a Dovecot SQL file, where its database is named."""
     for number, line in enumerate(text.decode(errors="replace").splitlines(), start=1):
         if line.strip().startswith("connect"):

@@ -111,7 +111,8 @@ def _split(address: str, domains: dict[str, Domain], where: Where, report: Repor
 
 # What a row Mailgate has already must match to be the one the host has.
 COMPARED = {
-    Mailbox: ("password_hash", "display_name", "quota_mb", "enabled", *Mailbox.SETTINGS_FIELDS),
+    # and the settings the host's files say (Mailu's export does; Postfix's tables do not)
+    Mailbox: ("password_hash", "display_name", "quota_mb", "enabled"),
     Alias: ("destinations", "allowed_as_sender"),
 }
 
@@ -312,7 +313,8 @@ def _compare(held, seen, where: Where, report: Report) -> None:
         kind = type(held).__name__.lower()
         report.conflict(where, f"{held.address} is a {kind} in Mailgate (kept as it is)")
         return
-    differ = [f for f in COMPARED[type(held)] if getattr(held, f) != getattr(seen, f)]
+    fields = [*COMPARED[type(held)], *getattr(getattr(seen, "found", None), "settings", ())]
+    differ = [f for f in fields if getattr(held, f) != getattr(seen, f)]
     if differ:
         report.conflict(
             where,

@@ -43,7 +43,7 @@ FILLED = {
         {"name": "family.example", "alternatives": ["family.test"], "comment": "ours"},
         {"name": "other.example", "max_users": 10, "max_aliases": 20,
          "max_quota_bytes": 4096 * MIB, "signup_enabled": True},
-        {"name": "xn--bcher-kva.example"},
+        {"name": "xn--bcher-kva.example", "comment": "a Unicode name"},
     ],
     "user": [
         {"email": "alice@family.example", "password": BARE, "displayed_name": "Alice",
@@ -68,7 +68,8 @@ FILLED = {
          "fetches": [{**FETCH, "protocol": "pop3", "port": 995, "username": "bob",
                       "folders": []}]},
         {"email": "reader@xn--bcher-kva.example", "password": BARE, "quota_bytes": 10 * MIB,
-         "reply_enabled": False, "reply_subject": "Kept while off", "reply_body": "Text"},
+         "comment": "reads", "reply_enabled": False, "reply_subject": "Kept while off", "reply_body": "Text",
+         "forward_enabled": False, "forward_destination": ["kept-while-off@elsewhere.test"]},
     ],
     "alias": [
         {"email": "team@family.example", "comment": "the family",
@@ -209,6 +210,8 @@ def test_mailu_holds_after_the_deployment_what_it_held_before(filled, home):
         "domain family.example: alternatives = ['family.test'] (Mailu keeps it",
         "domain other.example: max_users = 10",
         "alias team@family.example: comment = 'the family' (Mailu keeps it",
+        "user reader@bücher.example: forward_destination = ['kept-while-off@elsewhere.test'] "
+        "while forwarding is off (Mailu keeps it",
         "bob@other.example manages other.example in Mailu but has no panel account",
     ):
         assert said in output, output

@@ -134,12 +134,8 @@ def _settings(row: dict, where: Where, report: Report) -> dict:
     destinations = list(row.get("forward_destination") or [])
     forwarding = bool(row.get("forward_enabled")) and destinations
     if destinations and not forwarding:
-        report.unknown(
-            where,
-            f"user {row['email']}: forward_destination = {destinations} while "
-            "forwarding is off (Mailgate keeps no forward that is off: its import "
-            "clears the list)",
-        )
+        report.unknown(where, f"user {row['email']}: forward_destination = {destinations} while "
+                       f"forwarding is off ({KEPT})")  # fmt: skip
     return {
         "forward_to": destinations if forwarding else [],
         "forward_keep_copy": bool(row.get("forward_keep", True)),

@@ -68,7 +68,8 @@ FILLED = {
          "fetches": [{**FETCH, "protocol": "pop3", "port": 995, "username": "bob",
                       "folders": []}]},
         {"email": "reader@xn--bcher-kva.example", "password": BARE, "quota_bytes": 10 * MIB,
-         "comment": "reads", "reply_enabled": False, "reply_subject": "Kept while off", "reply_body": "Text",
+         "comment": "reads", "reply_enabled": False, "reply_subject": "Kept while off",
+         "reply_body": "Text",
          "forward_enabled": False, "forward_destination": ["kept-while-off@elsewhere.test"]},
     ],
     "alias": [

@@ -7,9 +7,9 @@ enabled, forwarding, auto-reply, spam and IMAP/POP3 settings), their tokens as d
 ``%@domain`` too) and, for users who have a panel account, manager rights. What Mailgate does not
 model and Mailu keeps through Mailgate's import (its script merges the columns in; alternative
 names, fetched accounts and manager rights live in tables of their own; a token's networks stay
-with its hash) is reported with its line, as is what the import would change: a forward that is
-off, a disabled user, a relayed domain (docs/adoption.md). Mailu's defaults are its model's
-column defaults (``core/admin/mailu/models.py``, 2024.06).
+with its hash; a forward that is off keeps its addresses) is reported with its line, as is what
+the import would change: a disabled user, a relayed domain (docs/adoption.md). Mailu's defaults
+are its model's column defaults (``core/admin/mailu/models.py``, 2024.06).
 """
 
 import datetime
@@ -134,8 +134,11 @@ def _settings(row: dict, where: Where, report: Report) -> dict:
     destinations = list(row.get("forward_destination") or [])
     forwarding = bool(row.get("forward_enabled")) and destinations
     if destinations and not forwarding:
-        report.unknown(where, f"user {row['email']}: forward_destination = {destinations} while "
-                       f"forwarding is off ({KEPT})")  # fmt: skip
+        report.unknown(
+            where,
+            f"user {row['email']}: forward_destination = {destinations} while forwarding is "
+            f"off ({KEPT})",
+        )
     return {
         "forward_to": destinations if forwarding else [],
         "forward_keep_copy": bool(row.get("forward_keep", True)),

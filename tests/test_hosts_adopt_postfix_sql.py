@@ -65,7 +65,7 @@ MAIN_CF = """\
 myhostname = mail.family.example
 virtual_mailbox_domains = mysql:/etc/postfix/mysql-virtual-mailbox-domains.cf
 virtual_mailbox_maps = mysql:/etc/postfix/mysql-virtual-mailbox-maps.cf
-virtual_alias_maps = mysql:/etc/postfix/mysql-virtual-alias-maps.cf,
+virtual_alias_maps = proxy:mysql:/etc/postfix/mysql-virtual-alias-maps.cf,
   mysql:/etc/postfix/mysql-email2email.cf
 smtpd_sender_login_maps = mysql:/etc/postfix/mysql-email2email.cf
 """

@@ -44,11 +44,13 @@ def tables(
     for name in re.split(r"[\s,]+(?![^{]*})", spec.strip()):
         if not name:
             continue
-        kind, colon, path = name.partition(":")
+        # proxy: hands the lookup to proxymap(8), which opens the same table
+        table = name.removeprefix("proxy:")
+        kind, colon, path = table.partition(":")
         if not colon:  # a bare domain in virtual_mailbox_domains
             found.append((name, [readers.Entry(where.line, name, "OK")]))
         elif kind in DB_TYPES:
-            found.append((name, _database(tree, name, path, where, report)))
+            found.append((table, _database(tree, table, path, where, report)))
         elif kind == "texthash":
             found.append((name, readers.table((tree.read(path) or b"").decode())))
         elif kind == "inline":  # inline:{ key=value, ... } (postconf(5))
@@ -124,7 +126,7 @@ def read_directory(tree, settings: dict, found: Found, report: Report) -> None:
         if parameter in settings and settings[parameter].value:
             where = Where(MAIN_CF, settings[parameter].line)
             for name, entries in tables(tree, settings[parameter].value, where, report, found):
-                path = name.partition(":")[2] or MAIN_CF
+                path = name.removeprefix("proxy:").partition(":")[2] or MAIN_CF
                 rows[role] += [(Where(path, row.line), row) for row in entries]
                 rows_of = {row.key: row.value for row in entries}
                 found.tables.setdefault(role, []).append((name, rows_of))

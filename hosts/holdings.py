@@ -61,7 +61,15 @@ def _map(kind: str) -> Callable[[str], set[Held]]:
 
 
 def _users(text: str) -> set[Held]:
-    return {Held("mailbox", row.key) for row in readers.passwd_file(text)}
+    """Each mailbox, and its password where it has one: a plan that would lock a mailbox that
+    logs in today (``dovecot.LOCKED``, or no hash) takes its password away."""
+    held = set()
+    for row in readers.passwd_file(text):
+        held.add(Held("mailbox", row.key))
+        password = row.value.split(":", 1)[0]
+        if password and password != dovecot.LOCKED and not password.startswith("!"):
+            held.add(Held("setting", f"password of {row.key}"))
+    return held
 
 
 def _main_cf(text: str) -> set[Held]:
@@ -206,11 +214,14 @@ def removals(before: Mapping[str, bytes], after: Mapping[str, bytes]) -> list[st
     # A device password revoked in Mailgate goes without asking; one Mailu made does not.
     tokens = _all((path, content) for path, content in before.items() if _is_export(path, content))
     gone = sorted(old - new)
+    # A mailbox that goes takes its password with it: one removal.
+    passwords = {f"password of {item.name}" for item in gone if item.kind == "mailbox"}
     return [
         str(item)
         for item in gone
         if not (item.kind == "alias" and item.name in mailboxes)
         and (item.kind != "device password" or item in tokens)
+        and item.name not in passwords
     ]
 
 

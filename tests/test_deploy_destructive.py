@@ -59,6 +59,15 @@ def test_a_setting_left_out_is_reset_but_a_new_value_is_not():
     ]
 
 
+def test_a_mailbox_that_would_lose_its_password_is_a_removal():
+    before = {dovecot.USERS: b"alice@family.example:{BLF-CRYPT}$2y$05$abc::::::\n"}
+    assert holdings.removals(before, {dovecot.USERS: b"alice@family.example:*::::::\n"}) == [
+        "setting password of alice@family.example"
+    ]
+    changed = {dovecot.USERS: b"alice@family.example:{BLF-CRYPT}$2y$05$new::::::\n"}
+    assert holdings.removals(before, changed) == []  # a new password takes nothing away
+
+
 def test_srs_going_with_the_last_forward_takes_nothing_away():
     before = {postfix.MAIN_CF: b"sender_canonical_maps = tcp:127.0.0.1:10001\n"}
     assert holdings.removals(before, {postfix.MAIN_CF: b"relayhost =\n"}) == []

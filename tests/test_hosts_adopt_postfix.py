@@ -337,3 +337,27 @@ def test_a_sieve_script_of_the_hosts_own_is_reported_and_never_dropped(home, tmp
         assert said in report, report
     carol_box = Mailbox.objects.get(local_part="carol")
     assert not carol_box.autoreply_enabled and carol_box.forward_to == []
+
+
+def test_the_hosts_own_mail_is_left_to_mailgates_rows_and_a_different_target_reported(
+    home, tmp_path, keys
+):
+    """root@ and postmaster@ of the host's own name and localhost (cron, bounces) are rows
+    Mailgate writes itself, to the postmaster: not refused as a domain the host does not serve,
+    and where the host sent them elsewhere, the routing comparison says so."""
+    local = (
+        "root@mail.family.example postmaster@family.example\n"
+        "postmaster@localhost carol@family.example\n"
+    )
+    adoption = host_adopt(
+        host=home, tree=built(tmp_path / "home", keys, virtual=TABLES["virtual"] + local)
+    )
+    report = "\n".join(adoption.report.lines())
+    assert adoption.report.errors == []
+    assert (
+        "alias root@mail.family.example -> postmaster@family.example: the host's own mail" in report
+    )
+    assert not Alias.objects.filter(domain__name__in=["localhost", "mail.family.example"]).exists()
+    assert adoption.report.routing == [
+        "aliases postmaster@localhost: carol@family.example before, postmaster@family.example after"
+    ]

@@ -6,6 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from hosts.models import Deployment, Host
+from lab import adopted as adopted_lab
 from lab import mailbox, verify, world
 from lab.hosts import LabError, LabHost, _free_block
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
@@ -52,6 +53,11 @@ def test_it_deploys_the_reference_setup_and_proves_that_mail_flows(folder, capsy
         call_command("lab", "status", folder=folder)
         assert "ssh" in capsys.readouterr().out
         assert_status_is_green(folder)
+        # Last, since it deletes rows (the mailboxes' keys with them, which the gateway still
+        # serves): the home server adopted back over SSH and deployed, nothing lost (issue 19).
+        adopted = adopted_lab.prove_adoption(lab)
+        print(f"{adopted.ok} {adopted.name}\n{adopted.evidence}")
+        assert adopted.ok, adopted.evidence
     finally:
         world.down(folder=folder, say=print)
     assert_nothing_left(folder, prefix)

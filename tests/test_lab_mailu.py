@@ -12,6 +12,7 @@ import yaml
 
 from hosts.choices import GatewayProxy, MailBackend
 from hosts.models import Deployment
+from lab import adopted as adopted_lab
 from lab import mailbox, verify, world
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
 from tests.lab_helpers import assert_nothing_left
@@ -92,6 +93,10 @@ def test_mailu_behind_the_reference_gateway_passes_every_check(folder):
         report = "\n".join(f"{r.ok} {r.name}\n{r.evidence}" for r in proofs)
         print(report)
         assert [r.name for r in proofs if not r.ok] == [], report
+        # The home server adopted back over SSH and deployed, nothing lost (issue 19).
+        adopted = adopted_lab.prove_adoption(lab)
+        print(f"{adopted.ok} {adopted.name}\n{adopted.evidence}")
+        assert adopted.ok, adopted.evidence
     finally:
         world.down(folder=folder, say=print)
     assert_nothing_left(folder, PREFIX)

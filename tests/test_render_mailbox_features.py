@@ -242,6 +242,7 @@ def running_dovecot(open_folder):
                     f"state_dir = {run}",
                     f"log_path = {tmp_path}/log",
                     "auth_mechanisms = plain login",
+                    "auth_failure_delay = 0",  # a refused login answers at once (default: 2 s)
                     f"auth_username_chars = {dovecot.USERNAME_CHARS}",
                     "auth_username_format = %Lu",
                     *(block.replace("/etc/dovecot/", f"{stage}/etc/dovecot/") for block in passdbs),

@@ -119,7 +119,9 @@ class RemoteTree:
             return None
 
     def names(self, folder: str) -> list[str]:
-        listing = self.session.run(f"ls -1 {shell_quote(folder)} 2>/dev/null; true").stdout
+        # Only a folder's names: ``ls`` of a file prints the file, as if it held itself.
+        quoted = shell_quote(folder)
+        listing = self.session.run(f"if [ -d {quoted} ]; then ls -1 {quoted}; fi").stdout
         return sorted(name for name in listing.splitlines() if name)
 
     def find(self, folder: str, patterns: tuple[str, ...]) -> list[str]:

@@ -311,6 +311,10 @@ def compose(ctx: RenderContext, subnet: ipaddress.IPv4Network) -> dict:
         },
         "admin": {
             **_mailu_service("admin", "admin"),
+            # Not in the setup utility's file: the admin logs each login it allows at INFO,
+            # which is how Mailgate learns a device password's last use (hosts/usage.py); the
+            # other containers keep mailu.env's WARNING.
+            "environment": {"LOG_LEVEL": "INFO"},
             "volumes": [f"{STORAGE}/data:/data", f"{DKIM_DIR}:{DKIM_MOUNT}"],
             "depends_on": ["redis", "resolver"],
             "dns": [resolver],

@@ -1,0 +1,68 @@
+"""Which certificates the setup needs, derived from the models, grouped by the host that
+presents them and by where their files are read.
+
+- **The mail server** presents one certificate per mail host name: Postfix and Dovecot pick it
+  by the TLS server name (SNI), each from ``/etc/letsencrypt/live/<name>/``, which is where the
+  renderers (``hosts.render.context``) already read it. That certificate also covers
+  ``autoconfig.`` and ``autodiscover.`` of the domains whose mail goes to that name: they are
+  names of the mail service, passed through to the mail server by the gateway.
+- **The all-HAProxy gateway's nginx** serves WKD and MTA-STS, with one certificate (the
+  gateway's own name) for ``openpgpkey.`` and ``mta-sts.`` of every domain.
+- **The Traefik gateway** terminates those names itself and gets their certificates with
+  Traefik's own ACME resolver: Mailgate issues nothing for it (docs/certificates.md).
+
+A host that names its own certificate file (``Host.tls_certificate_path``) gets none either,
+and neither does a Mailu mail server: Mailu gets its own (``TLS_FLAVOR=letsencrypt``).
+"""
+
+from dataclasses import dataclass
+
+from hosts.choices import GatewayProxy, MailBackend
+
+MAIL_PREFIXES = ("autoconfig.", "autodiscover.")
+GATEWAY_PREFIXES = ("openpgpkey.", "mta-sts.")
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A certificate the setup needs: on which host, the first name, and all of them."""
+
+    host_id: int
+    purpose: str
+    name: str
+    names: tuple[str, ...]
+
+
+def wanted(hosts, domains) -> list[Wanted]:
+    """Every certificate ``hosts`` present for the enabled ``domains`` (name, mail_hostname)."""
+    domains = sorted(domains, key=lambda d: d.name)
+    if not domains:
+        return []
+    result = []
+    for host in hosts:
+        if host.tls_certificate_path:
+            continue
+        if host.is_mailserver and host.mail_backend == MailBackend.POSTFIX_DOVECOT:
+            result += _mail(host, domains)
+        if host.is_gateway and host.gateway_proxy == GatewayProxy.HAPROXY:
+            result.append(_gateway(host, domains))
+    return result
+
+
+def _mail(host, domains) -> list[Wanted]:
+    own = host.public_name(domains[0].mail_hostname)
+    by_name: dict[str, list[str]] = {own: []}
+    for domain in domains:
+        by_name.setdefault(domain.mail_hostname, []).extend(
+            prefix + domain.name for prefix in MAIL_PREFIXES
+        )
+    return [
+        Wanted(host.pk, "mail", name, (name, *sorted(set(extra) - {name})))
+        for name, extra in sorted(by_name.items())
+    ]
+
+
+def _gateway(host, domains) -> Wanted:
+    own = host.public_name(domains[0].mail_hostname)
+    names = sorted({prefix + domain.name for domain in domains for prefix in GATEWAY_PREFIXES})
+    return Wanted(host.pk, "gateway", own, (own, *[n for n in names if n != own]))

@@ -22,6 +22,8 @@ RELOADS = {"mail": ("postfix", "dovecot"), "gateway": ("nginx",)}
 
 
 def units(ctx) -> list[Unit]:
+    if ctx.host.pk is None:
+        return []  # an unsaved host (a preview) has no certificates yet
     current = _current(ctx.host.pk)
     if not current:
         return []

@@ -5,13 +5,11 @@ import datetime
 import logging
 import subprocess
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.db import connection
-from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -21,9 +19,12 @@ from certs.models import AcmeAccount, Certificate, Issuance
 from certs.probes import certificate_findings
 from gateway import services as gateway_services
 from gateway.status import Colour
-from tests import pebble as acme_server
 from tests import zones_named as dns_server
-from tests.world import build_infrastructure
+from tests.certs_world import (  # noqa: F401 (fixtures)
+    pebble_fixture,
+    world_fixture,
+    zone_fixture,
+)
 from zones.models import PushTarget
 
 MAIL_NAMES = [
@@ -32,38 +33,6 @@ MAIL_NAMES = [
     "autodiscover.family.example",
 ]
 GATEWAY_NAMES = ["mail.family.example", "mta-sts.family.example", "openpgpkey.family.example"]
-
-
-@pytest.fixture
-def zone(tmp_path):
-    with dns_server.running(
-        tmp_path / "named", {"family.example": dns_server.zone_text("family.example")}
-    ) as server:
-        yield server
-
-
-@pytest.fixture
-def pebble(tmp_path, zone):
-    with (
-        acme_server.running(tmp_path / "pebble", zone.port) as server,
-        override_settings(
-            MAILGATE_ACME_DIRECTORY=server.directory, MAILGATE_ACME_CA_FILE=str(server.ca_file)
-        ),
-    ):
-        yield server
-
-
-@pytest.fixture
-def world(family, zone):
-    infrastructure = build_infrastructure()
-    PushTarget.objects.create(
-        domain=family,
-        server=dns_server.ADDRESS,
-        port=zone.port,
-        tsig_key_name=dns_server.KEY_NAME,
-        tsig_secret=zone.secret,
-    )
-    return infrastructure
 
 
 def leaf(issuance: Issuance) -> x509.Certificate:

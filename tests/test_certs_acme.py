@@ -5,10 +5,12 @@ import datetime
 import logging
 import subprocess
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
@@ -209,3 +211,18 @@ def test_it_never_logs_or_shows_a_key(world, pebble, caplog, client, owner):
     client.force_login(owner)
     page = client.get(reverse("admin:certs_issuance_change", args=[issued[0].pk])).content.decode()
     assert "PRIVATE KEY" not in page and bodies[1] not in page
+
+
+def test_the_command_lists_renews_and_forces_a_renewal(world, pebble, capsys):
+    call_command("certificates", "renew")
+    assert capsys.readouterr().out.count("Issued by CN=Pebble Intermediate CA") == 2
+    call_command("certificates", "renew")
+    assert capsys.readouterr().out.count(": not due") == 2
+    call_command("certificates", "renew", "--force", "mail.family.example")
+    assert capsys.readouterr().out.count("Issued by") == 2  # on the gateway and the mail server
+    call_command("certificates", "list")
+    listed = capsys.readouterr().out
+    assert "home mail.family.example (mail.family.example, autoconfig" in listed
+    assert "CN=Pebble Intermediate CA" in listed and "FAILED" not in listed
+    with pytest.raises(CommandError, match="No certificate is named"):
+        call_command("certificates", "renew", "nothing.example")

@@ -50,10 +50,15 @@ def test_it_bundles_each_certificate_where_postfix_dovecot_and_nginx_read_them(
     vps = render_host(world["vps"])
     assert vps.unit("certificates").activate == ("systemctl reload-or-restart nginx",)
     assert vps.unit("certificates").files[0].path.startswith(f"{LIVE}/mail.family.example/")
-    # First deployment: the certificates arrive with the configuration that names them.
-    home.write_to(tmp_path)
-    for result in run_checks(home, tmp_path):
-        assert result.ok, (result.unit, result.output)
+    # First deployment: the certificates arrive with the configuration that names them, and
+    # Postfix's, Dovecot's and nginx's own checks read them from the stage.
+    for bundle in (home, vps):
+        stage = tmp_path / bundle.host
+        bundle.write_to(stage)
+        results = run_checks(bundle, stage)
+        assert {"postfix", "dovecot", "wkd-nginx", "certificates"} & {r.unit for r in results}
+        for result in results:
+            assert result.ok, (result.unit, result.output)
 
 
 def stage(tmp_path, issuance: Issuance) -> str:

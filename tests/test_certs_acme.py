@@ -10,12 +10,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from certs import names, services
+from certs import names, services, tasks
 from certs.choices import Outcome
 from certs.models import AcmeAccount, Certificate, Issuance
 from certs.probes import certificate_findings
@@ -118,7 +119,11 @@ def test_it_issues_every_certificate_over_dns01_and_removes_the_challenges(
 
 
 def test_it_renews_when_30_days_are_left(world, pebble):
-    [first, _] = services.certificates_renew()
+    beat = settings.CELERY_BEAT_SCHEDULE["certs-certificates-renew"]
+    assert beat["task"] == "certs.tasks.certificates_renew"
+    assert tasks.certificates_renew() == 2  # the task beat runs: both are new
+    assert tasks.certificates_renew() == 0
+    [first, _] = Issuance.objects.order_by("pk")
     certificate = first.certificate
     assert not services.certificate_due(certificate)
     assert not services.certificate_due(

@@ -80,7 +80,3 @@ class Issuance(models.Model):
 
     def __str__(self):
         return f"{self.certificate.name}: {self.outcome} at {self.started_at:%Y-%m-%d %H:%M}"
-
-    @property
-    def expired(self) -> bool:
-        return self.not_after is not None and self.not_after <= timezone.now()

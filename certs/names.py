@@ -3,11 +3,11 @@ presents them and by where their files are read.
 
 - **The mail server** presents one certificate per mail host name: Postfix and Dovecot pick it
   by the TLS server name (SNI), each from ``/etc/letsencrypt/live/<name>/``, which is where the
-  renderers (``hosts.render.context``) already read it. That certificate also covers
-  ``autoconfig.`` and ``autodiscover.`` of the domains whose mail goes to that name: they are
-  names of the mail service, passed through to the mail server by the gateway.
-- **The all-HAProxy gateway's nginx** serves WKD and MTA-STS, with one certificate (the
-  gateway's own name) for ``openpgpkey.`` and ``mta-sts.`` of every domain.
+  renderers (``hosts.render.context``) already read it.
+- **The all-HAProxy gateway's nginx** serves WKD, MTA-STS and client setup, with one
+  certificate (the gateway's own name) for ``openpgpkey.``, ``mta-sts.``, ``autoconfig.`` and
+  ``autodiscover.`` of every domain. The bare domain is left out: it is usually the family's
+  own web site, elsewhere.
 - **The Traefik gateway** terminates those names itself and gets their certificates with
   Traefik's own ACME resolver: Mailgate issues nothing for it (docs/certificates.md).
 
@@ -18,9 +18,10 @@ and neither does a Mailu mail server: Mailu gets its own (``TLS_FLAVOR=letsencry
 from dataclasses import dataclass
 
 from hosts.choices import GatewayProxy, MailBackend
+from hosts.render import haproxy
 
-MAIL_PREFIXES = ("autoconfig.", "autodiscover.")
-GATEWAY_PREFIXES = ("openpgpkey.", "mta-sts.")
+# The names the gateway's nginx serves per domain, as HAProxy routes them to it.
+GATEWAY_PREFIXES = (haproxy.WKD_PREFIX, haproxy.MTA_STS_PREFIX, *haproxy.CLIENT_SETUP_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -50,16 +51,8 @@ def wanted(hosts, domains) -> list[Wanted]:
 
 
 def _mail(host, domains) -> list[Wanted]:
-    own = host.public_name(domains[0].mail_hostname)
-    by_name: dict[str, list[str]] = {own: []}
-    for domain in domains:
-        by_name.setdefault(domain.mail_hostname, []).extend(
-            prefix + domain.name for prefix in MAIL_PREFIXES
-        )
-    return [
-        Wanted(host.pk, "mail", name, (name, *sorted(set(extra) - {name})))
-        for name, extra in sorted(by_name.items())
-    ]
+    names = {host.public_name(domains[0].mail_hostname)} | {d.mail_hostname for d in domains}
+    return [Wanted(host.pk, "mail", name, (name,)) for name in sorted(names)]
 
 
 def _gateway(host, domains) -> Wanted:

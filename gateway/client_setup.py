@@ -16,6 +16,9 @@ from dataclasses import dataclass
 IMAPS_PORT, SUBMISSIONS_PORT, SUBMISSION_PORT = 993, 465, 587
 AUTODISCOVER_NS = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
 OUTLOOK_NS = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
+# Where a served file has the address asked for: Thunderbird replaces it itself, the gateway's
+# nginx in Outlook's answer (hosts/render/nginx.py).
+ADDRESS_PLACEHOLDER = "%EMAILADDRESS%"
 # Profiles of one mailbox keep one identity, so installing a new one replaces the old.
 PROFILE_NAMESPACE = uuid.UUID("8f6a1c1e-5d0b-4f43-9a3e-6d1f0c2b7a90")
 
@@ -55,7 +58,7 @@ def autoconfig(*, domain: str, mail_hostname: str) -> bytes:
             ("port", str(port)),
             ("socketType", socket),
             ("authentication", "password-cleartext"),
-            ("username", "%EMAILADDRESS%"),
+            ("username", ADDRESS_PLACEHOLDER),
         ):
             ET.SubElement(server, name).text = text
     return _xml(root)

@@ -31,6 +31,16 @@ class DomainEntry:
 
 
 @dataclass(frozen=True)
+class DevicePassword:
+    """A device password as the mail server gets it: its row (which the server reports back
+    when it was used), its hash and its name (Mailu's token comment)."""
+
+    pk: int
+    password_hash: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class MailboxEntry:
     address: str
     local_part: str
@@ -51,7 +61,7 @@ class MailboxEntry:
     imap_enabled: bool = True
     pop3_enabled: bool = True
     smtp_enabled: bool = True
-    app_passwords: tuple[str, ...] = ()  # the hashes of its device passwords, oldest first
+    app_passwords: tuple[DevicePassword, ...] = ()  # its device passwords, oldest first
 
 
 @dataclass(frozen=True)
@@ -92,10 +102,10 @@ def mail_directory() -> MailDirectory:
         )
     )
     devices = defaultdict(list)
-    for mailbox_id, digest in AppPassword.objects.order_by("pk").values_list(
-        "mailbox_id", "password_hash"
+    for pk, mailbox_id, digest, name in AppPassword.objects.order_by("pk").values_list(
+        "pk", "mailbox_id", "password_hash", "name"
     ):
-        devices[mailbox_id].append(digest)
+        devices[mailbox_id].append(DevicePassword(pk, digest, name))
     aliases = (
         Alias.objects.filter(enabled=True, domain__enabled=True)
         .order_by("domain__name", "local_part")

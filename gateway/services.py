@@ -7,10 +7,19 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from gateway import status
-from gateway.models import STANDARD_ALIASES, Alias, Domain, Mailbox, StatusChange, StatusItem
+from gateway.models import (
+    STANDARD_ALIASES,
+    Alias,
+    AppPassword,
+    Domain,
+    Mailbox,
+    StatusChange,
+    StatusItem,
+)
 from gateway.queueing import after_commit
 from gateway.scoping import acts_as_owner
 
@@ -83,6 +92,24 @@ def mailbox_usage_store(*, counts: dict[str, int], at: datetime | None = None) -
             rows.append(mailbox)
     Mailbox.objects.bulk_update(rows, ["quota_used_bytes", "quota_read_at"], batch_size=1000)
     return len(rows)
+
+
+def app_passwords_mark_used(*, used: dict[int | tuple[str, str], datetime]) -> int:
+    """Record when each device password last logged in, as a mail server reported it: by row,
+    or by its mailbox's address and its name; an older time than the one kept changes nothing.
+    Not a change of the directory either: no change-log entry, no deployment. Returns how many
+    rows changed."""
+    changed = 0
+    for device, moment in used.items():
+        if isinstance(device, int):
+            which = Q(pk=device)
+        else:
+            address, name = device
+            local, _, domain = address.rpartition("@")
+            which = Q(mailbox__local_part=local, mailbox__domain__name=domain, name=name)
+        newer = Q(last_used_at__isnull=True) | Q(last_used_at__lt=moment)
+        changed += AppPassword.objects.filter(which, newer).update(last_used_at=moment)
+    return changed
 
 
 def mailbox_set_password(*, mailbox: Mailbox, password: str, save: bool = True) -> None:

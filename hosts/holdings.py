@@ -5,14 +5,17 @@ is deployed only once a person has confirmed it (``Deployment.destructive``).
 
 A mailbox is held where Dovecot's users file, Postfix's mailbox map or Mailu's import names it,
 so a mailbox that goes is one removal however many files named it; an alias whose address
-becomes a mailbox has not gone. Settings are those of ``mailu.env`` and ``wg0.conf`` (whole
-files that only say what the owner chose), and of ``main.cf`` the ones Mailgate models: every
-``main.cf`` Debian installs has defaults Mailgate's replaces, which are no one's choice, and
-adoption reports the others as not understood (docs/adoption.md). A WireGuard peer is known by
-the tunnel address it is given (its first host route in AllowedIPs; the hub, given networks,
-is a spoke's one peer), so new keys for the same peer take nothing away.
+becomes a mailbox has not gone. Until Mailgate's first import, Mailu's application tokens count
+too (each by its hash): the import deletes every token the document lacks. Settings are those of
+``mailu.env`` and ``wg0.conf`` (whole files that only say what the owner chose), and of
+``main.cf`` the ones Mailgate models: every ``main.cf`` Debian installs has defaults Mailgate's
+replaces, which are no one's choice, and adoption reports the others as not understood
+(docs/adoption.md). A WireGuard peer is known by the tunnel address it is given (its first host
+route in AllowedIPs; the hub, given networks, is a spoke's one peer), so new keys for the same
+peer take nothing away.
 """
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -20,7 +23,7 @@ from pathlib import PurePosixPath
 import yaml
 
 from hosts.adopt import readers
-from hosts.render import dovecot, mailu, postfix, wireguard
+from hosts.render import dovecot, mailu, postfix, postsrsd, wireguard
 
 # main.cf parameters Mailgate writes only for some setups: the host holds one when it gives it
 # a value, and a plan that leaves it out resets it.
@@ -37,6 +40,11 @@ MODELED_MAIN_CF = (
     "non_smtpd_milters",
     "tls_server_sni_maps",
 )
+
+# Values of those that are Mailgate's own plumbing, not anyone's choice: postsrsd's lookup comes
+# and goes with the forwards to other domains (hosts/render/postsrsd.py), and a forward turned
+# off takes nothing away that the host holds.
+PLUMBING = {"sender_canonical_maps": postsrsd.main_cf_value()}
 
 
 @dataclass(frozen=True, order=True)
@@ -61,7 +69,7 @@ def _main_cf(text: str) -> set[Held]:
     return {
         Held("setting", f"main.cf {name}")
         for name in MODELED_MAIN_CF
-        if name in settings and settings[name].value
+        if name in settings and settings[name].value not in ("", PLUMBING.get(name))
     }
 
 
@@ -89,7 +97,27 @@ def _mailu_import(text: str) -> set[Held]:
         )
         for row in document.get("alias", [])
     }
+    held |= {
+        Held("device password", f"{_ascii_address(row['email'])} (token {_short(token)})")
+        for row in document.get("user", [])
+        for token in row.get("tokens") or []
+    }
     return held
+
+
+def _short(token: dict) -> str:
+    """A token by its hash (as Mailu keeps it, and as Mailgate renders an adopted one back)."""
+    return hashlib.sha256(str(token["password"]).encode()).hexdigest()[:12]
+
+
+def _is_export(path: str, content: bytes) -> bool:
+    """Mailu's own export (``LIVE``), which lists relayed domains; Mailgate's document has none."""
+    if path != mailu.IMPORT_PATH:
+        return False
+    try:
+        return "relay" in (yaml.safe_load(content) or {})
+    except yaml.YAMLError:
+        return False
 
 
 def _ascii(name: str) -> str:
@@ -175,8 +203,15 @@ def removals(before: Mapping[str, bytes], after: Mapping[str, bytes]) -> list[st
         return []
     new = _all((path, content) for path, content in after.items() if reader(path))
     mailboxes = {item.name for item in new if item.kind == "mailbox"}
+    # A device password revoked in Mailgate goes without asking; one Mailu made does not.
+    tokens = _all((path, content) for path, content in before.items() if _is_export(path, content))
     gone = sorted(old - new)
-    return [str(item) for item in gone if not (item.kind == "alias" and item.name in mailboxes)]
+    return [
+        str(item)
+        for item in gone
+        if not (item.kind == "alias" and item.name in mailboxes)
+        and (item.kind != "device password" or item in tokens)
+    ]
 
 
 def _all(files: Iterable[tuple[str, bytes]]) -> set[Held]:

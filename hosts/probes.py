@@ -23,6 +23,7 @@ from hosts import engine, reachability, services, transport
 from hosts.choices import DeploymentStatus
 from hosts.models import Deployment, Host, Tunnel, TunnelPeer
 from hosts.render.context import HTTPS_PORT, MAIL_PORTS, PROXY_PROTOCOL_PORTS, SERVED_PORTS
+from hosts.render.haproxy import CLIENT_SETUP_PREFIXES, MTA_STS_PREFIX, WKD_PREFIX
 
 # The ports of the mail flows in the topology picture: inbound SMTP, submission (587 STARTTLS,
 # 465 implicit TLS), IMAPS, and HTTPS (webmail, MTA-STS, WKD).
@@ -259,12 +260,13 @@ def _served_ports() -> tuple[int, ...]:
 
 def _tls_names(port: int, mail_names: list[str], served: tuple[int, ...]) -> list[str]:
     """The names a client asks for on ``port``: the mail host names where the mail server
-    answers it; on 443 also every domain's MTA-STS and WKD host, which the gateway answers (a
-    sender fetches the MTA-STS policy only over valid TLS)."""
+    answers it; on 443 also every domain's MTA-STS, WKD and client setup hosts, which the
+    gateway answers (a sender fetches the MTA-STS policy only over valid TLS)."""
     if port != HTTPS_PORT:
         return mail_names
     domains = Domain.objects.filter(enabled=True).order_by("name").values_list("name", flat=True)
-    web = [f"{prefix}{domain}" for domain in domains for prefix in ("mta-sts.", "openpgpkey.")]
+    prefixes = (MTA_STS_PREFIX, WKD_PREFIX, *CLIENT_SETUP_PREFIXES)
+    web = [f"{prefix}{domain}" for domain in domains for prefix in prefixes]
     return [*(mail_names if HTTPS_PORT in served else []), *web]
 
 

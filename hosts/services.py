@@ -1,6 +1,7 @@
 """Workflows on hosts and tunnels."""
 
 import time
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -9,7 +10,7 @@ from django.utils import timezone
 
 from gateway.bundle import Bundle, RenderError
 from gateway.queueing import after_commit, after_commit_coalesced
-from gateway.services import mailbox_usage_store
+from gateway.services import app_passwords_mark_used, mailbox_usage_store
 from hosts import engine, transport, usage, wireguard
 from hosts.choices import DeploymentStatus, DeploymentTrigger, FileChange
 from hosts.models import Deployment, Host, Tunnel
@@ -205,14 +206,20 @@ def mailbox_usage_refresh() -> int:
     (``hosts.usage``) and store it; returns how many mailboxes were counted. A server that
     cannot be reached keeps its mailboxes' last count (and when it was read)."""
     counts: dict[str, int] = {}
+    used: dict[usage.DeviceRef, datetime] = {}
     for host in Host.objects.filter(is_mailserver=True).exclude(ssh_host_key=""):
+        last_use, parse_last_use = usage.LAST_USE[host.mail_backend]
         try:
             with transport.Session(host) as session:
                 result = session.run(usage.COMMANDS[host.mail_backend])
+                devices = session.run(last_use)
         except transport.TransportError:
             continue
         if result.ok:
             counts.update(usage.PARSERS[host.mail_backend](result.stdout))
+        if devices.ok:
+            used.update(parse_last_use(devices.stdout))
+    app_passwords_mark_used(used=used)
     return mailbox_usage_store(counts=counts)
 
 

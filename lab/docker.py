@@ -8,8 +8,9 @@ Mailgate's checks and activation steps call it unchanged.
 
 What it keeps of Docker: each volume is bind-mounted where the container would see it, the
 service's environment (``environment`` and ``env_file``) is passed on, ``run --network none``
-gets a network namespace with only loopback and mounts of its own, and ``up -d`` restarts a
-service only when its definition changed. A service on the host's network (the gateway's) runs
+gets a network namespace with only loopback and mounts of its own, ``up -d`` restarts a
+service only when its definition changed, and a container's restart policy starts its program
+again when it ends. A service on the host's network (the gateway's) runs
 in the host's namespaces, its volumes bound in the host's private mount namespace (a replaced
 single-file mount stays old, as in Docker). A service on the compose file's own network (Mailu's)
 is a container: namespaces of its own for its network, mounts and processes (so its start script
@@ -160,6 +161,11 @@ def _compose(rest: list[str]) -> int:
             return 0
         case ["exec", "-T", name, *command]:
             return _exec(names[name], command)
+        case ["logs", "--no-color", "--no-log-prefix", "--since", _, name]:
+            # What the container wrote; a lab lives minutes, shorter than any window asked for.
+            log = LOG / f"docker-{names[name]}.log"
+            print(log.read_text(errors="replace") if log.exists() else "", end="")
+            return 0
         case ["restart", name]:
             _restart(names[name])
             return 0
@@ -278,7 +284,7 @@ def _start_container(container: str, service: dict) -> None:
         # Not exec'd: this shell stays the first process, as root, so the outer unshare's end
         # still kills it and with it the container (a start script that drops its privileges,
         # as Mailu's admin does, loses the parent-death signal that --kill-child sets).
-        '"$@"',
+        _restarting(service.get("restart", "no")),
     ]
     command = [*CONTAINER, "sh", "-c", " && ".join(setup), "sh", *image.command]
     pid = _spawn(container, command, {**service["environment"], **image.environment})
@@ -287,6 +293,19 @@ def _start_container(container: str, service: dict) -> None:
     (STATE / f"{container}.first").write_text(str(first))
     for rule in _port_rules(network):
         subprocess.run(["iptables", "-w", "-t", "nat", "-A", *rule], check=True)  # noqa: S603, S607
+
+
+def _restarting(policy: str) -> str:
+    """The image's program under the service's restart policy, as Docker keeps it: ``always``
+    and ``unless-stopped`` start it again whenever it ends, ``on-failure`` when it failed (Mailu's
+    admin ends when Redis does not answer yet, and Mailu's compose file says ``always``). Docker
+    waits 100 ms, doubling; a second here."""
+    again = 'echo "lab docker: the program ended ($?); restarting it" >&2; sleep 1'
+    if policy in ("always", "unless-stopped"):
+        return f'while :; do "$@"; {again}; done'
+    if policy.startswith("on-failure"):
+        return f'until "$@"; do {again}; done'
+    return '"$@"'
 
 
 def _fresh_commands(fresh: tuple[str, ...]) -> list[str]:

@@ -14,6 +14,7 @@ export WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go
 export WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1
 HAPROXY_PID=/run/haproxy/haproxy.pid
 NGINX_PID=/run/mailgate-lab/nginx.pid  # the lab moves it out of the /run that hosts share
+POSTSRSD_PID=/run/mailgate-lab/postsrsd.pid  # its unit runs it in the foreground: no pid file
 
 alive() { [ -e "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -30,6 +31,7 @@ running() {  # UNIT
     haproxy) alive "$HAPROXY_PID" ;;
     nginx) alive "$NGINX_PID" ;;
     opendkim) alive /run/opendkim/opendkim.pid ;;
+    postsrsd) alive "$POSTSRSD_PID" ;;
     wg-quick@*) ip link show dev "${1#wg-quick@}" >/dev/null 2>&1 ;;
     *) [ -e "/run/mailgate-lab/$1.active" ] ;;
   esac
@@ -43,6 +45,9 @@ start() {  # UNIT
     haproxy) mkdir -p /run/haproxy && haproxy -D -W -f /etc/haproxy/haproxy.cfg -p "$HAPROXY_PID" ;;
     nginx) nginx ;;
     opendkim) install -d -o opendkim -g opendkim /run/opendkim && opendkim -x /etc/opendkim.conf ;;
+    # Debian's unit: its launcher reads /etc/default/postsrsd and execs postsrsd.
+    postsrsd) setsid /usr/share/postsrsd/postsrsd-systemd-launcher </dev/null >/dev/null 2>&1 &
+      echo $! > "$POSTSRSD_PID" ;;
     wg-quick@*) wg-quick up "${1#wg-quick@}" ;;
     *) exec_line "$1" ExecStart && touch "/run/mailgate-lab/$1.active" ;;
   esac
@@ -56,6 +61,7 @@ stop() {  # UNIT
     haproxy) kill "$(cat "$HAPROXY_PID")" ;;
     nginx) nginx -s quit ;;
     opendkim) ended /run/opendkim/opendkim.pid ;;
+    postsrsd) ended "$POSTSRSD_PID" ;;
     wg-quick@*) wg-quick down "${1#wg-quick@}" ;;
     *) exec_line "$1" ExecStop && rm -f "/run/mailgate-lab/$1.active" ;;
   esac

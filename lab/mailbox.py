@@ -2,15 +2,23 @@
 in Mailgate's models as a family member would, the home server is deployed, and a client
 outside sees the effect through the gateway:
 
-- a device password logs in over IMAP and SMTP submission, and stops working once revoked;
+- a device password logs in over IMAP and SMTP submission, the mail server reports that use
+  back as its last use, and it stops working once revoked;
 - IMAP turned off refuses the login with the main password, and on again accepts it;
-- an auto-reply reaches the outside sender once, not for a second message.
+- an auto-reply reaches the outside sender once, not for a second message;
+- a forward to an outside address reaches the outside MX with an SRS sender of the family's
+  domain, which SPF at that MX passes (the original sender's domain would not);
+- a mail program outside finds the servers through the gateway, over HTTPS with a trusted
+  certificate: Thunderbird's autoconfig at ``autoconfig.<domain>``, Outlook's autodiscover at
+  ``autodiscover.<domain>`` answering with the address it asked for as the login.
 
 Each proof returns a ``Result`` as the checks of ``lab.verify`` do, with its evidence."""
 
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
+from gateway import client_setup
 from gateway.models import AppPassword, Mailbox
 from hosts import services
 from hosts.choices import DeploymentStatus, DeploymentTrigger
@@ -64,15 +72,21 @@ def prove_device_password(run: Run) -> Result:
     row, secret = AppPassword.issue(mailbox=alice(), name="lab phone")
     deploy_home()
     imap, (smtp, tried) = imap_login(run, secret), submission_login(run, secret, tries=5)
+    # Its last use, as the mail server reports it (Dovecot's last_login, Mailu's admin log).
+    services.mailbox_usage_refresh()
+    row.refresh_from_db()
+    last_used = row.last_used_at
     row.delete()
     deploy_home()
     imap_after, (smtp_after, _) = imap_login(run, secret), submission_login(run, secret)
     accepted, refused = "235 " in smtp, "235 " not in smtp_after
     ok = imap.get("ok") and accepted and not imap_after.get("ok") and refused
+    ok = ok and last_used is not None
     return Result(
         "Device password: logs in over IMAP and SMTP, refused once revoked",
         bool(ok),
-        f"issued: IMAP {imap}; submission {_reply(smtp, '235 ', '535 ')} (try {tried} of 5)\n"
+        f"issued: IMAP {imap}; submission {_reply(smtp, '235 ', '535 ')} (try {tried} of 5); "
+        f"last used (as the server reports it): {last_used or 'not reported'}\n"
         f"revoked: IMAP {imap_after}; submission {_reply(smtp_after, '235 ', '535 ')}",
     )
 
@@ -125,6 +139,83 @@ def prove_auto_reply(run: Run) -> Result:
     )
 
 
+def prove_forward(run: Run) -> Result:
+    mailbox = alice()
+    mailbox.forward_to = [f"forwarded@{OUTSIDE}"]
+    mailbox.forward_keep_copy = True
+    mailbox.save()
+    deploy_home()
+    subject = run.subject("forwarded by alice")
+    sent = run.swaks(
+        "internet",
+        *("--server", VPS_PUBLIC, "--port", "25", "--helo", f"client.{OUTSIDE}"),
+        *("--from", f"friend@{OUTSIDE}", "--to", run.alice, "--header", f"Subject: {subject}"),
+    )
+    record = run.received("mx", subject)
+    mailbox.forward_to = []
+    mailbox.save()
+    deploy_home()
+    if record is None:
+        return Result("Forward: SRS passes SPF at the outside MX", False, f"not received\n{sent}")
+    internet, peer, helo = run.lab.hosts["internet"], record["peer"], record["helo"]
+    srs = probe(internet, "spf", peer, record["mail_from"], helo)
+    original = probe(internet, "spf", peer, f"friend@{OUTSIDE}", helo)
+    ok = (
+        record["mail_from"].upper().startswith("SRS0")
+        and record["mail_from"].endswith(f"@{DOMAIN}")
+        and srs.get("result") == "pass"
+        and original.get("result") != "pass"
+        and f"forwarded@{OUTSIDE}" in record["rcpt_to"]
+    )
+    return Result(
+        "Forward: SRS passes SPF at the outside MX",
+        ok,
+        f"mx.{OUTSIDE} got it from {peer} (HELO {helo}), MAIL FROM {record['mail_from']}, "
+        f"RCPT TO {record['rcpt_to']}\nSPF of that sender: {srs}\n"
+        f"SPF had the sender stayed friend@{OUTSIDE}: {original}",
+    )
+
+
+AUTODISCOVER_REQUEST = (
+    '<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/'
+    'exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>{address}'
+    "</EMailAddress><AcceptableResponseSchema>{schema}</AcceptableResponseSchema></Request>"
+    "</Autodiscover>"
+)
+
+
+def prove_client_setup(run: Run) -> Result:
+    ca = str(run.lab.folder / "ca.pem")
+    internet = run.lab.hosts["internet"]
+    autoconfig_url = f"https://autoconfig.{DOMAIN}/mail/config-v1.1.xml?emailaddress={run.alice}"
+    autoconfig = probe(internet, "https", autoconfig_url, ca)
+    config = _xml(autoconfig)
+    imap_host = config.findtext("emailProvider/incomingServer/hostname") if config else None
+    autodiscover_url = f"https://autodiscover.{DOMAIN}/autodiscover/autodiscover.xml"
+    body = AUTODISCOVER_REQUEST.format(address=run.alice, schema=client_setup.OUTLOOK_NS)
+    autodiscover = probe(internet, "https", autodiscover_url, ca, body)
+    answer = _xml(autodiscover)
+    names = {"o": client_setup.OUTLOOK_NS}
+    protocols = answer.findall(".//o:Protocol", names) if answer else []
+    logins = [protocol.findtext("o:LoginName", namespaces=names) for protocol in protocols]
+    servers = {protocol.findtext("o:Server", namespaces=names) for protocol in protocols}
+    ok = imap_host == MAIL_HOST and logins == [run.alice, run.alice] and servers == {MAIL_HOST}
+    evidence = (
+        f"GET {autoconfig_url}: {autoconfig.get('status', autoconfig.get('error'))}, "
+        f"IMAP at {imap_host}\n"
+        f"POST {autodiscover_url} for {run.alice}: "
+        f"{autodiscover.get('status', autodiscover.get('error'))}, servers {sorted(servers)}, "
+        f"logins {logins} (certificates checked against the lab CA)"
+    )
+    return Result("Client setup: autoconfig and autodiscover through the gateway", ok, evidence)
+
+
+def _xml(served: dict) -> ET.Element | None:
+    if served.get("status") != 200:
+        return None
+    return ET.fromstring(bytes.fromhex(served["body"]))  # noqa: S314 (the lab's own gateway)
+
+
 def _count(run: Run, subject: str, *, settle: float) -> int:
     """How many messages with ``subject`` the outside MX kept, once ``settle`` seconds passed
     without a new one (a second reply would come as fast as the first)."""
@@ -154,6 +245,8 @@ PROOFS: tuple[Callable[[Run], Result], ...] = (
     prove_device_password,
     prove_imap_switch,
     prove_auto_reply,
+    prove_forward,
+    prove_client_setup,
 )
 
 

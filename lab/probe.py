@@ -41,11 +41,19 @@ import time
 import urllib.request
 
 import dns.resolver
+import spf
 
 
 def lookup(name: str, rtype: str) -> dict:
     answer = dns.resolver.resolve(name, rtype, raise_on_no_answer=False, lifetime=5)
     return {"values": sorted(record.to_text() for record in answer)}
+
+
+def spf_check(address: str, sender: str, helo: str) -> dict:
+    """What SPF (RFC 7208) says of mail from ``address`` with envelope ``sender``, asked of the
+    lab's DNS as the receiving MX would."""
+    result, explanation = spf.check2(i=address, s=sender, h=helo)
+    return {"result": result, "explanation": explanation}
 
 
 def greeting(host: str, port: str, ca: str) -> dict:
@@ -186,9 +194,13 @@ def imap_login(host: str, user: str, ca: str) -> dict:
         return {"ok": False, "answer": str(exc)}
 
 
-def https_get(url: str, ca: str) -> dict:
+def https_get(url: str, ca: str, body: str = "") -> dict:
+    """GET ``url``, or POST ``body`` (as a mail program posts its autodiscover request)."""
     context = ssl.create_default_context(cafile=ca)
-    with urllib.request.urlopen(url, context=context, timeout=10) as response:  # noqa: S310
+    data = body.encode() if body else None
+    headers = {"Content-Type": "text/xml"}
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 (https only)
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:  # noqa: S310
         return {
             "status": response.status,
             "content_type": response.headers.get("Content-Type", ""),
@@ -327,6 +339,7 @@ def main() -> None:
         "greeting": greeting,
         "imap": imap_find,
         "https": https_get,
+        "spf": spf_check,
         "login": imap_login,
         "relay": relay_attempts,
         "tls": tls_offers,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from certs.models import Certificate
-from certs.names import GATEWAY_PREFIXES, MAIL_PREFIXES
+from certs.names import GATEWAY_PREFIXES
 from gateway.models import Mailbox
 from keys import wkd
 from keys.models import OpenPGPKey
@@ -616,12 +616,12 @@ def check_certificates(run: Run) -> Result:
 
 
 def _served(certificate: Certificate) -> list[tuple[str, str]]:
-    """Where a client meets each of the certificate's names: the mail host names on the mail
-    ports, the gateway's web names on 443 (autoconfig and autodiscover ride along)."""
+    """Where a client meets each of the certificate's names: the gateway's web names on 443
+    (its own name is only the folder's: on 443 HAProxy passes that one to the mail server),
+    a mail host name on the mail ports."""
     if certificate.purpose == "gateway":
         return [(n, "443") for n in certificate.names if n.startswith(GATEWAY_PREFIXES)]
-    hosts = [n for n in certificate.names if not n.startswith(MAIL_PREFIXES)]
-    return [(name, port) for name in hosts for port in MAIL_TLS_PORTS]
+    return [(certificate.name, port) for port in MAIL_TLS_PORTS]
 
 
 CHECKS: tuple[Callable[[Run], Result], ...] = (

@@ -87,7 +87,8 @@ SMARTHOST_PORT = 1025
 SMARTHOST_USER = "family@proton.example"
 LAB_RUN = "/run/mailgate-lab"  # the stand-in systemctl's own run folder on every host
 NAMES = {"vps": "lab-vps", "home": "lab-home", "relay": "lab-relay"}
-WEB_PREFIXES = ("openpgpkey.", "mta-sts.", "")  # the gateway's nginx serves these names
+# The gateway's nginx serves these names (hosts.render.haproxy.web_names, and the bare domain).
+WEB_PREFIXES = ("openpgpkey.", "mta-sts.", "autoconfig.", "autodiscover.", "")
 # What each host keeps to itself: all of /etc (the configuration Mailgate deploys, the users
 # Dovecot's activation adds, the certificates), the programs' run and state folders, and the
 # stand-in systemctl in /usr/local/sbin.
@@ -296,7 +297,6 @@ def _prepare_hosts(lab: Lab) -> None:
     names = (
         MAIL_HOST,
         *(f"{prefix}{name}" for name in (DOMAIN, FRIENDS) for prefix in WEB_PREFIXES),
-        f"autoconfig.{DOMAIN}",
     )
     certificate = ca.issue(*names)
     friends = ca.issue(FRIENDS_MAIL_HOST)

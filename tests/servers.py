@@ -63,7 +63,7 @@ def for_the_test(content: bytes, root: Path, port: int, listen: str, real_root: 
     text = content.decode()
     assert listen in text and f"root {real_root};" in text
     return text.replace(listen, f"listen 127.0.0.1:{port}", 1).replace(
-        f"root {real_root};", f"root {root};", 1
+        f"root {real_root};", f"root {root};"
     )
 
 

@@ -30,12 +30,14 @@ from tests.certs_world import (  # noqa: F401 (fixtures)
 )
 from zones.models import PushTarget
 
-MAIL_NAMES = [
-    "mail.family.example",
+MAIL_NAMES = ["mail.family.example"]
+GATEWAY_NAMES = [
     "autoconfig.family.example",
     "autodiscover.family.example",
+    "mail.family.example",
+    "mta-sts.family.example",
+    "openpgpkey.family.example",
 ]
-GATEWAY_NAMES = ["mail.family.example", "mta-sts.family.example", "openpgpkey.family.example"]
 
 
 def leaf(issuance: Issuance) -> x509.Certificate:
@@ -72,14 +74,15 @@ def test_it_derives_every_name_from_the_models(world, family, other):
     found = names.wanted([world["vps"], world["home"]], [family, other])
     wanted = {(w.purpose, w.name): w.names for w in found}
     assert wanted == {
-        ("mail", "mail.family.example"): tuple(MAIL_NAMES),
-        ("mail", "mail.other.example"): (
-            "mail.other.example",
-            "autoconfig.other.example",
-            "autodiscover.other.example",
-        ),
+        ("mail", "mail.family.example"): ("mail.family.example",),
+        ("mail", "mail.other.example"): ("mail.other.example",),
         ("gateway", "mail.family.example"): (
             "mail.family.example",
+            *(
+                f"{prefix}.{domain}.example"
+                for prefix in ("autoconfig", "autodiscover")
+                for domain in ("family", "other")
+            ),
             "mta-sts.family.example",
             "mta-sts.other.example",
             "openpgpkey.family.example",
@@ -227,7 +230,7 @@ def test_the_command_lists_renews_and_forces_a_renewal(world, pebble, capsys):
     assert capsys.readouterr().out.count("Issued by") == 2  # on the gateway and the mail server
     call_command("certificates", "list")
     listed = capsys.readouterr().out
-    assert "home mail.family.example (mail.family.example, autoconfig" in listed
+    assert "home mail.family.example (mail.family.example): CN=Pebble" in listed
     assert "CN=Pebble Intermediate CA" in listed and "FAILED" not in listed
     with pytest.raises(CommandError, match="No certificate is named"):
         call_command("certificates", "renew", "nothing.example")

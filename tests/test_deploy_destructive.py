@@ -59,6 +59,16 @@ def test_a_setting_left_out_is_reset_but_a_new_value_is_not():
     ]
 
 
+def test_srs_going_with_the_last_forward_takes_nothing_away():
+    before = {postfix.MAIN_CF: b"sender_canonical_maps = tcp:127.0.0.1:10001\n"}
+    assert holdings.removals(before, {postfix.MAIN_CF: b"relayhost =\n"}) == []
+    # A canonical map of the owner's own is a choice: leaving it out resets it.
+    before = {postfix.MAIN_CF: b"sender_canonical_maps = hash:/etc/postfix/canonical\n"}
+    assert holdings.removals(before, {postfix.MAIN_CF: b"relayhost =\n"}) == [
+        "setting main.cf sender_canonical_maps"
+    ]
+
+
 def test_a_peer_with_new_keys_keeps_its_place_but_a_peer_removed_is_gone():
     def hub(*peers: tuple[str, str]) -> bytes:
         body = ["[Interface]", "Address = 10.8.0.1/24", "PrivateKey = a="]

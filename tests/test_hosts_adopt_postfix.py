@@ -206,6 +206,8 @@ def test_a_route_mailgate_cannot_keep_is_in_the_report(home, tmp_path, keys):
         ("virtual", "info@family.example |/usr/bin/procmail\n", "forwards only to addresses"),
         ("virtual", "localonly alice@family.example\n", "Mailgate's aliases are addresses"),
         ("vmailbox", "dave@nowhere.example nowhere.example/dave/\n", "not one the host serves"),
+        ("virtual", "@family.example nobody@family.example\n",  # no mailbox: the catch-all
+         "a forwarding loop: @family.example -> nobody@family.example -> @family.example"),
     ],
 )  # fmt: skip
 def test_a_line_mailgate_cannot_express_is_refused_with_its_line(
@@ -309,3 +311,29 @@ def test_the_api_reports_then_adopts_and_refuses_bad_input_with_its_line(
     refused = client.post(url, {"dry_run": False}, format="json")
     assert refused.status_code == 422 and refused.json()["code"] == "adoption_refused"
     assert any(e.startswith("/etc/postfix/virtual:6:") for e in refused.json()["report"]["errors"])
+
+
+def test_a_sieve_script_of_the_hosts_own_is_reported_and_never_dropped(home, tmp_path, keys):
+    """A user's own vacation or redirect cannot be turned into Mailgate's fields in general: the
+    report names each script, what it does and whether Mailgate's Dovecot still runs it."""
+    tree = built(tmp_path / "home", keys)
+    carol = tree.root / "var/vmail/family.example/carol"
+    (carol / "sieve").mkdir(parents=True)
+    (carol / ".dovecot.sieve").write_text('require "vacation";\nvacation :days 7 "Away";\n')
+    (carol / "sieve/forward.sieve").write_text('redirect "carol@elsewhere.test";\n')
+    (tree.root / "etc/dovecot/conf.d/90-sieve.conf").write_text(
+        "plugin {\n  sieve_after = /etc/dovecot/sieve-after\n}\n"
+    )
+    report = "\n".join(host_adopt(host=home, tree=tree).report.lines())
+    for said in (
+        "/var/vmail/family.example/carol/.dovecot.sieve: a sieve script of carol@family.example "
+        "with an auto-reply (vacation): not adopted (Mailgate's forward and auto-reply stay "
+        "off); it keeps running after Mailgate's own script",
+        "/var/vmail/family.example/carol/sieve/forward.sieve: a sieve script of "
+        "carol@family.example with a forward (redirect): not adopted",
+        "/etc/dovecot/conf.d/90-sieve.conf:2: sieve_after = /etc/dovecot/sieve-after: "
+        "Mailgate's Dovecot runs no script of this setting",
+    ):
+        assert said in report, report
+    carol_box = Mailbox.objects.get(local_part="carol")
+    assert not carol_box.autoreply_enabled and carol_box.forward_to == []

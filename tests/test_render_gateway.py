@@ -472,7 +472,7 @@ def test_it_recreates_traefik_when_its_static_file_changes(world):
     assert labels[0][label] != labels[1][label]
 
 
-def test_it_routes_every_mail_host_name_once_and_wkd_and_mta_sts_per_domain(world):
+def test_it_routes_every_mail_host_name_once_and_the_gateways_web_names_per_domain(world):
     mail = with_directory(
         context(world, "vps"),
         domains=(
@@ -486,7 +486,11 @@ def test_it_routes_every_mail_host_name_once_and_wkd_and_mta_sts_per_domain(worl
         "autodiscover.mx.b.example",
         "mta-sts.mx.b.example",
     ]
-    assert haproxy.wkd_names(mail) == [
+    assert haproxy.web_names(mail) == [
+        "autoconfig.a.example",
+        "autoconfig.b.example",
+        "autodiscover.a.example",
+        "autodiscover.b.example",
         "mta-sts.a.example",
         "mta-sts.b.example",
         "openpgpkey.a.example",

@@ -5,19 +5,23 @@ per service), and Postfix gets postsrsd's SRS lookups where mail is forwarded ou
 
 import dataclasses
 import datetime
+import imaplib
 import re
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from gateway.bundle import RenderError
 from gateway.passwords import hash_device_password
-from gateway.selectors import mail_directory
+from gateway.selectors import DevicePassword, mail_directory
+from hosts import usage
 from hosts.checks import run_check
 from hosts.render import dovecot, postsrsd, render, sieve
 from tests.render_world import context, directory, hosts, with_directory
+from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db  # render() asks the other apps' contributors
 
@@ -279,7 +283,10 @@ def test_dovecot_takes_device_passwords_and_refuses_turned_off_protocols(running
     boxes = (
         carol(
             password_hash=main_hash,
-            app_passwords=(hash_device_password(DEVICE_PASSWORD), hash_device_password(second)),
+            app_passwords=(
+                DevicePassword(1, hash_device_password(DEVICE_PASSWORD)),
+                DevicePassword(2, hash_device_password(second)),
+            ),
         ),
         dataclasses.replace(directory().mailboxes[1], password_hash=main_hash, imap_enabled=False),
         dataclasses.replace(directory().mailboxes[0], password_hash=main_hash, smtp_enabled=False),
@@ -307,6 +314,88 @@ def test_a_revoked_device_password_is_gone_from_the_next_render(running_dovecot,
     auth = running_dovecot(ctx)
     assert auth("imap", "carol@family.example", kept)
     assert not auth("imap", "carol@family.example", password)
+
+
+def test_an_imap_login_with_a_device_password_records_its_row_and_time(open_folder):
+    """A real Dovecot with the rendered passdbs and the rendered last_login settings: an IMAP
+    login with a device password writes the time under that password's row, which
+    hosts/usage.py reads back; a login with the main password names no device."""
+    folder = open_folder()
+    ctx = world_with(
+        carol(
+            password_hash=_hash(MAIN_PASSWORD),
+            app_passwords=(DevicePassword(41, hash_device_password("1" * 32)),
+                           DevicePassword(42, hash_device_password(DEVICE_PASSWORD))),
+        )
+    )  # fmt: skip
+    bundle = render(ctx)
+    stage = folder / "stage"
+    bundle.write_to(stage)
+    for path in stage.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    conf = bundle.file(dovecot.CONFIG).text
+    passdbs = re.findall(r"^passdb \{\n.*?\n\}$", conf, re.MULTILINE | re.DOTALL)
+    settings = re.findall(r"^  last_login_.*$", conf, re.MULTILINE)
+    assert "protocol imap {\n  mail_plugins = $mail_plugins last_login\n}" in conf
+    dictionary = folder / "last-login"
+    port = free_port()
+    config = folder / "dovecot.conf"
+    config.write_text(
+        "\n".join(
+            [
+                "protocols = imap",
+                f"base_dir = {folder}/run",
+                f"state_dir = {folder}/run",
+                f"log_path = {folder}/log",
+                "listen = 127.0.0.1",
+                "ssl = no",
+                "disable_plaintext_auth = no",
+                "auth_mechanisms = plain login",
+                f"auth_username_chars = {dovecot.USERNAME_CHARS}",
+                "auth_username_format = %Lu",
+                *(block.replace("/etc/dovecot/", f"{stage}/etc/dovecot/") for block in passdbs),
+                "userdb {",
+                "  driver = static",
+                f"  args = uid=nobody gid=nogroup home={folder}/home/%u",
+                "}",
+                "mail_location = maildir:~/Maildir",
+                "service imap-login {",
+                "  inet_listener imap {",
+                f"    port = {port}",
+                "  }",
+                "}",
+                "protocol imap {",
+                "  mail_plugins = $mail_plugins last_login",
+                "}",
+                "plugin {",
+                *(line.replace(dovecot.LAST_LOGIN, str(dictionary)) for line in settings),
+                "}",
+            ]
+        )
+        + "\n"
+    )
+    subprocess.run(["dovecot", "-c", str(config)], check=True)
+    try:
+        before = int(time.time())
+        for password in (DEVICE_PASSWORD, MAIN_PASSWORD):
+            with imaplib.IMAP4("127.0.0.1", port, timeout=10) as client:
+                client.login("carol@family.example", password)
+                client.select("INBOX")
+                client.logout()
+        for _ in range(50):
+            used = usage.parse_last_login(dictionary.read_text() if dictionary.exists() else "")
+            if 42 in used:
+                break
+            time.sleep(0.1)
+    finally:
+        subprocess.run(["doveadm", "-c", str(config), "stop"], check=False)
+    assert set(used) == {42}, dictionary.read_text()
+    assert before <= used[42].timestamp() <= time.time()
+
+
+def _hash(password: str) -> str:
+    command = ["doveadm", "pw", "-s", "BLF-CRYPT", "-p", password]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_the_directory_carries_every_setting(family):

@@ -19,7 +19,7 @@ import yaml
 from gateway import selectors, services
 from gateway.models import Alias, Domain, Mailbox
 from gateway.passwords import hash_device_password, hash_password
-from gateway.selectors import AliasEntry, DomainEntry, MailboxEntry
+from gateway.selectors import AliasEntry, DevicePassword, DomainEntry, MailboxEntry
 from gateway.writers import lines
 from hosts import usage
 from hosts.checks import run_check
@@ -596,7 +596,10 @@ def mailbox_settings():
         spam_threshold=55,
         imap_enabled=False,
         pop3_enabled=False,
-        app_passwords=tuple(hash_device_password(p) for p in DEVICE_PASSWORDS),
+        app_passwords=tuple(
+            DevicePassword(pk, hash_device_password(p))
+            for pk, p in enumerate(DEVICE_PASSWORDS, start=1)
+        ),
     )
     return {"mailboxes": (john, *directory().mailboxes[1:])}
 
@@ -677,8 +680,10 @@ def test_the_import_script_keeps_what_mailgate_does_not_model(mailu_admin):
     assert alias["comment"] == "RFC 2142"
     # Everything Mailgate renders is Mailu's now, the kept fields aside.
     rendered = yaml.safe_load(document)
+    # Mailgate's empty auto-reply text stays Mailu's NULL for a user Mailu had (never set).
+    never_set = {"reply_subject": None, "reply_body": None}
     for row in rendered["user"]:
-        row.update(kept if row["email"] == "john@example.com" else {})
+        row.update({**kept, **never_set} if row["email"] == "john@example.com" else {})
     rendered["domain"][0].update(max_users=3, comment="ours")
     rendered["alias"][0].update(comment="RFC 2142")
     assert_mailu_holds(exported, rendered)

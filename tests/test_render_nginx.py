@@ -8,6 +8,8 @@ import ssl
 import struct
 import subprocess
 import time
+import urllib.request
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.error import HTTPError
 
@@ -17,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from gateway import client_setup
 from gateway.bundle import Bundle, RenderError
 from hosts.render import nginx
 from tests import render_world
@@ -98,6 +101,10 @@ def test_it_renders_the_guides_container_server():
         CONTAINER_CONF,
         "/opt/traefik/wkd/public/.well-known/openpgpkey/example.com/policy",
         "/opt/traefik/wkd/public/.well-known/openpgpkey/family.example/policy",
+        "/opt/traefik/wkd/public/client-setup/example.com/config-v1.1.xml",
+        "/opt/traefik/wkd/public/client-setup/example.com/autodiscover.xml",
+        "/opt/traefik/wkd/public/client-setup/family.example/config-v1.1.xml",
+        "/opt/traefik/wkd/public/client-setup/family.example/autodiscover.xml",
     ]
     assert {file.mode for file in rendered.files} == {0o644}
     render_world.assert_golden(rendered.files[0].content, "nginx/wkd.conf")
@@ -109,6 +116,10 @@ def test_it_renders_a_tls_server_behind_haproxy():
         HOST_CONF,
         "/var/lib/mailgate/wkd/.well-known/openpgpkey/example.com/policy",
         "/var/lib/mailgate/wkd/.well-known/openpgpkey/family.example/policy",
+        "/var/lib/mailgate/wkd/client-setup/example.com/config-v1.1.xml",
+        "/var/lib/mailgate/wkd/client-setup/example.com/autodiscover.xml",
+        "/var/lib/mailgate/wkd/client-setup/family.example/config-v1.1.xml",
+        "/var/lib/mailgate/wkd/client-setup/family.example/autodiscover.xml",
     ]
     assert rendered.activate == ("systemctl reload-or-restart nginx",)
     render_world.assert_golden(rendered.files[0].content, "nginx/mailgate-wkd.conf")
@@ -122,7 +133,7 @@ def test_it_writes_the_policy_gpg_wks_client_writes():
 def test_it_shares_the_location_rules_between_the_flavours():
     def locations(content: bytes) -> str:
         text = content.decode()
-        return text[text.index("    # Advanced method") :]
+        return text[text.index("    # Advanced method") : text.index("# The autodiscover")]
 
     container, host = unit(world()).files[0], unit(world("haproxy")).files[0]
     assert locations(container.content) == locations(host.content)
@@ -335,3 +346,98 @@ def test_it_serves_tls_behind_a_proxy_header_and_logs_the_client(tmp_path):
         assert body == KEY
         time.sleep(0.2)  # the access log line is written after the response
         assert (run_dir / "access.log").read_text().startswith("203.0.113.7 ")
+
+
+OUTLOOK_REQUEST = (
+    '<?xml version="1.0" encoding="utf-8"?>'
+    '<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/'
+    'requestschema/2006"><Request><EMailAddress>{address}</EMailAddress>'
+    "<AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/"
+    "responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>"
+)
+
+
+def post(url: str, body: str, host: str):
+    request = urllib.request.Request(
+        url, data=body.encode(), method="POST", headers={"Host": host, "Content-Type": "text/xml"}
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return opener.open(request, timeout=5)
+
+
+@pytest.mark.parametrize("proxy", ["traefik-haproxy", "haproxy"])
+def test_it_answers_mail_programs_for_every_domain_it_serves(tmp_path, proxy):
+    hosts = tls_world(tmp_path) if proxy == "haproxy" else world()
+    staged = stage(hosts, tmp_path)
+    if proxy == "haproxy":
+        conf_path, listen = HOST_CONF, "listen 127.0.0.1:8443 ssl proxy_protocol"
+    else:
+        conf_path, listen = CONTAINER_CONF, "listen 127.0.0.1:8080 default_server"
+    text = (staged / conf_path.lstrip("/")).read_text()
+    real_root = "/var/lib/mailgate/wkd" if proxy == "haproxy" else "/usr/share/nginx/html"
+    root = staged / ("var/lib/mailgate/wkd" if proxy == "haproxy" else "opt/traefik/wkd/public")
+    port, answers = free_port(), free_port()
+    # The public server in plain HTTP on a free port; the answers server on another.
+    text = text.replace(listen, f"listen 127.0.0.1:{port}", 1).replace(
+        "127.0.0.1:8082", f"127.0.0.1:{answers}"
+    )
+    server = text.replace(f"root {real_root};", f"root {root};")
+
+    with serving(tmp_path, server, port):
+        base = f"http://127.0.0.1:{port}"
+        for url, host in [
+            (
+                f"{base}/mail/config-v1.1.xml?emailaddress=john%40example.com",
+                "autoconfig.example.com",
+            ),
+            (f"{base}/.well-known/autoconfig/mail/config-v1.1.xml", "example.com"),
+        ]:
+            with get(url, host=host) as response:
+                assert response.headers["Content-Type"] == "application/xml"
+                config = ET.fromstring(response.read())  # noqa: S314 (Mailgate's own answer)
+            incoming = config.find("emailProvider/incomingServer")
+            assert incoming.findtext("hostname") == "mail.example.com"
+            assert incoming.findtext("port") == "993"
+            assert incoming.findtext("username") == "%EMAILADDRESS%"
+
+        for path in ("/autodiscover/autodiscover.xml", "/Autodiscover/Autodiscover.xml"):
+            body = OUTLOOK_REQUEST.format(address="john@family.example")
+            with post(f"{base}{path}", body, "autodiscover.family.example") as response:
+                assert response.headers["Content-Type"] == "application/xml"
+                answer = response.read().decode()
+            assert "%EMAILADDRESS%" not in answer
+            namespace = {"o": client_setup.OUTLOOK_NS}
+            protocols = ET.fromstring(answer).findall(  # noqa: S314 (Mailgate's own answer)
+                ".//o:Protocol", namespace
+            )
+            assert [p.findtext("o:LoginName", namespaces=namespace) for p in protocols] == [
+                "john@family.example",
+                "john@family.example",
+            ]
+            assert protocols[0].findtext("o:Server", namespaces=namespace) == "mail.example.com"
+
+        refused = [
+            ("GET", "/mail/config-v1.1.xml", "autoconfig.unknown.example", None),
+            ("GET", "/mail/config-v1.1.xml", "openpgpkey.example.com", None),
+            ("GET", "/autodiscover/autodiscover.xml", "autodiscover.example.com", None),
+            (
+                "POST",
+                "/autodiscover/autodiscover.xml",
+                "autodiscover.example.com",
+                "a@unknown.example",
+            ),
+            ("POST", "/autodiscover/autodiscover.xml", "example.com", "a<b>@example.com"),
+            ("POST", "/autodiscover/autodiscover.xml", "example.com", "a&amp;b@example.com"),
+            ("POST", "/autodiscover/autodiscover.xml", "example.com", "a@example.com.evil"),
+        ]
+        for method, path, host, address in refused:
+            with pytest.raises(HTTPError) as missing:
+                if method == "GET":
+                    get(f"{base}{path}", host=host)
+                else:
+                    post(f"{base}{path}", OUTLOOK_REQUEST.format(address=address), host)
+            assert missing.value.code == 404, (method, path, host, address)
+        # The answers server serves nothing it is not asked for by name.
+        with pytest.raises(HTTPError) as missing:
+            get(f"http://127.0.0.1:{answers}/client-setup/example.com/autodiscover.xml")
+        assert missing.value.code == 404

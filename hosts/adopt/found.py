@@ -14,6 +14,18 @@ class FoundMailbox:
     display_name: str = ""
     quota_bytes: int = 0
     enabled: bool = True
+    # Mailbox.SETTINGS_FIELDS the host holds otherwise than the model's defaults.
+    settings: dict[str, object] = field(default_factory=dict)
+    devices: list["FoundDevice"] = field(default_factory=list)
+
+
+@dataclass
+class FoundDevice:
+    """A device password (a Mailu token): its name and hash, as the host keeps it."""
+
+    name: str
+    password_hash: str
+    where: Where
 
 
 @dataclass
@@ -64,6 +76,9 @@ class Found:
     # The host's own lookup tables by what they say (domains, mailboxes, aliases, senders):
     # each table's name and its rows as read, for the routing comparison.
     tables: dict[str, list[tuple[str, dict[str, str]]]] = field(default_factory=dict)
+    # The tables in SQL by name (``mysql:/etc/postfix/x.cf``): their connection and query
+    # (``hosts.adopt.sql``), which the routing comparison asks key by key.
+    sql_tables: dict[str, tuple] = field(default_factory=dict)
 
     def mailbox(self, address: str, where: Where) -> FoundMailbox:
         """The mailbox of ``address``, found first at ``where`` if it is new."""

@@ -2,41 +2,35 @@
 (YAML, or JSON with ``-j``) and ``mailu.env``.
 
 What Mailgate models is taken over: domains, users (address, password hash, display name, quota,
-enabled), aliases with their destinations (the catch-all ``%@domain`` too) and, for users who
-have a panel account, manager rights. Everything else that differs from Mailu's default is
-reported as not understood, saying what Mailgate's deployment does to it: a full import resets a
-domain's or user's own columns to Mailu's defaults, and keeps what hangs off them in tables of
-their own (alternative names, tokens, fetched accounts, manager rights; docs/facts.md §3).
-Mailu's defaults are its model's column defaults (``core/admin/mailu/models.py``, 2024.06).
+enabled, forwarding, auto-reply, spam and IMAP/POP3 settings), their tokens as device passwords
+(Mailu's hash as it is, its comment as the name), aliases with their destinations (the catch-all
+``%@domain`` too) and, for users who have a panel account, manager rights. What Mailgate does not
+model and Mailu keeps through Mailgate's import (its script merges the columns in; alternative
+names, fetched accounts and manager rights live in tables of their own; a token's networks stay
+with its hash; a forward that is off keeps its addresses) is reported with its line, as is what
+the import would change: a disabled user, a relayed domain (docs/adoption.md). Mailu's defaults
+are its model's column defaults (``core/admin/mailu/models.py``, 2024.06).
 """
+
+import datetime
 
 import yaml
 
 from hosts.adopt import readers
-from hosts.adopt.found import Found, FoundAlias, FoundRelay
+from hosts.adopt.found import Found, FoundAlias, FoundDevice, FoundRelay
 from hosts.adopt.report import Report, Where
 
+# What a user holds that Mailgate does not model, with Mailu's defaults. Mailgate's import script
+# merges these columns in from what Mailu holds (hosts/render/scripts/mailu-import.py).
 USER_DEFAULTS = {
     "comment": "",
     "global_admin": False,
     "change_pw_next_login": False,
     "allow_spoofing": False,
-    "enable_imap": True,
-    "enable_pop": True,
-    "forward_enabled": False,
-    "forward_destination": [],
-    "forward_keep": True,
-    "reply_enabled": False,
-    "reply_subject": None,
-    "reply_body": None,
-    "reply_startdate": "1900-01-01",
-    "reply_enddate": "2999-12-31",
-    "spam_enabled": True,
     "spam_mark_as_read": True,
-    "spam_threshold": 80,
 }
 # Lists of their own that a full import leaves in place (manager_of Mailgate takes over).
-USER_KEPT = {"tokens": [], "fetches": []}
+USER_KEPT = {"fetches": []}
 DOMAIN_DEFAULTS = {
     "comment": "",
     "max_users": -1,
@@ -45,8 +39,9 @@ DOMAIN_DEFAULTS = {
     "signup_enabled": False,
 }
 DOMAIN_KEPT = {"alternatives": []}
-RESET = "Mailgate's import resets it to Mailu's default"
 KEPT = "Mailu keeps it through Mailgate's import"
+# Mailu's "no first day" and "no last day" of an auto-reply (hosts/render/mailu.py).
+NO_START, NO_END = datetime.date(1900, 1, 1), datetime.date(2999, 12, 31)
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -79,14 +74,26 @@ def read_export(text: str, path: str, found: Found, report: Report) -> None:
                 report.error(where, f"a {section} Mailgate cannot read ({exc!r})")
     for row in document.get("relay") or []:
         where = Where(path, row.get("__line__", 0))
-        report.unknown(where, f"relayed domain {row.get('name')}: Mailgate's import deletes it")
+        report.unknown(
+            where,
+            f"relayed domain {row.get('name')}: Mailgate does not model relayed domains, and "
+            "its import deletes it (the plan marks that destructive)",
+        )
 
 
 def _others(row: dict, defaults: dict, kept: dict, where: Where, what: str, report) -> None:
     for key, default in {**defaults, **kept}.items():
         if key in row and row[key] != default:
-            fate = KEPT if key in kept else RESET
-            report.unknown(where, f"{what}: {key} = {row[key]!r} ({fate})")
+            report.unknown(where, f"{what}: {key} = {_shown(key, row[key])} ({KEPT})")
+
+
+def _shown(key: str, value) -> str:
+    """A value as the report shows it: fetched accounts without their passwords."""
+    if key == "fetches":
+        return ", ".join(
+            f"{f['protocol']}://{f['username']}@{f['host']}:{f['port']}" for f in value
+        )
+    return repr(value)
 
 
 def _domain(row: dict, where: Where, found: Found, report: Report) -> None:
@@ -108,10 +115,77 @@ def _user(row: dict, where: Where, found: Found, report: Report) -> None:
     mailbox.display_name = row.get("displayed_name") or ""
     mailbox.quota_bytes = int(row.get("quota_bytes", 0))
     mailbox.enabled = bool(row.get("enabled", True))
+    mailbox.settings = _settings(row, where, report)
+    mailbox.devices = _tokens(row, where, report)
     report.adopt(where, f"mailbox {email}")
+    if not mailbox.enabled:
+        report.unknown(
+            where,
+            f"user {email} is disabled: Mailgate renders no disabled mailbox, "
+            "so its import deletes the user from Mailu (enable it to keep it)",
+        )
     for domain in row.get("manager_of") or []:
         found.managers.append((domain, email, where))
     _others(row, USER_DEFAULTS, USER_KEPT, where, f"user {email}", report)
+
+
+def _settings(row: dict, where: Where, report: Report) -> dict:
+    """A user's forwarding, auto-reply, spam and protocol settings as Mailbox fields."""
+    destinations = list(row.get("forward_destination") or [])
+    forwarding = bool(row.get("forward_enabled")) and destinations
+    if destinations and not forwarding:
+        report.unknown(
+            where,
+            f"user {row['email']}: forward_destination = {destinations} while forwarding is "
+            f"off ({KEPT})",
+        )
+    return {
+        "forward_to": destinations if forwarding else [],
+        "forward_keep_copy": bool(row.get("forward_keep", True)),
+        "autoreply_enabled": bool(row.get("reply_enabled", False)),
+        "autoreply_subject": row.get("reply_subject") or "",
+        "autoreply_body": row.get("reply_body") or "",
+        "autoreply_start": _day(row.get("reply_startdate"), NO_START),
+        "autoreply_end": _day(row.get("reply_enddate"), NO_END),
+        "spam_enabled": bool(row.get("spam_enabled", True)),
+        "spam_threshold": int(row.get("spam_threshold", 80)),
+        "imap_enabled": bool(row.get("enable_imap", True)),
+        "pop3_enabled": bool(row.get("enable_pop", True)),
+    }
+
+
+def _day(value, unlimited: datetime.date) -> datetime.date | None:
+    """A day of the export (YAML reads ISO dates as dates, JSON gives text); Mailu's
+    "unlimited" day is Mailgate's empty one."""
+    if value is None or value == "":
+        return None
+    day = value if isinstance(value, datetime.date) else datetime.date.fromisoformat(str(value))
+    return None if day == unlimited else day
+
+
+def _tokens(row: dict, where: Where, report: Report) -> list[FoundDevice]:
+    """Mailu's application tokens: a device password each, its hash as Mailu keeps it and its
+    comment as the name (a token without one, or with a name taken, is named here)."""
+    devices, taken = [], set()
+    for number, token in enumerate(row.get("tokens") or [], start=1):
+        name = (token.get("comment") or "").strip() or f"Mailu token {number}"
+        if name in taken:
+            name = f"{name} ({number})"
+        if name != (token.get("comment") or ""):
+            report.unknown(
+                where,
+                f"user {row['email']}: token {number} is named {name!r} in Mailgate (Mailu "
+                "keeps its own comment on it)",
+            )
+        taken.add(name)
+        devices.append(FoundDevice(name, readers.scheme_prefixed(token["password"]), where))
+        report.adopt(where, f"device password {name!r} of {row['email']}")
+        if token.get("ip"):
+            report.unknown(
+                where,
+                f"user {row['email']}: token {name!r} only from {', '.join(token['ip'])} ({KEPT})",
+            )
+    return devices
 
 
 def _alias(row: dict, where: Where, found: Found, report: Report) -> None:
@@ -128,7 +202,7 @@ def _alias(row: dict, where: Where, found: Found, report: Report) -> None:
     found.aliases[email] = FoundAlias(email, destinations, where)
     report.adopt(where, f"alias {email}")
     if row.get("comment"):
-        report.unknown(where, f"alias {email}: comment = {row['comment']!r} ({RESET})")
+        report.unknown(where, f"alias {email}: comment = {row['comment']!r} ({KEPT})")
 
 
 # --- mailu.env ----------------------------------------------------------------------------------

@@ -26,6 +26,15 @@ _CRYPT_SCHEMES = {
 }
 
 
+# The password schemes Dovecot 2.3 verifies (doveadm-pw(1), "Password schemes" in its manual).
+DOVECOT_SCHEMES = {
+    "ARGON2I", "ARGON2ID", "BLF-CRYPT", "CLEAR", "CRAM-MD5", "CRYPT", "DIGEST-MD5", "LANMAN",
+    "LDAP-MD5", "MD5", "MD5-CRYPT", "NTLM", "OTP", "PBKDF2", "PLAIN", "PLAIN-MD5", "PLAIN-TRUNC",
+    "SCRAM-SHA-1", "SCRAM-SHA-256", "SHA", "SHA1", "SHA256", "SHA256-CRYPT", "SHA512",
+    "SHA512-CRYPT", "SKEY", "SMD5", "SSHA", "SSHA256", "SSHA512",
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Entry:
     """One logical line: its first line number, its key and the rest."""
@@ -147,3 +156,28 @@ def scheme_prefixed(password: str, default: str = "") -> str:
         (s for prefix, s in _CRYPT_SCHEMES.items() if password.startswith(prefix)), default
     )
     return f"{{{scheme}}}{password}" if scheme else password
+
+
+def dovecot_verifies(digest: str) -> bool:
+    """Whether Dovecot can check a password against ``digest`` as Mailgate keeps it: a
+    ``{SCHEME}`` it knows. A bare passlib hash (Mailu's ``$bcrypt-sha256$`` for a password,
+    ``$pbkdf2-sha256$`` for a token) names no scheme Dovecot has."""
+    scheme = _SCHEME.match(digest)
+    return bool(scheme) and scheme.group()[1:-1].upper() in DOVECOT_SCHEMES
+
+
+_QUOTA = re.compile(r"^\*:(storage|bytes)=(\d+)([kKMGT]?)[bB]?$")
+_UNITS = {"": 1, "k": 1024, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def quota_bytes(rule: str) -> int | None:
+    """A Dovecot ``quota_rule`` (``*:storage=1G``, ``*:bytes=1073741824``) in bytes, 0 for
+    none; None for a rule that is not a plain limit. A ``storage`` without a unit is in MB, as
+    Mailgate renders it (hosts/render/dovecot.py), a ``bytes`` in bytes."""
+    match = _QUOTA.match(rule.strip())
+    if match is None:
+        return None
+    kind, size, unit = match.groups()
+    if not unit:
+        return int(size) * (1024**2 if kind == "storage" else 1)
+    return int(size) * _UNITS[unit]

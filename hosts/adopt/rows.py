@@ -5,12 +5,13 @@ and any difference is a conflict."""
 
 import ipaddress
 import math
+from dataclasses import replace
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from gateway import audit
-from gateway.models import Alias, Domain, Mailbox
+from gateway.models import Alias, AppPassword, Domain, Mailbox
 from hosts.adopt.found import Found, FoundTunnel
 from hosts.adopt.report import Report, Where
 from hosts.choices import DeploymentStatus, RelayKind, TlsLevel
@@ -110,6 +111,7 @@ def _split(address: str, domains: dict[str, Domain], where: Where, report: Repor
 
 # What a row Mailgate has already must match to be the one the host has.
 COMPARED = {
+    # and the settings the host's files say (Mailu's export does; Postfix's tables do not)
     Mailbox: ("password_hash", "display_name", "quota_mb", "enabled"),
     Alias: ("destinations", "allowed_as_sender"),
 }
@@ -129,6 +131,7 @@ def _directory(domains: dict[str, Domain], found: Found, report: Report) -> None
         *(_alias(seen, domains, report) for seen in found.aliases.values()),
     ]
     new: dict[type, list] = {Mailbox: [], Alias: []}
+    kept: list[tuple[Mailbox, Mailbox]] = []  # (Mailgate's, the host's) of one address
     claimed: set[tuple[int, str]] = set()
     for row, where in filter(None, rows):
         if not _valid(row, where, report):
@@ -138,14 +141,114 @@ def _directory(domains: dict[str, Domain], found: Found, report: Report) -> None
             report.error(where, f"{row.address} is both a mailbox and an alias")
         elif key in held:
             _compare(held[key], row, where, report)
+            if type(held[key]) is type(row) is Mailbox:
+                kept.append((held[key], row))
         else:
             new[type(row)].append(row)
         claimed.add(key)
+    fresh = [(mailbox, mailbox.found.devices, 0) for mailbox in new[Mailbox]]
+    devices = _devices(fresh + _missing_devices(kept, report), report)
+    _loops(found, report)
     if report.errors:
         return
     for model, created in new.items():
         model.objects.bulk_create(created)
         audit.log_created(created)
+    AppPassword.objects.bulk_create(devices)  # their mailboxes have their keys now
+    audit.log_created(devices)
+
+
+def _loops(found: Found, report: Report) -> None:
+    """A forwarding loop among the adopted aliases and forwards (Mailu lets one be made, each
+    row on its own is fine; Mailgate's models refuse it): an error at the row it starts from.
+    An address that is neither an alias nor a mailbox goes to its domain's catch-all."""
+    hops = {alias.address: alias.destinations for alias in found.aliases.values()}
+    for mailbox in found.mailboxes.values():
+        if forwards := mailbox.settings.get("forward_to"):
+            hops[mailbox.address] = forwards
+
+    def after(address: str) -> list[str]:
+        if address in hops or address in found.mailboxes:
+            return hops.get(address, [])
+        catch_all = f"@{address.rpartition('@')[2]}"
+        return [catch_all] if catch_all in hops else []
+
+    done: set[str] = set()
+    for start in hops:
+        if loop := _cycle(start, after, done):
+            rows = [found.aliases.get(a) or found.mailboxes.get(a) for a in loop]
+            where = next((row.where for row in rows if row), Where(loop[0]))
+            report.error(
+                where,
+                f"a forwarding loop: {' -> '.join(loop)} (Mailgate refuses one; change a "
+                "forward or an alias first)",
+            )
+
+
+def _cycle(start: str, after, done: set[str]) -> list[str] | None:
+    """The first loop reached from ``start`` (depth first), if it is one not reported yet."""
+    path: list[str] = []
+    on_path: set[str] = set()
+    stack = [iter([start])]
+    while stack:
+        address = next(stack[-1], None)
+        if address is None:
+            stack.pop()
+            if path:
+                on_path.discard(path.pop())
+            continue
+        if address in on_path:
+            return [*path[path.index(address) :], address]
+        if address in done:
+            continue
+        done.add(address)
+        path.append(address)
+        on_path.add(address)
+        stack.append(iter(after(address)))
+    return None
+
+
+def _missing_devices(kept: list[tuple[Mailbox, Mailbox]], report: Report) -> list[tuple]:
+    """The host's device passwords that a mailbox Mailgate has lacks (by hash), to be added,
+    so that the first deployment takes none away; a name that mailbox uses gets a number."""
+    wanted = []
+    for held, seen in kept:
+        mine = dict(held.app_passwords.values_list("password_hash", "name"))
+        names, missing = set(mine.values()), []
+        for device in (d for d in seen.found.devices if d.password_hash not in mine):
+            name = device.name if device.name not in names else f"{device.name} ({len(names) + 1})"
+            names.add(name)
+            missing.append(replace(device, name=name))
+            report.adopt(device.where, f"device password {name!r} added to {held.address}")
+        wanted.append((held, missing, len(mine)))
+    return wanted
+
+
+def _devices(wanted: list[tuple], report: Report) -> list[AppPassword]:
+    """The device passwords to make, per mailbox (with the number it has already), checked by
+    their model."""
+    devices = []
+    for mailbox, found_devices, already in wanted:
+        if already + len(found_devices) > AppPassword.MAX_PER_MAILBOX:
+            report.error(
+                found_devices[0].where,
+                f"mailbox {mailbox.address}: {already + len(found_devices)} device passwords, "
+                f"Mailgate keeps at most {AppPassword.MAX_PER_MAILBOX}",
+            )
+        for device in found_devices:
+            row = AppPassword(mailbox=mailbox, name=device.name, password_hash=device.password_hash)
+            try:
+                row.full_clean(exclude=["mailbox"], validate_unique=False)
+            except ValidationError as exc:
+                for field, messages in exc.message_dict.items():
+                    report.error(
+                        device.where,
+                        f"device password {device.name!r} of "
+                        f"{mailbox.address}: {field}: {' '.join(messages)}",
+                    )
+                continue
+            devices.append(row)
+    return devices
 
 
 def _mailbox(seen, domains: dict[str, Domain], report: Report):
@@ -168,7 +271,9 @@ def _mailbox(seen, domains: dict[str, Domain], report: Report):
         quota_mb=quota,
         enabled=seen.enabled,
         password_hash=seen.password_hash,
+        **seen.settings,
     )
+    row.found = seen  # its device passwords, made with it or compared with Mailgate's
     return row, seen.where
 
 
@@ -208,7 +313,8 @@ def _compare(held, seen, where: Where, report: Report) -> None:
         kind = type(held).__name__.lower()
         report.conflict(where, f"{held.address} is a {kind} in Mailgate (kept as it is)")
         return
-    differ = [f for f in COMPARED[type(held)] if getattr(held, f) != getattr(seen, f)]
+    fields = [*COMPARED[type(held)], *getattr(getattr(seen, "found", None), "settings", ())]
+    differ = [f for f in fields if getattr(held, f) != getattr(seen, f)]
     if differ:
         report.conflict(
             where,

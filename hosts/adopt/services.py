@@ -39,6 +39,8 @@ def host_adopt(
     stays written. Raises AdoptionRefused, with the report, on bad input."""
     report, found = Report(), Found()
     read(host=host, tree=tree, mailu_export=mailu_export, found=found, report=report)
+    if host.is_mailserver and host.mail_backend == MailBackend.POSTFIX_DOVECOT:
+        _dovecot_hashes(found, report)
     if report.errors:
         raise AdoptionRefused(report)
     with transaction.atomic():
@@ -66,6 +68,32 @@ def read(*, host: Host, tree, mailu_export, found: Found, report: Report) -> Non
     wireguard.read(tree, tunnel.interface if tunnel else "wg0", found, report)
     if host.is_gateway:
         wireguard.gateway_flavour(tree, found, report)
+
+
+def _dovecot_hashes(found: Found, report: Report) -> None:
+    """On a Postfix + Dovecot host, every hash Dovecot could not verify (Mailu's passlib
+    formats, adopted from its export): that password or device stops logging in."""
+    for mailbox in found.mailboxes.values():
+        if mailbox.password_hash and not readers.dovecot_verifies(mailbox.password_hash):
+            report.unknown(
+                mailbox.where,
+                f"mailbox {mailbox.address}: its password hash "
+                f"({_scheme(mailbox.password_hash)}) is one Dovecot cannot verify: it "
+                "will not log in on this host until its password is set in Mailgate",
+            )
+        for device in mailbox.devices:
+            if not readers.dovecot_verifies(device.password_hash):
+                report.unknown(
+                    device.where,
+                    f"mailbox {mailbox.address}: device password "
+                    f"{device.name!r} ({_scheme(device.password_hash)}) is a hash "
+                    "Dovecot cannot verify: it will not log in on this host; make a "
+                    "new device password",
+                )
+
+
+def _scheme(digest: str) -> str:
+    return digest.split("$")[1] if digest.startswith("$") and "$" in digest[1:] else digest[:12]
 
 
 # --- what follows the rows: settings Mailgate renders otherwise, routing, the plan --------------

@@ -15,6 +15,9 @@ from hosts.render import mailu
 from hosts.transport import RemoteResult, Session, TransportError
 
 POSTMAP = "/usr/sbin/postmap"
+FIND_DEPTH = 4  # /var/vmail/<domain>/<user>/sieve/<script>
+# The database client, its credentials on standard input (never in a command line): hosts.adopt.sql.
+MYSQL = ("mysql", "--defaults-extra-file=/dev/stdin", "--batch", "--connect-timeout=10", "-e")
 
 
 class LocalTree:
@@ -39,6 +42,20 @@ class LocalTree:
         where = self.local(folder)
         return sorted(child.name for child in where.iterdir()) if where.is_dir() else []
 
+    def find(self, folder: str, patterns: tuple[str, ...]) -> list[str]:
+        """The host's paths of the files under ``folder`` (four levels down at most) whose
+        names match one of ``patterns``."""
+        where = self.local(folder)
+        if not where.is_dir():
+            return []
+        found = {
+            path
+            for pattern in patterns
+            for path in where.rglob(pattern)
+            if path.is_file() and len(path.relative_to(where).parts) <= FIND_DEPTH
+        }
+        return sorted(f"/{path.relative_to(self.root)}" for path in found)
+
     def postmap(self, *args: str, table: str, stdin: str = "") -> str:
         """``postmap ARGS TYPE:PATH`` on the copy of the table (``table`` is ``type:path``)."""
         kind, _, path = table.partition(":")
@@ -52,6 +69,20 @@ class LocalTree:
 
     def mailu_export(self) -> str | None:
         return None  # a copy of the files holds no database: give --mailu-export
+
+    def mysql(self, options: str, statement: str) -> str:
+        """``statement``'s output from the database client on this machine (``options``: a
+        ``[client]`` option file), which must reach the host's database itself."""
+        result = subprocess.run(  # noqa: S603 (the client, the host's query as one argument)
+            [*MYSQL, statement], input=options, capture_output=True, text=True, check=False
+        )
+        if result.returncode:
+            raise OSError(
+                f"the mysql client on this machine, for the copy {self}, could not read it "
+                f"({result.stderr.strip()}): --from DIR reaches only a database this machine "
+                "can reach; adopt over SSH to read it on the host"
+            )
+        return result.stdout
 
     def plan(self, host: Host, bundle: Bundle) -> Plan:
         """The plan against the copy, as if it were the host: the same diffs and removals."""
@@ -91,6 +122,15 @@ class RemoteTree:
         listing = self.session.run(f"ls -1 {shell_quote(folder)} 2>/dev/null; true").stdout
         return sorted(name for name in listing.splitlines() if name)
 
+    def find(self, folder: str, patterns: tuple[str, ...]) -> list[str]:
+        names = " -o ".join(f"-name {shell_quote(pattern)}" for pattern in patterns)
+        command = (
+            f"find {shell_quote(folder)} -maxdepth {FIND_DEPTH} \\( -type f -o -type l \\) "
+            f"\\( {names} \\) "
+            "2>/dev/null; true"
+        )
+        return sorted(line for line in self.session.run(command).stdout.splitlines() if line)
+
     def postmap(self, *args: str, table: str, stdin: str = "") -> str:
         command = " ".join(shell_quote(arg) for arg in ["postmap", *args, table])
         result = self.session.run(f"{command}; test $? -le 1", stdin=stdin.encode())
@@ -104,6 +144,13 @@ class RemoteTree:
         result = self.session.run(mailu.export_command())
         if result.status:
             raise OSError(f"Mailu's config-export on {self}: {result.stderr.strip()}")
+        return result.stdout
+
+    def mysql(self, options: str, statement: str) -> str:
+        command = " ".join(shell_quote(arg) for arg in [*MYSQL, statement])
+        result = self.session.run(command, stdin=options.encode())
+        if result.status:
+            raise OSError(f"the mysql client on {self}: {result.stderr.strip()}")
         return result.stdout
 
     def plan(self, host: Host, bundle: Bundle) -> Plan:

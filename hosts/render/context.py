@@ -43,6 +43,8 @@ WKD_CONTAINER_ROOT = "/usr/share/nginx/html"  # where it mounts the WKD root
 WKD_CONTAINER_CONF = "/etc/nginx/conf.d/default.conf"
 WKD_CONTAINER_LISTEN = ("127.0.0.1", 8080)  # plain HTTP, for Traefik alone
 WKD_CONTAINER_CONF_SOURCE = "/opt/traefik/wkd/nginx.conf"
+# The gateway nginx's own loopback server of autodiscover answers (hosts/render/nginx.py).
+CLIENT_SETUP_ANSWERS = ("127.0.0.1", 8082)
 
 
 @dataclass(frozen=True)

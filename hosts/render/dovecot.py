@@ -8,7 +8,8 @@ Each mailbox's own settings (docs/mailbox-features.md):
   there (Dovecot denies nobody for a service without its file, so each is written);
 - device passwords: after the mailbox passwords, one passwd-file passdb per slot (a mailbox's
   first device password in the first, ...), ``{SHA256-CRYPT}``; a failed passdb passes the
-  login on to the next (``result_failure = continue``, Dovecot's default);
+  login on to the next (``result_failure = continue``, Dovecot's default); an IMAP login with
+  one is recorded by the ``last_login`` plugin under the password's row;
 - forwarding and auto-reply: each mailbox's Sieve script (hosts/render/sieve.py), run by LMTP
   before any script of the user's own (``sieve_before``), compiled on activation by ``sievec``.
 
@@ -35,6 +36,12 @@ IMAPS_PORT = 993  # behind the gateway, with its PROXY v2 header
 # Dovecot's default set plus "+" (gateway.validators allows it in a local part).
 USERNAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@+"
 LOCKED = "*"  # never a valid hash: a mailbox without a password cannot log in
+# A device password's last use: its passdb line gives the userdb this field (the row's id), and
+# Dovecot's last_login plugin writes the time of each IMAP login under it (``LAST_LOGIN_KEY``)
+# into a file dict the mail processes (as vmail) may write; hosts/usage.py reads it back.
+DEVICE_FIELD = "mailgate_device"
+LAST_LOGIN = f"{VMAIL}/.mailgate-last-login"
+LAST_LOGIN_KEY = "mailgate-device/"
 
 
 def units(ctx: RenderContext) -> list[Unit]:
@@ -107,13 +114,17 @@ def denied(ctx: RenderContext) -> dict[str, list[str]]:
 
 
 def device_slots(ctx: RenderContext) -> dict[int, list[str]]:
-    """passwd-file lines of the device passwords, the n-th of every mailbox in slot n."""
+    """passwd-file lines of the device passwords, the n-th of every mailbox in slot n; each
+    names its row for the userdb (``DEVICE_FIELD``), so that a login with it is recorded."""
     slots: dict[int, list[str]] = {}
     for mailbox in ctx.directory.mailboxes:
-        for slot, digest in enumerate(mailbox.app_passwords, start=1):
-            if ":" in digest:
+        for slot, device in enumerate(mailbox.app_passwords, start=1):
+            if ":" in device.password_hash:
                 raise RenderError(f"A device password of {mailbox.address} has ':' in its hash.")
-            slots.setdefault(slot, []).append(f"{mailbox.address}:{digest}")
+            field = f"userdb_{DEVICE_FIELD}={int(device.pk)}"
+            slots.setdefault(slot, []).append(
+                f"{mailbox.address}:{device.password_hash}::::::{field}"
+            )
     return slots
 
 
@@ -229,6 +240,10 @@ def dovecot_conf(ctx: RenderContext) -> list[str]:
         "  }",
         "}",
         "",
+        "# The time of each IMAP login with a device password (the main password's: none).",
+        "protocol imap {",
+        "  mail_plugins = $mail_plugins last_login",
+        "}",
         "protocol lmtp {",
         f"  postmaster_address = {one_line(postmaster)}",
         "  mail_plugins = $mail_plugins sieve",
@@ -238,6 +253,8 @@ def dovecot_conf(ctx: RenderContext) -> list[str]:
         "  sieve = file:~/sieve;active=~/.dovecot.sieve",
         # A mailbox without forwarding or auto-reply has no script here; Pigeonhole skips it.
         f"  sieve_before = {SIEVE_DIR}/%u.sieve",
+        f"  last_login_dict = file:{LAST_LOGIN}",
+        f"  last_login_key = {LAST_LOGIN_KEY}%{{userdb:{DEVICE_FIELD}:none}}",
         "}",
         "",
         "namespace inbox {",

@@ -17,9 +17,9 @@ Names differ from the guide's file on purpose: backends are ``mailserver_<servic
 is named after the mail server host (the guide's ``mailu_smtp``/``mailu``), since the home server
 may run Postfix + Dovecot rather than Mailu. The directives are the guide's.
 
-The public names (mail host names, and the ``openpgpkey.`` names of WKD and ``mta-sts.`` names of
-MTA-STS that the gateway's own nginx serves) are built here too, because both gateway proxies
-route by them.
+The public names (mail host names, and the ``openpgpkey.`` names of WKD, ``mta-sts.`` names of
+MTA-STS and ``autoconfig.``/``autodiscover.`` names of client setup that the gateway's own nginx
+serves) are built here too, because both gateway proxies route by them.
 """
 
 import ipaddress
@@ -68,6 +68,9 @@ IMAP_TUNNEL_TIMEOUT = "timeout tunnel 30m"
 MAIL_NAME_PREFIXES = ("", "autoconfig.", "autodiscover.", "mta-sts.")
 WKD_PREFIX = "openpgpkey."
 MTA_STS_PREFIX = "mta-sts."
+# Where mail programs look for their settings (Thunderbird's autoconfig, Outlook's
+# autodiscover); the gateway's nginx answers them for both mail backends.
+CLIENT_SETUP_PREFIXES = ("autoconfig.", "autodiscover.")
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_.:-]+")
 
@@ -167,7 +170,7 @@ def _https(ctx: RenderContext, home: Peer, *, mailu: bool) -> Frontend:
     if not mailu:
         return Frontend("https_in", HTTPS_PORT, default=wkd)
     mail = _backend(home, HTTPS_PORT)
-    names = ((wkd, tuple(wkd_names(ctx.directory))), (mail, tuple(mail_names(ctx.directory))))
+    names = ((wkd, tuple(web_names(ctx.directory))), (mail, tuple(mail_names(ctx.directory))))
     return Frontend("https_in", HTTPS_PORT, default=mail, by_sni=names)
 
 
@@ -192,10 +195,11 @@ def mail_names(directory: MailDirectory) -> list[str]:
     return [f"{prefix}{host}" for host in hosts for prefix in MAIL_NAME_PREFIXES]
 
 
-def wkd_names(directory: MailDirectory) -> list[str]:
+def web_names(directory: MailDirectory) -> list[str]:
     """The names the gateway's nginx serves for every mail domain: ``openpgpkey.<domain>`` (the
-    WKD advanced method's host) and ``mta-sts.<domain>`` (the MTA-STS policy host)."""
-    prefixes = (WKD_PREFIX, MTA_STS_PREFIX)
+    WKD advanced method's host), ``mta-sts.<domain>`` (the MTA-STS policy host) and the client
+    setup hosts ``autoconfig.<domain>`` and ``autodiscover.<domain>``."""
+    prefixes = (WKD_PREFIX, MTA_STS_PREFIX, *CLIENT_SETUP_PREFIXES)
     return sorted(
         {f"{prefix}{dns_name(domain.name)}" for domain in directory.domains for prefix in prefixes}
     )

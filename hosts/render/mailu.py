@@ -462,10 +462,11 @@ def _settings(mailbox: MailboxEntry) -> dict:
         "reply_enddate": end.isoformat() if end else NO_END,
         "spam_enabled": mailbox.spam_enabled,
         "spam_threshold": mailbox.spam_threshold,
-        # Mailu's application tokens; it verifies a $5$ (SHA256-CRYPT) hash and rehashes it.
+        # Mailu's application tokens; it verifies a $5$ (SHA256-CRYPT) hash and rehashes it,
+        # and a pbkdf2_sha256 one (a token made in Mailu, adopted). The comment is the name.
         "tokens": [
-            {"password": _bare(digest), "comment": DEVICE_COMMENT}
-            for digest in mailbox.app_passwords
+            {"password": _bare(device.password_hash), "comment": device.name or DEVICE_COMMENT}
+            for device in mailbox.app_passwords
         ],
     }
 

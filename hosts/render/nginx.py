@@ -11,6 +11,16 @@ The same server answers ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` (MT
 from ``<root>/mta-sts/<domain>/mta-sts.txt``, a folder the WKD locations never reach; the policy
 files themselves are added by the zones app.
 
+It also answers mail programs that look for their settings (issue 18, docs/mailbox-features.md):
+Thunderbird's ``GET /mail/config-v1.1.xml`` on ``autoconfig.<domain>`` (and
+``/.well-known/autoconfig/mail/config-v1.1.xml`` on the domain) from ``<root>/client-setup/
+<domain>/config-v1.1.xml``, and Outlook's ``POST /autodiscover/autodiscover.xml`` on
+``autodiscover.<domain>`` (or the domain): nginx takes the address out of the request body
+(only letters, digits and ``._+-`` in its local part, of a domain it serves), asks a loopback
+server of its own for that domain's answer, ``<root>/client-setup/<domain>/autodiscover.xml``,
+and puts the address into it as the login. The files come from ``gateway.client_setup``, the
+same builders as the panel's own answers.
+
 Two flavours, one set of location rules:
 
 - all-HAProxy gateway: nginx on the host, TLS on ``WKD_BACKEND`` behind HAProxy's SNI routing,
@@ -24,11 +34,13 @@ and then against a narrow pattern, since a space, ``;`` or brace would end an ng
 
 import re
 
+from gateway import client_setup
 from gateway.bundle import File, RenderError, Unit
-from gateway.writers import lines, one_line, shell_quote
+from gateway.writers import MANAGED, lines, one_line, shell_quote
 from hosts.choices import GatewayProxy
 from hosts.render import systemd, tls
 from hosts.render.context import (
+    CLIENT_SETUP_ANSWERS,
     WKD_BACKEND,
     WKD_CONTAINER,
     WKD_CONTAINER_CONF,
@@ -38,7 +50,7 @@ from hosts.render.context import (
     WKD_CONTAINER_ROOT,
     RenderContext,
 )
-from hosts.render.haproxy import MTA_STS_PREFIX
+from hosts.render.haproxy import CLIENT_SETUP_PREFIXES, MTA_STS_PREFIX
 
 HOST_CONF = "/etc/nginx/conf.d/mailgate-wkd.conf"
 CONTAINER_CONF = WKD_CONTAINER_CONF_SOURCE
@@ -48,9 +60,16 @@ CONTAINER_ROOT = WKD_CONTAINER_ROOT
 CONTAINER_CONF_TARGET = WKD_CONTAINER_CONF
 WELL_KNOWN = "/.well-known/openpgpkey"
 MTA_STS_DIR = "/mta-sts"
+SETUP_DIR = "/client-setup"
+AUTOCONFIG_FILE = "config-v1.1.xml"
+AUTODISCOVER_FILE = "autodiscover.xml"
+# Outlook's request is a few hundred bytes; nginx reads it whole into memory to find the address.
+AUTODISCOVER_BODY = "16k"
 
 _DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
 _PATH = re.compile(r"/[A-Za-z0-9._@+/-]*")
+# An address nginx may copy into an XML answer: nothing in it XML or nginx would read.
+_ADDRESS_PATTERN = r"[A-Za-z0-9._+-]{1,64}@[A-Za-z0-9.-]{1,253}"
 
 
 def units(ctx: RenderContext) -> list[Unit]:
@@ -59,6 +78,9 @@ def units(ctx: RenderContext) -> list[Unit]:
         return []
     domains = [_domain(entry.name) for entry in ctx.directory.domains]
     policies = tuple(_policy(ctx.wkd_root, domain) for domain in domains)
+    policies += tuple(
+        file for entry in ctx.directory.domains for file in _client_setup(ctx.wkd_root, entry)
+    )
     if ctx.host.gateway_proxy == GatewayProxy.HAPROXY:
         return [_host_unit(ctx, domains, policies)]
     return [_container_unit(domains, policies)]
@@ -95,6 +117,26 @@ def _policy(wkd_root: str, domain: str) -> File:
     return File(f"{_path(wkd_root)}{WELL_KNOWN}/{domain}/policy", body, mode=0o644)
 
 
+def _client_setup(wkd_root: str, entry) -> tuple[File, File]:
+    """A domain's answers to mail programs; Outlook's names ``%EMAILADDRESS%`` as the login,
+    which nginx replaces with the address asked for (Thunderbird replaces it itself)."""
+    domain, host = _domain(entry.name), _domain(entry.mail_hostname)
+    folder = f"{_path(wkd_root)}{SETUP_DIR}/{domain}"
+    account = client_setup.Account(client_setup.ADDRESS_PLACEHOLDER, "", host)
+    answers = (
+        (AUTOCONFIG_FILE, client_setup.autoconfig(domain=domain, mail_hostname=host)),
+        (AUTODISCOVER_FILE, client_setup.autodiscover(account)),
+    )
+    return tuple(File(f"{folder}/{name}", _managed(xml), mode=0o644) for name, xml in answers)
+
+
+def _managed(xml: bytes) -> bytes:
+    """The file says it is Mailgate's, in a comment after the XML declaration (which must come
+    first)."""
+    declaration, rest = xml.split(b"\n", 1)
+    return b"\n".join([declaration, f"<!-- {MANAGED} -->".encode(), rest])
+
+
 # --- the configuration ---------------------------------------------------------------------------
 
 
@@ -104,7 +146,12 @@ def _host_server(ctx: RenderContext, domains: list[str]) -> list[str]:
     names = [
         name
         for domain in domains
-        for name in (f"openpgpkey.{domain}", domain, f"{MTA_STS_PREFIX}{domain}")
+        for name in (
+            f"openpgpkey.{domain}",
+            domain,
+            f"{MTA_STS_PREFIX}{domain}",
+            *(f"{prefix}{domain}" for prefix in CLIENT_SETUP_PREFIXES),
+        )
     ]
     return [
         "# Web Key Directory (OpenPGP) behind HAProxy, which passes TLS for SNI",
@@ -130,6 +177,7 @@ def _host_server(ctx: RenderContext, domains: list[str]) -> list[str]:
         f"    root {_path(ctx.wkd_root)};",
         *_locations(),
         "}",
+        *_answers_server(_path(ctx.wkd_root)),
     ]
 
 
@@ -148,6 +196,7 @@ def _container_server(domains: list[str]) -> list[str]:
         f"    root {CONTAINER_ROOT};",
         *_locations(),
         "}",
+        *_answers_server(CONTAINER_ROOT),
     ]
 
 
@@ -165,6 +214,52 @@ def _domain_map(domains: list[str]) -> list[str]:
         "map $host $mailgate_mta_sts_domain {",
         '    default "";',
         *(f"    {MTA_STS_PREFIX}{domain} {domain};" for domain in domains),
+        "}",
+        "",
+        "# autoconfig.<domain> and the bare domain name the folder of that domain's client setup.",
+        "map $host $mailgate_setup_domain {",
+        '    default "";',
+        *(
+            f"    {name} {domain};"
+            for domain in domains
+            for name in (f"autoconfig.{domain}", domain)
+        ),
+        "}",
+        "",
+        "# Outlook posts <EMailAddress>: only a plain address of a domain served here is taken.",
+        "map $request_body $mailgate_autodiscover_address {",
+        '    default "";',
+        f'    "~<EMailAddress>\\s*(?<address>{_ADDRESS_PATTERN})\\s*</EMailAddress>" $address;',
+        "}",
+        "map $mailgate_autodiscover_address $mailgate_autodiscover_domain {",
+        '    default "";',
+        *(f"    ~*@{re.escape(domain)}$ {domain};" for domain in domains),
+        "}",
+        "",
+        "# What the answers server is asked for, by the server above only: a domain served here.",
+        "map $http_x_mailgate_domain $mailgate_answer_domain {",
+        '    default "";',
+        *(f"    {domain} {domain};" for domain in domains),
+        "}",
+    ]
+
+
+def _answers_server(root: str) -> list[str]:
+    """A loopback server that hands a domain's autodiscover answer to a GET: nginx serves no
+    file to a POST, so the public server asks this one, without the body."""
+    address, port = CLIENT_SETUP_ANSWERS
+    return [
+        "",
+        "# The autodiscover answers, asked for by the server above (loopback only).",
+        "server {",
+        f"    listen {one_line(address)}:{int(port)};",
+        "    server_name _;",
+        f"    root {root};",
+        "    location / {",
+        "        types { }",
+        "        default_type application/xml;",
+        f"        try_files {SETUP_DIR}/$mailgate_answer_domain/{AUTODISCOVER_FILE} =404;",
+        "    }",
         "}",
     ]
 
@@ -194,6 +289,31 @@ def _locations() -> list[str]:
         "        }",
         "        default_type text/plain;",
         f"        try_files {MTA_STS_DIR}/$mailgate_mta_sts_domain/mta-sts.txt =404;",
+        "    }",
+        "",
+        "    # Thunderbird: https://autoconfig.<domain>/mail/config-v1.1.xml, and",
+        "    # https://<domain>/.well-known/autoconfig/mail/config-v1.1.xml",
+        r"    location ~ ^/(\.well-known/autoconfig/)?mail/config-v1\.1\.xml$ {",
+        '        if ($mailgate_setup_domain = "") {',
+        "            return 404;",
+        "        }",
+        "        types { }",
+        "        default_type application/xml;",
+        f"        try_files {SETUP_DIR}/$mailgate_setup_domain/{AUTOCONFIG_FILE} =404;",
+        "    }",
+        "",
+        "    # Outlook: POST https://autodiscover.<domain>/autodiscover/autodiscover.xml",
+        r"    location ~* ^/autodiscover/autodiscover\.xml$ {",
+        f"        client_max_body_size {AUTODISCOVER_BODY};",
+        f"        client_body_buffer_size {AUTODISCOVER_BODY};",
+        "        proxy_method GET;",
+        "        proxy_pass_request_body off;",
+        '        proxy_set_header Content-Length "";',
+        "        proxy_set_header X-Mailgate-Domain $mailgate_autodiscover_domain;",
+        f"        proxy_pass http://{one_line(CLIENT_SETUP_ANSWERS[0])}:{int(CLIENT_SETUP_ANSWERS[1])};",
+        "        sub_filter_types application/xml;",
+        "        sub_filter_once off;",
+        f'        sub_filter "{client_setup.ADDRESS_PLACEHOLDER}" $mailgate_autodiscover_address;',
         "    }",
         "",
         "    # Only these live here: unlike the guide, nothing else under the root is served.",

@@ -37,11 +37,16 @@ def needed(ctx: RenderContext) -> bool:
     return any(target.rpartition("@")[2] not in local for target in targets)
 
 
+def main_cf_value() -> str:
+    """The envelope sender lookup Postfix asks postsrsd."""
+    return f"tcp:{LISTEN}:{FORWARD_PORT}"
+
+
 def main_cf(ctx: RenderContext) -> list[tuple[str, str]]:
     if not needed(ctx):
         return []
     return [
-        ("sender_canonical_maps", f"tcp:{LISTEN}:{FORWARD_PORT}"),
+        ("sender_canonical_maps", main_cf_value()),
         ("sender_canonical_classes", "envelope_sender"),
         ("recipient_canonical_maps", f"tcp:{LISTEN}:{REVERSE_PORT}"),
         ("recipient_canonical_classes", "envelope_recipient, header_recipient"),

@@ -220,7 +220,7 @@ def _resolvers(ctx: RenderContext) -> dict:
 
 def dynamic(ctx: RenderContext, home: haproxy.Peer) -> dict:
     mail = haproxy.mail_names(ctx.directory)
-    wkd = haproxy.wkd_names(ctx.directory)
+    wkd = haproxy.web_names(ctx.directory)
     routes = {
         name: route
         for name, route in TCP_ROUTES.items()

@@ -5,8 +5,10 @@ command does not do, in the same transaction as the import:
 - the application tokens are replaced: Mailu's import adds the document's tokens beside every
   token it imported before and deletes none, so a device password revoked in Mailgate would
   still log in; Mailgate's device passwords are the only tokens;
-- what Mailgate does not model (KEPT) is merged in from what Mailu holds for the same domain,
-  user or alias, instead of being reset to Mailu's defaults (docs/mailbox-features.md).
+- what Mailgate does not model (KEPT, a token's networks and comment, the addresses of a forward
+  that is off, which of NULL or '' an empty auto-reply text is) is merged in from what Mailu
+  holds for the same domain, user, alias or token, instead of being reset to Mailu's defaults
+  (docs/mailbox-features.md).
 """
 
 import json
@@ -33,13 +35,42 @@ KEPT = {
 }
 
 
+EMPTY_KEPT = ("reply_subject", "reply_body")
+
+
+def ascii_name(name: str) -> str:
+    """A domain or address with its domain in IDNA: Mailu keeps them so, Mailgate's document
+    may give Unicode."""
+    local, at, domain = name.rpartition("@")
+    return f"{local}{at}{domain.encode('idna').decode()}".lower()
+
+
 def merged(document: dict) -> dict:
     for section, (model, key, columns) in KEPT.items():
-        held = {getattr(row, key): row for row in model.query.all()}
+        held = {ascii_name(getattr(row, key)): row for row in model.query.all()}
         for entry in document.get(section, []):
-            row = held.get(entry[key])
+            row = held.get(ascii_name(entry[key]))
             for column in columns if row is not None else ():
                 entry.setdefault(column, getattr(row, column))
+    users = {ascii_name(row.email): row for row in models.User.query.all()}
+    for user in document.get("user", []):
+        # Mailgate's empty auto-reply text is Mailu's either empty: NULL (never set) or ''.
+        held = users.get(ascii_name(user["email"]))
+        for column in EMPTY_KEPT if held is not None else ():
+            if user.get(column) == "" and getattr(held, column) is None:
+                user[column] = None
+        # A forward that is off keeps the addresses Mailu holds for it (Mailgate has none).
+        if held is not None and not held.forward_enabled and not user.get("forward_enabled"):
+            user.setdefault("forward_destination", [])
+            kept = sorted(held.forward_destination or [])
+            user["forward_destination"] = user["forward_destination"] or kept
+    # A token made in Mailu and adopted with its hash keeps its networks (``ip``), which
+    # Mailgate does not model, and its own comment (Mailgate names one that has none).
+    tokens = {(ascii_name(row.user_email), row.password): row for row in models.Token.query.all()}
+    for user in document.get("user", []):
+        for token in user.get("tokens", []):
+            if held := tokens.get((ascii_name(user["email"]), token["password"])):
+                token.update(comment=held.comment, ip=list(held.ip or []))
     return document
 
 

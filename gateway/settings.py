@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "hosts",
     "zones",
     "keys",
+    "certs",
     "lab",
 ]
 
@@ -268,6 +269,17 @@ MAILGATE_CONVERGE_DELAY = env.integer("MAILGATE_CONVERGE_DELAY", 1)
 # Each mailbox's storage in use is read from the mail servers this often (seconds).
 MAILGATE_USAGE_INTERVAL = env.integer("MAILGATE_USAGE_INTERVAL", 900)
 
+# Certificates (certs app, docs/certificates.md): the ACME server's directory, the address it
+# may write to about the account, a PEM file of CAs to trust for the ACME server's own HTTPS (a
+# staging or private CA such as Pebble; empty: the system's), and when renewal starts.
+MAILGATE_ACME_DIRECTORY = env.string(
+    "MAILGATE_ACME_DIRECTORY", "https://acme-v02.api.letsencrypt.org/directory"
+)
+MAILGATE_ACME_EMAIL = env.string("MAILGATE_ACME_EMAIL", "")
+MAILGATE_ACME_CA_FILE = env.string("MAILGATE_ACME_CA_FILE", "")
+MAILGATE_ACME_RENEW_DAYS = env.integer("MAILGATE_ACME_RENEW_DAYS", 30)
+MAILGATE_ACME_INTERVAL = env.integer("MAILGATE_ACME_INTERVAL", 12 * 60 * 60)
+
 CELERY_BEAT_SCHEDULE = {
     "hosts-deployments-recover-stale": {
         "task": "hosts.tasks.deployments_recover_stale",
@@ -285,6 +297,10 @@ CELERY_BEAT_SCHEDULE = {
     "hosts-mailbox-usage-refresh": {
         "task": "hosts.tasks.mailbox_usage_refresh",
         "schedule": MAILGATE_USAGE_INTERVAL,
+    },
+    "certs-certificates-renew": {
+        "task": "certs.tasks.certificates_renew",
+        "schedule": MAILGATE_ACME_INTERVAL,
     },
     "gateway-status-refresh": {
         "task": "gateway.tasks.status_refresh",

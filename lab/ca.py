@@ -3,6 +3,7 @@ Let's Encrypt (the gateway's and the mail server's) and the smarthost's own, so 
 clients verify TLS for real against one CA file instead of turning verification off."""
 
 import datetime
+import ipaddress
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -78,7 +79,7 @@ class LabCA:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + VALIDITY)
             .add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(name) for name in names]),
+                x509.SubjectAlternativeName([_general_name(name) for name in names]),
                 critical=False,
             )
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -91,3 +92,12 @@ class LabCA:
             serialization.NoEncryption(),
         )
         return Issued(fullchain=chain, privkey=private)
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    """An address as an IP address entry (what a client checks an address against), any other
+    name as a DNS name."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)

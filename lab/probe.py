@@ -1,6 +1,8 @@
 """Clients that the lab's checks run on a lab host (``python -m lab.probe ...`` inside its
 namespaces), each printing one JSON object: what a person's mail program or browser would see.
 
+    certificate HOST PORT CA           the certificate HOST presents (587: after STARTTLS),
+                                       checked for that name: issuer, serial, expiry
     dns NAME TYPE                      the answer of the host's resolver
     greeting HOST PORT CA|-            the server's first line (TLS from the start with a CA)
     imap HOST USER SUBJECT CA          IMAPS login (password in LAB_PROBE_PASSWORD), find a message
@@ -29,6 +31,7 @@ import itertools
 import json
 import os
 import pwd
+import smtplib
 import socket
 import ssl
 import struct
@@ -62,6 +65,28 @@ def greeting(host: str, port: str, ca: str) -> dict:
         context = ssl.create_default_context(cafile=ca)
         with context.wrap_socket(plain, server_hostname=host) as secure:
             return {"line": secure.makefile("rb").readline().decode(errors="replace").strip()}
+
+
+def certificate(host: str, port: str, ca: str) -> dict:
+    """The certificate ``host`` presents on ``port`` (587: after STARTTLS), checked against
+    ``ca`` for that name: its issuer, serial (hexadecimal) and expiry."""
+    context = ssl.create_default_context(cafile=ca)
+    if port == "587":
+        with smtplib.SMTP(host, 587, timeout=10) as client:
+            client.starttls(context=context)
+            seen = client.sock.getpeercert()
+    else:
+        with (
+            socket.create_connection((host, int(port)), timeout=10) as plain,
+            context.wrap_socket(plain, server_hostname=host) as secure,
+        ):
+            seen = secure.getpeercert()
+    issuer = dict(item[0] for item in seen["issuer"])
+    return {
+        "issuer": issuer.get("commonName", str(issuer)),
+        "serial": f"{int(seen['serialNumber'], 16):x}",
+        "until": seen["notAfter"],
+    }
 
 
 def imap_find(host: str, user: str, subject: str, ca: str, wait: float = 30) -> dict:
@@ -309,6 +334,7 @@ def become(user: str) -> None:
 def main() -> None:
     verb, *arguments = sys.argv[1:]
     function = {
+        "certificate": certificate,
         "dns": lookup,
         "greeting": greeting,
         "imap": imap_find,

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from certs.models import Certificate
+from certs.names import GATEWAY_PREFIXES
 from gateway.models import Mailbox
 from keys import wkd
 from keys.models import OpenPGPKey
@@ -35,6 +37,7 @@ from lab.world import (
     HUB_ADDRESS,
     INTERNET_VPS_SIDE,
     MAIL_HOST,
+    NAMES,
     OUTSIDE,
     SMARTHOST_USER,
     TUNNEL_INTERFACE,
@@ -578,6 +581,49 @@ def check_gateway_programs(run: Run) -> Result:
     return Result(f"Gateway: {shape} answers the public ports", ok, evidence)
 
 
+MAIL_TLS_PORTS = ("465", "587", "993")
+
+
+def check_certificates(run: Run) -> Result:
+    """Each name serves exactly the certificate Mailgate got for it from the lab's ACME
+    server (Pebble), checked against Pebble's root for that name: issuer, serial, expiry."""
+    internet, ca = run.lab.hosts["internet"], str(run.lab.folder / "ca.pem")
+    evidence, ok = [], True
+    rows = Certificate.objects.filter(host__name__in=NAMES.values()).select_related("host")
+    for certificate in rows.order_by("host__name", "name"):
+        current = certificate.current
+        ok = ok and current is not None
+        for name, port in _served(certificate):
+            seen = probe(internet, "certificate", name, port, ca)
+            same = current is not None and seen.get("serial") == current.serial
+            ok = ok and same and "Pebble" in seen.get("issuer", "")
+            evidence.append(
+                f"{name}:{port} ({certificate.host}): "
+                + (
+                    f"issuer {seen['issuer']}, serial {seen['serial']}, until {seen['until']}"
+                    if "serial" in seen
+                    else f"{seen.get('error')}"
+                )
+                + ("" if same else f"; Mailgate's is {current.serial if current else 'none'}")
+            )
+    # With Traefik in front of Mailu, Traefik's and Mailu's own ACME hold every name.
+    none = "Mailgate issues no certificate in this shape (Traefik's and Mailu's own ACME do)"
+    return Result(
+        "Certificates: every name serves the one Mailgate got from the lab's ACME server",
+        ok,
+        "\n".join(evidence) or none,
+    )
+
+
+def _served(certificate: Certificate) -> list[tuple[str, str]]:
+    """Where a client meets each of the certificate's names: the gateway's web names on 443
+    (its own name is only the folder's: on 443 HAProxy passes that one to the mail server),
+    a mail host name on the mail ports."""
+    if certificate.purpose == "gateway":
+        return [(n, "443") for n in certificate.names if n.startswith(GATEWAY_PREFIXES)]
+    return [(certificate.name, port) for port in MAIL_TLS_PORTS]
+
+
 CHECKS: tuple[Callable[[Run], Result], ...] = (
     check_gateway_programs,
     check_inbound,
@@ -597,6 +643,7 @@ CHECKS: tuple[Callable[[Run], Result], ...] = (
     check_wkd,
     check_mta_sts,
     check_client_address,
+    check_certificates,
 )
 
 

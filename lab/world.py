@@ -15,9 +15,12 @@ registered in Mailgate as a family would register theirs (``docs/reference-setup
     relay     a machine at home whose Postfix relays through a smarthost on 127.0.0.1:1025,
               where a stand-in for the Proton Mail Bridge (STARTTLS + AUTH) listens
 
-Only documentation and benchmarking ranges are used, and only inside the namespaces. A lab CA
-issues the certificates that Let's Encrypt would. Mailgate then deploys every file through its
-normal deploy engine; nothing here writes a configuration file that Mailgate renders.
+Only documentation and benchmarking ranges are used, and only inside the namespaces. Mailgate
+gets the certificates from a real ACME server on the internet host (Pebble, ``lab.acme``), with
+DNS-01 records it pushes to the lab's BIND; a hand-made lab CA (``lab.ca``) issues only what
+Mailgate does not (the relay's LAN certificate, the Traefik shape's and Mailu's own). Mailgate
+then deploys every file through its normal deploy engine; nothing here writes a configuration
+file that Mailgate renders.
 
 ``up`` records what it made in ``state.json`` of the lab folder, so that ``down`` (another
 process, later) removes all of it, also after a failure halfway.
@@ -55,7 +58,7 @@ from hosts.render import mailu, traefik
 from hosts.traefik_check import binary as traefik_binary
 from keys import services as key_services
 from keys.models import OpenPGPKey
-from lab import docker, shared
+from lab import acme, docker, shared
 from lab.ca import LabCA
 from lab.hosts import LabError, LabHost, sh
 from lab.init import SYSTEMCTL
@@ -203,6 +206,11 @@ def up(
         f"For the status page's certificate checks, trust the lab CA: "
         f"MAILGATE_STATUS_CA_FILE={folder / 'ca.pem'}"
     )
+    say(
+        "For renewals by a worker, aim it at the lab's ACME server: "
+        f"MAILGATE_ACME_DIRECTORY={lab.made['acme']['directory']} "
+        f"MAILGATE_ACME_CA_FILE={lab.made['acme']['ca_file']}"
+    )
     return lab
 
 
@@ -216,6 +224,7 @@ def down(*, folder: Path, say: Say = print) -> None:
         say(f"removing {role} ({host.name})")
         host.close()
     _unregister(lab.made)
+    acme.forget(lab.made.get("acme"))
     shutil.rmtree(folder, ignore_errors=True)
     say("The lab is down.")
 
@@ -296,17 +305,11 @@ def _prepare_hosts(lab: Lab) -> None:
         systemctl = private / "usr/local/sbin/systemctl"
         systemctl.write_text(SYSTEMCTL)
         systemctl.chmod(0o755)
-        live = private / "etc/letsencrypt/live" / MAIL_HOST
-        live.mkdir(parents=True, exist_ok=True)
-        (live / "fullchain.pem").write_bytes(certificate.fullchain)
-        (live / "privkey.pem").write_bytes(certificate.privkey)
-        (live / "privkey.pem").chmod(0o600)
-        if role == "home":  # certbot's second certificate, for the second mail host name
-            other = live.parent / FRIENDS_MAIL_HOST
-            other.mkdir(exist_ok=True)
-            (other / "fullchain.pem").write_bytes(friends.fullchain)
-            (other / "privkey.pem").write_bytes(friends.privkey)
-            (other / "privkey.pem").chmod(0o600)
+        if not _mailgate_issues(lab, role):
+            live = private / "etc/letsencrypt/live" / MAIL_HOST
+            _install_certificate(live, certificate)
+            if role == "home":  # certbot's second certificate, for the second mail host name
+                _install_certificate(live.parent / FRIENDS_MAIL_HOST, friends)
         (private / "etc/nginx/sites-enabled/default").unlink(missing_ok=True)
         nginx_conf = private / "etc/nginx/nginx.conf"
         nginx_conf.write_text(
@@ -320,6 +323,22 @@ def _prepare_hosts(lab: Lab) -> None:
     (lab.folder / "smarthost.pem").write_bytes(smarthost.fullchain)
     (lab.folder / "smarthost.key").write_bytes(smarthost.privkey)
     (lab.folder / "smarthost.key").chmod(0o600)
+
+
+def _mailgate_issues(lab: Lab, role: str) -> bool:
+    """Whether Mailgate gets this host's certificates itself (``certs.names``): the all-HAProxy
+    gateway's and the Postfix + Dovecot mail server's."""
+    if role == "vps":
+        return not lab.traefik
+    return role == "home" and not lab.mailu
+
+
+def _install_certificate(live: Path, issued) -> None:
+    """A hand-made certificate where certbot would have put it."""
+    live.mkdir(parents=True, exist_ok=True)
+    (live / "fullchain.pem").write_bytes(issued.fullchain)
+    (live / "privkey.pem").write_bytes(issued.privkey)
+    (live / "privkey.pem").chmod(0o600)
 
 
 def _prepare_traefik(private: Path, certificate, names: tuple[str, ...]) -> None:
@@ -463,7 +482,10 @@ def _start_dns(lab: Lab) -> None:
         ).encode()
     for name, text in zones.items():
         (folder / f"{name}.zone").write_bytes(text)
-    listen = "; ".join(("127.0.0.1", INTERNET_VPS_SIDE, INTERNET_HOME_SIDE))
+    # Mailgate pushes the DNS-01 records of its certificates to the family zones (RFC 2136),
+    # from this machine, which reaches the internet host on its own link.
+    listen = "; ".join(("127.0.0.1", INTERNET_VPS_SIDE, INTERNET_HOME_SIDE, internet.address))
+    pushed = (DOMAIN, FRIENDS)
     (folder / "named.conf").write_text(
         "\n".join(
             [
@@ -475,7 +497,12 @@ def _start_dns(lab: Lab) -> None:
                 "  recursion no;",
                 "  dnssec-validation no;",
                 "};",
-                *(f'zone "{name}" {{ type primary; file "{name}.zone"; }};' for name in zones),
+                acme.named_key(lab.made["tsig_secret"]),
+                *(
+                    f'zone "{name}" {{ type primary; file "{name}.zone"; '
+                    f"{acme.allow_update() if name in pushed else ''} }};"
+                    for name in zones
+                ),
                 "",
             ]
         )
@@ -521,11 +548,29 @@ def probe(
 
 def _register(lab: Lab, say: Say) -> None:
     say(f"registering the hosts (host keys pinned), the tunnel, the relay and {DOMAIN}")
+    lab.made["tsig_secret"] = acme.tsig_secret()
     with transaction.atomic():
         made = _rows(lab)
     lab.made.update(made)
     lab.save()
     _start_dns(lab)
+    _certificates(lab, say)
+
+
+def _certificates(lab: Lab, say: Say) -> None:
+    """Mailgate's certificates from the lab's Pebble, DNS-01 through its push to the lab's
+    BIND; Pebble's root joins the lab's trust file."""
+    internet = lab.hosts["internet"]
+    say(f"starting the ACME server (Pebble) on {internet.name}; getting the certificates")
+    lab.made["acme"] = acme.start(lab.folder, internet)
+    lab.save()
+    acme.trust(lab.folder)
+    acme.push_targets(
+        Domain.objects.filter(pk__in=lab.made["domains"]),
+        server=internet.address,
+        secret=lab.made["tsig_secret"],
+    )
+    acme.issue(lab.made["acme"], say)
 
 
 def _rows(lab: Lab) -> dict:

@@ -91,7 +91,7 @@ def _host_unit(ctx: RenderContext, domains: list[str], policies: tuple[File, ...
     return Unit(
         name="wkd-nginx",
         files=(conf, *policies),
-        checks=(_nginx_test(HOST_CONF),),
+        checks=(_nginx_test(HOST_CONF, staged=(ctx.certificate, ctx.certificate_key)),),
         activate=(systemd.reload("nginx"),),
     )
 
@@ -349,15 +349,25 @@ _TEST_MAIN = (
 )
 
 
-def _nginx_test(conf: str) -> str:
-    """``nginx -t`` on the staged file, included alone from a throwaway main configuration."""
+def _nginx_test(conf: str, staged: tuple[str, ...] = ()) -> str:
+    """``nginx -t`` on the staged file, included alone from a throwaway main configuration.
+    The files in ``staged`` (the certificate and its key) are read from the stage where this
+    deployment brings them (Mailgate's own certificates, ``certs.deploy``), else from where
+    they are on the host: the first deployment of a new gateway can then pass."""
     write_main = [f'    echo "{line}"'.replace('"$conf"', '\\"$conf\\"') for line in _TEST_MAIN]
+    from_stage = [
+        f'  if [ -r "$STAGE"{shell_quote(path)} ]; then '
+        f"sed -i 's|{_path(path)};|'\"$STAGE\"'{_path(path)};|' \"$conf\"; fi"
+        for path in staged
+    ]
+    copy = ['  cp "$STAGE"' + shell_quote(conf) + ' "$dir/site.conf"', '  conf="$dir/site.conf"']
     return "\n".join(
         [
             "(",
             f'  conf="$STAGE"{shell_quote(conf)}',
             "  dir=$(mktemp -d) || exit 1",
             "  trap 'rm -rf \"$dir\"' EXIT",
+            *(copy + from_stage if staged else []),
             "  {",
             *write_main,
             '  } >"$dir/nginx.conf"',

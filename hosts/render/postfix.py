@@ -66,7 +66,13 @@ def _unit(ctx: RenderContext, *, mailserver: bool) -> Unit:
     return Unit(
         name="postfix",
         files=tuple(files),
-        checks=(_check_script(postmapped, _certificate_check(ctx) if mailserver else []),),
+        checks=(
+            _check_script(
+                postmapped,
+                _certificate_check(ctx) if mailserver else [],
+                _certificate_paths(ctx) if mailserver else [],
+            ),
+        ),
         activate=(*(_postmap(path) for path in postmapped), _reload()),
     )
 
@@ -364,7 +370,7 @@ def _service(columns: str, *options: str) -> list[str]:
     return [columns, *(f"  -o {option}" for option in options)]
 
 
-def _check_script(postmapped: Iterable[str], first: list[str]) -> str:
+def _check_script(postmapped: Iterable[str], first: list[str], certificates=()) -> str:
     """Check the staged configuration with Postfix itself, in a scratch copy whose queue and
     data directories are throwaway (``postfix check`` creates them) and whose log goes to
     stdout (there may be no syslog). A misspelled parameter is only a warning for Postfix;
@@ -391,25 +397,44 @@ def _check_script(postmapped: Iterable[str], first: list[str]) -> str:
             # Its warnings about the scratch queue's owners are noise: show the rest.
             'report="$(postfix -c "$scratch" check 2>&1)" || { echo "$report"; exit 1; }',
             'printf "%s\\n" "$report" | grep -vF "$scratch" || true',
-            *(line for path in postmapped for line in _staged_postmap(path)),
+            *(line for path in postmapped for line in _staged_postmap(path, certificates)),
         ]
     )
 
 
-def _staged_postmap(path: str) -> list[str]:
-    """Copy a staged map into the scratch directory and build it there, as activation will."""
+def _staged_postmap(path: str, certificates=()) -> list[str]:
+    """Copy a staged map into the scratch directory and build it there, as activation will.
+    The SNI map's certificate files are read from the stage where this deployment brings them
+    (Mailgate's own certificates, ``certs.deploy``), else from where they are on the host."""
     name = shell_quote(PurePosixPath(path).name)
+    copy = f'"$scratch/maps/"{name}'
+    staged = (
+        [
+            f'if [ -r "$STAGE"{shell_quote(file)} ]; then '
+            f"sed -i 's|{file}|'\"$STAGE\"'{file}|' {copy}; fi"
+            for file in certificates
+        ]
+        if path == SNI_MAP
+        else []
+    )
     return [
         f'cp "$STAGE"{shell_quote(path)} "$scratch/maps/"',
+        *staged,
         f'postmap {_postmap_flags(path)}-c "$scratch" "hash:$scratch/maps/"{name}',
     ]
 
 
+def _certificate_paths(ctx: RenderContext) -> list[str]:
+    return [path for paths in ctx.other_certificates.values() for path in paths]
+
+
 def _certificate_check(ctx: RenderContext) -> list[str]:
     """Each other mail host name's certificate must be on the host before Postfix and Dovecot
-    name it: said plainly, rather than as postmap's or Dovecot's failure to open a file."""
+    name it, or come in this deployment (Mailgate's own certificates, ``certs.deploy``): said
+    plainly, rather than as postmap's or Dovecot's failure to open a file."""
     return [
-        f"[ -r {shell_quote(path)} ] || {{ echo {shell_quote(_missing(name, path))} >&2; exit 1; }}"
+        f'[ -r "$STAGE"{shell_quote(path)} ] || [ -r {shell_quote(path)} ] || '
+        f"{{ echo {shell_quote(_missing(name, path))} >&2; exit 1; }}"
         for name, paths in ctx.other_certificates.items()
         for path in paths
     ]

@@ -1,0 +1,165 @@
+"""The lab's ACME server: Let's Encrypt's Pebble (Debian ``pebble``) on the internet host,
+validating DNS-01 against the lab's BIND there, to which Mailgate pushes the challenge records
+over RFC 2136 as it would to a real primary server. Mailgate gets every certificate of the
+setup from it (``certs``) and deploys them with the rest; only what Mailgate does not issue
+(the relay host's LAN certificate, the Traefik shape's and Mailu's own) still comes from the
+hand-made lab CA (``lab.ca``).
+
+Pebble makes a new root at every start. It is read from Pebble's management interface and
+added to the lab's trust file (``ca.pem``), which every client of ``lab verify`` and the status
+page's TLS checks use; Pebble's own HTTPS listener has a certificate of the lab CA.
+"""
+
+import contextlib
+import json
+import ssl
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from django.test import override_settings
+
+from certs import services as cert_services
+from certs.choices import Outcome
+from certs.models import AcmeAccount
+from lab.ca import LabCA
+from lab.hosts import LabError, LabHost
+from zones.models import PushTarget
+
+PORT, MANAGEMENT_PORT = 14000, 15000
+TSIG_KEY = "mailgate-lab"
+TSIG_ALGORITHM = "hmac-sha256"
+
+
+def tsig_secret() -> str:
+    output = subprocess.run(  # noqa: S603
+        ["/usr/sbin/tsig-keygen", "-a", TSIG_ALGORITHM, TSIG_KEY],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return output.split('secret "', 1)[1].split('"', 1)[0]
+
+
+def named_key(secret: str) -> str:
+    """The key statement of named.conf that may update the lab's family zones."""
+    return f'key "{TSIG_KEY}" {{ algorithm {TSIG_ALGORITHM}; secret "{secret}"; }};'
+
+
+def allow_update() -> str:
+    return f'allow-update {{ key "{TSIG_KEY}"; }};'
+
+
+def start(folder: Path, internet: LabHost) -> dict:
+    """Pebble on ``internet``; returns the settings Mailgate's ACME client needs."""
+    folder = folder / "pebble"
+    folder.mkdir(exist_ok=True)
+    ca = LabCA("Mailgate lab CA (Pebble's listener)")
+    listener = ca.issue(internet.address)
+    (folder / "listener-ca.pem").write_bytes(ca.pem)
+    (folder / "cert.pem").write_bytes(listener.fullchain)
+    (folder / "key.pem").write_bytes(listener.privkey)
+    (folder / "key.pem").chmod(0o600)
+    config = {
+        "pebble": {
+            "listenAddress": f"{internet.address}:{PORT}",
+            "managementListenAddress": f"{internet.address}:{MANAGEMENT_PORT}",
+            "certificate": str(folder / "cert.pem"),
+            "privateKey": str(folder / "key.pem"),
+            "httpPort": 5002,
+            "tlsPort": 5001,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": False,
+        }
+    }
+    (folder / "pebble.json").write_text(json.dumps(config))
+    log = (folder / "pebble.log").open("ab")
+    internet.popen(
+        "env",
+        "PEBBLE_VA_NOSLEEP=1",
+        "PEBBLE_WFE_NONCEREJECT=0",
+        "pebble",
+        "-config",
+        str(folder / "pebble.json"),
+        "-dnsserver",
+        "127.0.0.1:53",  # the lab's BIND, on the same host
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+    )
+    acme = {
+        "directory": f"https://{internet.address}:{PORT}/dir",
+        "management": f"https://{internet.address}:{MANAGEMENT_PORT}",
+        "ca_file": str(folder / "listener-ca.pem"),
+    }
+    root = _wait_for_root(acme, folder)
+    (folder / "root.pem").write_text(root)
+    return acme
+
+
+def _wait_for_root(acme: dict, folder: Path) -> str:
+    for _ in range(100):
+        with contextlib.suppress(OSError):
+            return management(acme, "roots/0")
+        time.sleep(0.1)
+    raise LabError(f"Pebble did not start: {(folder / 'pebble.log').read_text()}")
+
+
+def management(acme: dict, path: str) -> str:
+    context = ssl.create_default_context(cafile=acme["ca_file"])
+    with urllib.request.urlopen(  # noqa: S310 (https, the lab's own address)
+        f"{acme['management']}/{path}", context=context, timeout=10
+    ) as response:
+        return response.read().decode()
+
+
+def trust(folder: Path) -> None:
+    """Add Pebble's root to the lab's trust file (``ca.pem``)."""
+    root = (folder / "pebble" / "root.pem").read_text()
+    with (folder / "ca.pem").open("a") as trusted:
+        trusted.write(root)
+
+
+def push_targets(domains, *, server: str, secret: str) -> None:
+    """Each lab domain's zone is pushed to the internet host's BIND over RFC 2136."""
+    for domain in domains:
+        target = PushTarget(
+            domain=domain, server=server, tsig_key_name=TSIG_KEY, tsig_secret=secret
+        )
+        target.full_clean()
+        target.save()
+
+
+def acme_settings(acme: dict):
+    """Mailgate's ACME client aimed at the lab's Pebble (``manage.py`` and a worker take the
+    same from ``MAILGATE_ACME_DIRECTORY`` and ``MAILGATE_ACME_CA_FILE``)."""
+    return override_settings(
+        MAILGATE_ACME_DIRECTORY=acme["directory"], MAILGATE_ACME_CA_FILE=acme["ca_file"]
+    )
+
+
+def issue(acme: dict, say) -> None:
+    """Every certificate the lab's setup needs, from Pebble; any failure stops ``up``."""
+    with acme_settings(acme):
+        issued = cert_services.certificates_renew()
+    for attempt in issued:
+        certificate = attempt.certificate
+        if attempt.outcome != Outcome.ISSUED:
+            raise LabError(f"Pebble did not issue {certificate.name}: {attempt.message}")
+        say(
+            f"certificate {certificate.name} for {certificate.host} "
+            f"({', '.join(certificate.names)}): {attempt.message}"
+        )
+
+
+def renew(acme: dict, certificate):
+    """A forced renewal of ``certificate`` (its new ``Issuance``)."""
+    with acme_settings(acme):
+        return cert_services.certificate_force_renewal(certificate=certificate)
+
+
+def forget(acme: dict | None) -> None:
+    """Mailgate's account at this lab's Pebble, which ends with the lab."""
+    if acme:
+        AcmeAccount.objects.filter(directory=acme["directory"]).delete()

@@ -55,30 +55,16 @@ def start(folder: Path, internet: LabHost) -> dict:
     """Pebble on ``internet``; returns the settings Mailgate's ACME client needs."""
     folder = folder / "pebble"
     folder.mkdir(exist_ok=True)
-    ca = LabCA("Mailgate lab CA (Pebble's listener)")
-    listener = ca.issue(internet.address)
-    (folder / "listener-ca.pem").write_bytes(ca.pem)
-    (folder / "cert.pem").write_bytes(listener.fullchain)
-    (folder / "key.pem").write_bytes(listener.privkey)
-    (folder / "key.pem").chmod(0o600)
-    config = {
-        "pebble": {
-            "listenAddress": f"{internet.address}:{PORT}",
-            "managementListenAddress": f"{internet.address}:{MANAGEMENT_PORT}",
-            "certificate": str(folder / "cert.pem"),
-            "privateKey": str(folder / "key.pem"),
-            "httpPort": 5002,
-            "tlsPort": 5001,
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": False,
-        }
-    }
-    (folder / "pebble.json").write_text(json.dumps(config))
+    configure(
+        folder,
+        internet.address,
+        ca_name="Mailgate lab CA (Pebble's listener)",
+        ports=(PORT, MANAGEMENT_PORT, 5002, 5001),
+    )
     log = (folder / "pebble.log").open("ab")
     internet.popen(
         "env",
-        "PEBBLE_VA_NOSLEEP=1",
-        "PEBBLE_WFE_NONCEREJECT=0",
+        *(f"{name}={value}" for name, value in ENVIRONMENT.items()),
         "pebble",
         "-config",
         str(folder / "pebble.json"),
@@ -93,23 +79,57 @@ def start(folder: Path, internet: LabHost) -> dict:
         "management": f"https://{internet.address}:{MANAGEMENT_PORT}",
         "ca_file": str(folder / "listener-ca.pem"),
     }
-    root = _wait_for_root(acme, folder)
+    root = _wait_for_root(acme["management"], acme["ca_file"], folder)
     (folder / "root.pem").write_text(root)
     return acme
 
 
-def _wait_for_root(acme: dict, folder: Path) -> str:
+def _wait_for_root(base: str, ca_file: str, folder: Path) -> str:
     for _ in range(100):
         with contextlib.suppress(OSError):
-            return management(acme, "roots/0")
+            return management(base, "roots/0", ca_file)
         time.sleep(0.1)
     raise LabError(f"Pebble did not start: {(folder / 'pebble.log').read_text()}")
 
 
-def management(acme: dict, path: str) -> str:
-    context = ssl.create_default_context(cafile=acme["ca_file"])
+# What Pebble does at once that it would otherwise stagger or refuse at random (its README).
+ENVIRONMENT = {
+    "PEBBLE_VA_NOSLEEP": "1",  # validate at once
+    "PEBBLE_WFE_NONCEREJECT": "0",  # no random badNonce answers
+}
+
+
+def configure(folder: Path, address: str, *, ca_name: str, ports: tuple[int, int, int, int]):
+    """Pebble's configuration in ``folder``: its HTTPS listener's certificate, from a CA of its
+    own (``listener-ca.pem``, which the ACME client trusts), and ``pebble.json`` with the
+    directory, management, HTTP-01 and TLS-ALPN-01 ports."""
+    port, management_port, http_port, tls_port = ports
+    ca = LabCA(ca_name)
+    listener = ca.issue(address)
+    (folder / "listener-ca.pem").write_bytes(ca.pem)
+    (folder / "cert.pem").write_bytes(listener.fullchain)
+    (folder / "key.pem").write_bytes(listener.privkey)
+    (folder / "key.pem").chmod(0o600)
+    config = {
+        "pebble": {
+            "listenAddress": f"{address}:{port}",
+            "managementListenAddress": f"{address}:{management_port}",
+            "certificate": str(folder / "cert.pem"),
+            "privateKey": str(folder / "key.pem"),
+            "httpPort": http_port,
+            "tlsPort": tls_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": False,
+        }
+    }
+    (folder / "pebble.json").write_text(json.dumps(config))
+
+
+def management(base: str, path: str, ca_file: str) -> str:
+    """A page of Pebble's management interface (``roots/0``: the root it issues under)."""
+    context = ssl.create_default_context(cafile=ca_file)
     with urllib.request.urlopen(  # noqa: S310 (https, the lab's own address)
-        f"{acme['management']}/{path}", context=context, timeout=10
+        f"{base}/{path}", context=context, timeout=10
     ) as response:
         return response.read().decode()
 

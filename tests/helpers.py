@@ -1,7 +1,14 @@
 """Small helpers the tests share: a sweep over values (the first in the fast loop), the control
-characters no field may carry, and clients for the generic pages and the API."""
+characters no field may carry, clients for the generic pages and the API, and a self-signed
+certificate."""
+
+import datetime
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -33,3 +40,27 @@ def client_for(token: str) -> APIClient:
 def api_client_for(user) -> APIClient:
     _, token = ApiToken.issue(user=user, name="tests")
     return client_for(token)
+
+
+def self_signed(name: str, *, valid_from: int = 0, valid_until: int = 1) -> tuple[str, str]:
+    """A self-signed ECDSA certificate for ``name`` and its key (PEM), valid from
+    ``valid_from`` to ``valid_until`` days from now (negative: in the past)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + datetime.timedelta(days=valid_from))
+        .not_valid_after(now + datetime.timedelta(days=valid_until))
+        .sign(key, hashes.SHA256())
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode(), pem.decode()

@@ -3,11 +3,13 @@ is green against a running lab."""
 
 import subprocess
 
+import pytest
 from django.test import override_settings
 
 from gateway import services as gateway_services
 from gateway.models import Domain, StatusItem
 from hosts.models import Host, Relay, Tunnel
+from lab.hosts import LabHost
 
 
 def namespaces(prefix: str) -> list[str]:
@@ -31,3 +33,21 @@ def assert_status_is_green(folder) -> None:
     colours = {item.label: (item.colour, item.message) for item in items}
     assert len(colours) > 10, colours
     assert [item for item in colours.items() if item[1][0] != "green"] == []
+
+
+# What a mail server built by hand keeps of its own, for the adoption tests over SSH.
+MAIL_HOST_FILES = ("/etc/postfix", "/etc/dovecot", "/etc/wireguard")
+
+
+@pytest.fixture(name="lab")
+def mail_host_fixture():
+    """A lab host with sshd whose Postfix, Dovecot and WireGuard folders are its own."""
+    host = LabHost.create(private_dirs=MAIL_HOST_FILES)
+    yield host
+    host.close()
+
+
+def fingerprint(host: LabHost) -> str:
+    """Every file of those folders with its checksum: what "nothing was written" compares."""
+    folders = " ".join(MAIL_HOST_FILES)
+    return host.run(f"find {folders} -type f -exec sha256sum {{}} + | sort").stdout

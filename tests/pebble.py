@@ -2,24 +2,21 @@
 loopback, asking the test's own named (``tests.zones_named``) for the DNS-01 records, and
 stopped by its own pid when the test ends.
 
-Pebble's own HTTPS listener gets a certificate from a throwaway CA (``lab.ca.LabCA``), which
+Pebble's own HTTPS listener gets a certificate from a throwaway CA (``lab.acme.configure``), which
 the client trusts through ``MAILGATE_ACME_CA_FILE``; the CA that signs what Pebble issues is
 made anew at every start and is read from Pebble's management interface (``roots/0``).
 """
 
 import contextlib
-import json
 import os
-import ssl
 import subprocess
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from lab.ca import LabCA
+from lab import acme
 from tests.servers import free_port, stop
 
 HOST = "localhost"  # the name on Pebble's listener certificate
@@ -36,10 +33,8 @@ class Pebble:
         return f"https://{HOST}:{self.port}/dir"
 
     def management(self, path: str) -> str:
-        context = ssl.create_default_context(cafile=str(self.ca_file))
-        url = f"https://{HOST}:{self.management_port}/{path}"
-        with urllib.request.urlopen(url, context=context, timeout=10) as response:
-            return response.read().decode()
+        base = f"https://{HOST}:{self.management_port}"
+        return acme.management(base, path, str(self.ca_file))
 
     @property
     def root(self) -> str:
@@ -51,29 +46,12 @@ class Pebble:
 def running(folder: Path, dns_port: int):
     """Pebble until the block ends; every validation it makes asks 127.0.0.1:``dns_port``."""
     folder.mkdir(parents=True, exist_ok=True)
-    ca = LabCA("Pebble listener test CA")
-    listener = ca.issue(HOST)
-    (folder / "ca.pem").write_bytes(ca.pem)
-    (folder / "cert.pem").write_bytes(listener.fullchain)
-    (folder / "key.pem").write_bytes(listener.privkey)
     port, management = free_port(), free_port()
-    config = {
-        "pebble": {
-            "listenAddress": f"127.0.0.1:{port}",
-            "managementListenAddress": f"127.0.0.1:{management}",
-            "certificate": str(folder / "cert.pem"),
-            "privateKey": str(folder / "key.pem"),
-            "httpPort": free_port(),
-            "tlsPort": free_port(),
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": False,
-        }
-    }
-    (folder / "pebble.json").write_text(json.dumps(config))
+    ports = (port, management, free_port(), free_port())
+    acme.configure(folder, HOST, ca_name="Pebble listener test CA", ports=ports)
     environment = {
         **os.environ,
-        "PEBBLE_VA_NOSLEEP": "1",  # validate at once
-        "PEBBLE_WFE_NONCEREJECT": "0",  # no random badNonce answers
+        **acme.ENVIRONMENT,
         "PEBBLE_AUTHZREUSE": "0",  # every order is validated anew
     }
     log = (folder / "pebble.log").open("w")
@@ -84,7 +62,7 @@ def running(folder: Path, dns_port: int):
         env=environment,
     )
     try:
-        pebble = Pebble(port, management, folder / "ca.pem")
+        pebble = Pebble(port, management, folder / "listener-ca.pem")
         _wait(pebble, process, folder)
         yield pebble
     finally:

@@ -7,9 +7,7 @@ import subprocess
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -28,6 +26,7 @@ from tests.certs_world import (  # noqa: F401 (fixtures)
     world_fixture,
     zone_fixture,
 )
+from tests.helpers import self_signed
 from zones.models import PushTarget
 
 MAIL_NAMES = ["mail.family.example"]
@@ -161,31 +160,9 @@ def test_it_says_when_the_zone_has_no_dns_push(world, pebble):
     assert next(iter(certificate_findings())).colour == Colour.RED
 
 
-def expired_certificate(name: str) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=91))
-        .not_valid_after(now - datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM).decode(), pem.decode()
-
-
 def test_an_expired_certificate_is_red_on_the_status_page(world, client, owner):
     [certificate, _] = services.certificates_sync()
-    fullchain, key = expired_certificate(certificate.name)
+    fullchain, key = self_signed(certificate.name, valid_from=-91, valid_until=-1)
     Issuance.objects.create(
         certificate=certificate,
         outcome=Outcome.ISSUED,

@@ -20,7 +20,7 @@ from hosts import wireguard
 from hosts.adopt.services import host_adopt
 from hosts.adopt.sources import POSTMAP, LocalTree
 from hosts.models import Host, Relay, Tunnel, TunnelPeer
-from lab.hosts import LabHost
+from tests.lab_helpers import fingerprint, mail_host_fixture  # noqa: F401 (fixture)
 from tests.render_world import HASH
 
 MAIN_CF = """\
@@ -234,15 +234,6 @@ def test_a_dry_run_writes_nothing(home, tmp_path, keys, capsys):
 
 # --- over SSH, read-only ------------------------------------------------------------------------
 
-HOST_FILES = ("/etc/postfix", "/etc/dovecot", "/etc/wireguard")
-
-
-@pytest.fixture
-def lab():
-    host = LabHost.create(private_dirs=HOST_FILES)
-    yield host
-    host.close()
-
 
 @pytest.fixture
 def reachable(home, lab, keys):
@@ -253,10 +244,6 @@ def reachable(home, lab, keys):
     )  # fmt: skip
     home.save()
     return home
-
-
-def fingerprint(lab) -> str:
-    return lab.run(f"find {' '.join(HOST_FILES)} -type f -exec sha256sum {{}} + | sort").stdout
 
 
 def test_it_adopts_over_ssh_and_changes_nothing_on_the_host(reachable, lab, capsys):

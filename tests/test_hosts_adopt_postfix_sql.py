@@ -18,8 +18,8 @@ from hosts.adopt.services import host_adopt
 from hosts.adopt.sources import LocalTree, RemoteTree
 from hosts.models import Host, TunnelPeer
 from hosts.transport import Session
-from lab.hosts import LabHost
 from tests import test_hosts_adopt_postfix as by_hand
+from tests.lab_helpers import fingerprint, mail_host_fixture  # noqa: F401 (fixture)
 from tests.render_world import HASH
 from tests.test_hosts_adopt_postfix import SPOKE, wg0
 
@@ -223,15 +223,6 @@ def test_a_query_mailgate_cannot_enumerate_is_refused_with_its_line(
 
 # --- over SSH: the client runs on the host, reaching MariaDB through its socket ---------------
 
-HOST_FILES = ("/etc/postfix", "/etc/dovecot", "/etc/wireguard")
-
-
-@pytest.fixture
-def lab():
-    host = LabHost.create(private_dirs=HOST_FILES)
-    yield host
-    host.close()
-
 
 def test_it_adopts_the_sql_directory_over_ssh_and_changes_nothing(
     home, lab, keys, database, capsys
@@ -241,12 +232,12 @@ def test_it_adopts_the_sql_directory_over_ssh_and_changes_nothing(
         ssh_address=lab.address, ssh_private_key=lab.client_key, ssh_host_key=lab.host_key
     )
     home.refresh_from_db()
-    before = lab.run(f"find {' '.join(HOST_FILES)} -type f -exec sha256sum {{}} + | sort").stdout
+    before = fingerprint(lab)
     with Session(home) as session:
         adoption = host_adopt(host=home, tree=RemoteTree(session))
     assert adoption.report.errors == [] and adoption.report.routing == []
     assert Mailbox.objects.count() == 3 and Alias.objects.count() == 3
     assert database["password"] not in "\n".join(adoption.report.lines())
-    after = lab.run(f"find {' '.join(HOST_FILES)} -type f -exec sha256sum {{}} + | sort").stdout
+    after = fingerprint(lab)
     assert after == before
     assert adoption.plan.destructive == ()

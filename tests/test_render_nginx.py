@@ -1,7 +1,6 @@
 """The gateway's nginx for the Web Key Directory: both flavours against the reference guide, real
 ``nginx -t`` through the unit's own check, and a real nginx serving keys over both WKD methods."""
 
-import datetime
 import os
 import socket
 import ssl
@@ -14,15 +13,12 @@ from pathlib import Path
 from urllib.error import HTTPError
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from gateway import client_setup
 from gateway.bundle import Bundle, RenderError
 from hosts.render import nginx
 from tests import render_world
+from tests.helpers import self_signed
 from tests.servers import for_the_test, free_port, get, serving
 
 HOST_CONF = "/etc/nginx/conf.d/mailgate-wkd.conf"
@@ -58,35 +54,17 @@ def run(snippet: str, staged: Path, **env) -> subprocess.CompletedProcess:
     )
 
 
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "openpgpkey.example.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+def certificate_files(tmp_path: Path) -> tuple[Path, Path]:
     cert_path, key_path = tmp_path / "fullchain.pem", tmp_path / "privkey.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    certificate, key = self_signed("openpgpkey.example.com")
+    cert_path.write_text(certificate)
+    key_path.write_text(key)
     return cert_path, key_path
 
 
 def tls_world(tmp_path: Path) -> dict:
     hosts = world("haproxy")
-    cert_path, key_path = self_signed(tmp_path)
+    cert_path, key_path = certificate_files(tmp_path)
     hosts["vps"].tls_certificate_path = str(cert_path)
     hosts["vps"].tls_key_path = str(key_path)
     return hosts

@@ -2,42 +2,20 @@
 DKIM keys, TLSA, a report address in another domain) pass BIND's ``named-checkzone``; long TXT
 values are split into strings of at most 255 bytes."""
 
-import datetime
 import subprocess
 
 import dns.rdatatype
 import dns.zone
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
 from gateway import services as gateway_services
 from gateway.bundle import RenderError
+from tests.helpers import self_signed
 from tests.named import PASSWORD
 from tests.world import build_infrastructure
 from zones import services
 from zones.models import ZoneSettings
 from zones.tlsa import spki_sha256
-
-
-def certificate_pem(name: str) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(Encoding.PEM).decode()
 
 
 @pytest.fixture
@@ -62,7 +40,7 @@ def domains(family, other):
         nameservers=["ns1.provider.example", "ns2.provider.example"],
         dmarc_rua="reports@other.example",
         tlsa_enabled=True,
-        tlsa_certificate=certificate_pem("mail.family.example"),
+        tlsa_certificate=self_signed("mail.family.example")[0],
         spf_extra="include:_spf.protonmail.ch",
     )
     settings.full_clean()

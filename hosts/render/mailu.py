@@ -529,13 +529,18 @@ def export_command() -> str:
     )
 
 
+# The admin image's own HEALTHCHECK (core/admin/Dockerfile): gunicorn answers /ping only once
+# start.py has run ``flask db upgrade``. Asking the database instead (config-export) while the
+# upgrade runs races it on SQLite: the upgrade failed with "database is locked" in the lab.
+ADMIN_READY = "curl -m3 -skfLo /dev/null http://localhost:8080/ping"
+
+
 def _import() -> str:
-    """Wait (at most five minutes) until the admin container answers, then replace the config
-    through Mailgate's import script (tokens replaced, unmodeled fields kept)."""
+    """Wait (at most five minutes) until the admin container is healthy, then replace the
+    config through Mailgate's import script (tokens replaced, unmodeled fields kept)."""
     return (
-        f"cd {MAILU_DIR} && for _ in $(seq 60); do "
-        "docker compose exec -T admin flask mailu config-export domain.name >/dev/null 2>&1 "
-        "&& break; sleep 5; done; "
+        f"cd {MAILU_DIR} && for _ in $(seq 300); do "
+        f"docker compose exec -T admin {ADMIN_READY} >/dev/null 2>&1 && break; sleep 1; done; "
         f'docker compose exec -T admin python3 -c "$(cat {shell_quote(IMPORT_SCRIPT)})" '
         f"< {shell_quote(IMPORT_PATH)}"
     )

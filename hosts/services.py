@@ -218,7 +218,8 @@ def mailbox_usage_refresh() -> int:
         if result.ok:
             counts.update(usage.PARSERS[host.mail_backend](result.stdout))
         if devices.ok:
-            used.update(parse_last_use(devices.stdout))
+            for device, moment in parse_last_use(devices.stdout).items():
+                used[device] = max(moment, used.get(device, moment))  # two servers: the newer
     app_passwords_mark_used(used=used)
     return mailbox_usage_store(counts=counts)
 

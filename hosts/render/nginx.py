@@ -73,34 +73,35 @@ _ADDRESS_PATTERN = r"[A-Za-z0-9._+-]{1,64}@[A-Za-z0-9.-]{1,253}"
 
 
 def units(ctx: RenderContext) -> list[Unit]:
-    """The WKD unit of a gateway: nginx's server and one policy file per mail domain."""
+    """The WKD unit of a gateway: nginx's server, and per mail domain its WKD policy file and
+    its answers to mail programs."""
     if not ctx.host.is_gateway or ctx.wkd_root is None:
         return []
     domains = [_domain(entry.name) for entry in ctx.directory.domains]
-    policies = tuple(_policy(ctx.wkd_root, domain) for domain in domains)
-    policies += tuple(
-        file for entry in ctx.directory.domains for file in _client_setup(ctx.wkd_root, entry)
+    served = (
+        *(_policy(ctx.wkd_root, domain) for domain in domains),
+        *(file for entry in ctx.directory.domains for file in _client_setup(ctx.wkd_root, entry)),
     )
     if ctx.host.gateway_proxy == GatewayProxy.HAPROXY:
-        return [_host_unit(ctx, domains, policies)]
-    return [_container_unit(domains, policies)]
+        return [_host_unit(ctx, domains, served)]
+    return [_container_unit(domains, served)]
 
 
-def _host_unit(ctx: RenderContext, domains: list[str], policies: tuple[File, ...]) -> Unit:
+def _host_unit(ctx: RenderContext, domains: list[str], served: tuple[File, ...]) -> Unit:
     conf = File(HOST_CONF, lines(_host_server(ctx, domains)), mode=0o644)
     return Unit(
         name="wkd-nginx",
-        files=(conf, *policies),
+        files=(conf, *served),
         checks=(_nginx_test(HOST_CONF, staged=(ctx.certificate, ctx.certificate_key)),),
         activate=(systemd.reload("nginx"),),
     )
 
 
-def _container_unit(domains: list[str], policies: tuple[File, ...]) -> Unit:
+def _container_unit(domains: list[str], served: tuple[File, ...]) -> Unit:
     conf = File(CONTAINER_CONF, lines(_container_server(domains)), mode=0o644)
     return Unit(
         name="wkd-nginx",
-        files=(conf, *policies),
+        files=(conf, *served),
         checks=(_container_nginx_test(),),
         activate=(_container_reload(),),
     )

@@ -16,3 +16,4 @@ class Trigger(models.TextChoices):
     SCHEDULE = "schedule", "Renewal (Celery beat)"
     FORCED = "forced", "Forced"
     UI = "ui", "By hand"
+    API = "api", "API"

@@ -6,6 +6,7 @@ import datetime
 from django.conf import settings
 from django.utils import timezone
 
+from certs import selectors
 from certs.choices import Outcome
 from certs.models import Certificate, Issuance
 from gateway.status import Colour, Finding, probe
@@ -13,19 +14,15 @@ from gateway.status import Colour, Finding, probe
 
 @probe("certificates")
 def certificate_findings():
-    certificates = list(Certificate.objects.select_related("host").order_by("host", "name"))
-    issuances: dict[int, list[Issuance]] = {}
-    rows = Issuance.objects.filter(certificate__in=certificates).defer("private_key", "fullchain")
-    for row in rows.order_by("certificate_id", "-started_at", "-pk"):
-        issuances.setdefault(row.certificate_id, []).append(row)
     now = timezone.now()
-    for certificate in certificates:
-        yield _finding(certificate, issuances.get(certificate.pk, []), now)
+    for certificate, history in selectors.certificates_with_history():
+        yield certificate_finding(certificate, history, now)
 
 
-def _finding(certificate: Certificate, history: list[Issuance], now) -> Finding:
+def certificate_finding(certificate: Certificate, history: list[Issuance], now) -> Finding:
+    """What the status page says of ``certificate`` from its ``history`` (newest first)."""
     latest = history[0] if history else None
-    current = next((row for row in history if row.outcome == Outcome.ISSUED), None)
+    current = selectors.current_of(history)
     finding = {
         "key": f"certificates:{certificate.pk}",
         "section": "TLS",

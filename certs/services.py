@@ -18,6 +18,7 @@ from certs import issuer, names
 from certs.choices import Outcome, Trigger
 from certs.models import AcmeAccount, Certificate, Issuance
 from gateway.models import Domain
+from gateway.queueing import after_commit
 from hosts.models import Host
 from hosts.services import change_committed
 from zones.models import PushTarget
@@ -68,6 +69,19 @@ def certificate_force_renewal(*, certificate: Certificate) -> Issuance:
     """Issue a new certificate now, however long the current one has left."""
     Certificate.objects.filter(pk=certificate.pk).update(force_renewal=True)
     return certificate_issue(certificate=certificate, trigger=Trigger.FORCED)
+
+
+def certificate_renewal_request(*, certificate: Certificate, trigger: str) -> None:
+    """Renew ``certificate`` in the background, however long it has left (the page's and the
+    API's "Renew now"). It is marked for the next run too, so a worker that is down now still
+    renews it once it is back."""
+    Certificate.objects.filter(pk=certificate.pk).update(force_renewal=True)
+    after_commit("certs.tasks.certificate_renew", certificate.pk, trigger)
+
+
+def certificates_renewal_request(*, trigger: str) -> None:
+    """Run the renewal of every certificate that is due in the background now, as beat does."""
+    after_commit("certs.tasks.certificates_renew", trigger)
 
 
 def certificate_issue(*, certificate: Certificate, trigger: str = Trigger.UI) -> Issuance:

@@ -11,6 +11,7 @@ whose domains were all deleted has an empty list: it sees nothing.
 """
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import user_passes_test
 from django.db import models
 
 
@@ -49,6 +50,10 @@ class ScopedQuerySet(models.QuerySet):
 def limited_by_token(user) -> bool:
     """Whether the request came with a token limited to domains (even to none left)."""
     return getattr(user, "token_domain_ids", None) is not None
+
+
+# A page for the owner alone; anybody else is sent to the login page.
+owner_required = user_passes_test(lambda user: user.is_superuser)
 
 
 def acts_as_owner(user) -> bool:

@@ -183,6 +183,7 @@ SPECTACULAR_SETTINGS = {
         "ColourEnum": "gateway.status.Colour",
         "DeploymentTriggerEnum": "hosts.choices.DeploymentTrigger",
         "CheckTriggerEnum": "zones.choices.CheckTrigger",
+        "CertificateTriggerEnum": "certs.choices.Trigger",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

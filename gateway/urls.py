@@ -76,6 +76,7 @@ urlpatterns = [
     path("", include("keys.urls")),
     path("", include("zones.urls")),
     path("", include("hosts.urls")),
+    path("", include("certs.urls")),
 ]
 
 # Under /api/ even a path no route matches, or a crash, answers in the API's one error shape.

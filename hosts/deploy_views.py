@@ -2,7 +2,6 @@
 deployment history, a deployment's live log, rollback and "deploy all"."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import user_passes_test
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -10,13 +9,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from gateway.bundle import RenderError
+from gateway.scoping import owner_required
 from hosts import services
 from hosts.choices import DeploymentStatus, DeploymentTrigger
 from hosts.models import Deployment, Host
 from hosts.plan import PlanChanged, RemovalsUnconfirmed
 from hosts.transport import TransportError
-
-owner_required = user_passes_test(lambda user: user.is_superuser)
 
 
 @owner_required

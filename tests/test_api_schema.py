@@ -26,8 +26,9 @@ def api_schema(live_server, transactional_db):
     return schema
 
 
-# The operations that reach another machine while answering: generated data would point them at
-# the world's addresses. The deployment, DNS push and key tests run them against their own peers.
+# The operations that reach another machine while answering (or queue work that does): generated
+# data would point them at the world's addresses. The deployment, DNS push, key and certificate
+# tests run them against their own peers.
 REACH_ANOTHER_MACHINE = {
     ("GET", "/api/hosts/{id}/plan/"),  # SSH to the host
     ("GET", "/api/hosts/{id}/host-key/"),  # SSH to the host
@@ -37,6 +38,8 @@ REACH_ANOTHER_MACHINE = {
     ("POST", "/api/dns-zones/{id}/push/"),  # DNS UPDATE to the push target
     ("POST", "/api/contact-keys/"),  # with an address: a WKD lookup at the address's domain
     ("POST", "/api/trust-anchors/fetch-protonca/"),  # WKD lookup at proton.me
+    ("POST", "/api/certificates/{id}/renew/"),  # queues an order at the ACME server
+    ("POST", "/api/certificates/renew-due/"),  # queues orders at the ACME server
 }
 
 

@@ -20,5 +20,6 @@ urlpatterns = [
     path("", include("hosts.api.urls")),
     path("", include("keys.api.urls")),
     path("", include("zones.api.urls")),
+    path("", include("certs.api.urls")),
     *router.urls,
 ]

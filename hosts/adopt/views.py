@@ -3,11 +3,11 @@ the host over SSH without changing anything there, with the plan; the button ado
 
 from django.shortcuts import get_object_or_404, render
 
+from gateway.scoping import owner_required
 from hosts import transport
 from hosts.adopt.report import AdoptionRefused
 from hosts.adopt.services import host_adopt
 from hosts.adopt.sources import RemoteTree
-from hosts.deploy_views import owner_required
 from hosts.models import Host
 
 

@@ -2,11 +2,17 @@
 the reference infrastructure (a HAProxy gateway, a Postfix + Dovecot home server) with the
 domain's zone pushed to that named over RFC 2136."""
 
+import datetime
+
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
+from certs.choices import Outcome
+from certs.models import Certificate, Issuance
 from tests import pebble as acme_server
 from tests import zones_named as dns_server
+from tests.helpers import self_signed
 from tests.world import build_infrastructure
 from zones.models import PushTarget
 
@@ -46,4 +52,21 @@ def push_to(domain, zone) -> PushTarget:
         port=zone.port,
         tsig_key_name=dns_server.KEY_NAME,
         tsig_secret=zone.secret,
+    )
+
+
+def issue_by_hand(certificate: Certificate, *, days_left: int, **fields) -> Issuance:
+    """An issued certificate in the history without asking a CA (the pages only read it)."""
+    fullchain, key = self_signed(certificate.name, valid_from=-1, valid_until=days_left)
+    return Issuance.objects.create(
+        certificate=certificate,
+        outcome=Outcome.ISSUED,
+        names=certificate.names,
+        fullchain=fullchain,
+        private_key=key,
+        serial="1f2e3d",
+        issuer=f"CN={certificate.name}",
+        not_before=timezone.now() - datetime.timedelta(days=1),
+        not_after=timezone.now() + datetime.timedelta(days=days_left),
+        **fields,
     )

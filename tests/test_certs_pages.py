@@ -1,40 +1,21 @@
 """The certificates' pages and API (owner only): every certificate with its state, one
 certificate's history and chain, and "Renew now", run by a real worker against Pebble."""
 
-import datetime
 import time
 
 import pytest
 from celery import current_app
 from django.urls import reverse
-from django.utils import timezone
 
 from certs import services
 from certs.choices import Outcome, Trigger
 from certs.models import Certificate, Issuance
 from tests.certs_world import (  # noqa: F401 (fixtures)
+    issue_by_hand,
     pebble_fixture,
     world_fixture,
     zone_fixture,
 )
-from tests.helpers import self_signed
-
-
-def issue_by_hand(certificate: Certificate, *, days_left: int, **fields) -> Issuance:
-    """An issued certificate in the history without asking a CA (the pages only read it)."""
-    fullchain, key = self_signed(certificate.name, valid_from=-1, valid_until=days_left)
-    return Issuance.objects.create(
-        certificate=certificate,
-        outcome=Outcome.ISSUED,
-        names=certificate.names,
-        fullchain=fullchain,
-        private_key=key,
-        serial="1f2e3d",
-        issuer=f"CN={certificate.name}",
-        not_before=timezone.now() - datetime.timedelta(days=1),
-        not_after=timezone.now() + datetime.timedelta(days=days_left),
-        **fields,
-    )
 
 
 @pytest.fixture

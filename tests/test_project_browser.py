@@ -11,7 +11,9 @@ import pytest
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from certs import services as certs_services
 from gateway.models import Domain, Mailbox
+from tests.certs_world import issue_by_hand
 from tests.deploy_world import relay_host
 from tests.named import PASSWORD
 from tests.shared import ROOT
@@ -130,10 +132,30 @@ def test_the_status_page_and_the_topology(browser, live_server, client, owner, f
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_certificates_page(browser, live_server, client, owner, family):
+    build_infrastructure()
+    mail, gateway = sorted(certs_services.certificates_sync(), key=lambda c: c.purpose != "mail")
+    issue_by_hand(mail, days_left=60)
+    issue_by_hand(gateway, days_left=-1)
+    for name, width, height in (("desktop", 1200, 900), ("phone", 390, 844)):
+        context = signed_in(browser, live_server, client, owner, width, height)
+        page = context.new_page()
+        page.goto("/certificates/")
+        text = page.inner_text("main")
+        assert "Valid: issued by CN=mail.family.example" in text and "Expired" in text
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        shot(page, f"09-certificates-{name}")
+        page.click(f"a[href='/certificates/{mail.pk}/']")
+        assert "Renew now" in page.inner_text("main")
+        shot(page, f"10-certificate-{name}")
+        context.close()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_pages_fit_a_phone(browser, live_server, client, owner):
     context = signed_in(browser, live_server, client, owner, 390, 844)
     page = context.new_page()
-    for path in ("/", "/domains/", "/deployments/", "/status/"):
+    for path in ("/", "/domains/", "/deployments/", "/status/", "/certificates/"):
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} scrolls sideways on a phone ({width}px)"
@@ -153,7 +175,8 @@ def test_the_pages_break_no_content_security_policy_rule(browser, live_server, c
             refused.append((page.url, message.text))
 
     page.on("console", note)
-    for path in ("/", "/domains/", "/domains/new/", "/status/", "/account/security/", "/api/docs/"):
+    pages = ("/", "/domains/", "/domains/new/", "/status/", "/certificates/", "/account/security/")
+    for path in (*pages, "/api/docs/"):
         page.goto(path)
         page.wait_for_load_state("networkidle")
     page.wait_for_selector(".swagger-ui .info .title")  # the docs' script ran, from a file

@@ -25,17 +25,26 @@ from tests.shared import ROOT
 MARKED_FIXTURES = {
     "netns": {"labs", "lab", "namespace", "net"},
     "worker": {"start_worker"},
+    # a real ACME server: each order waits on the CA's polls, a second or more
+    "slow": {"pebble"},
 }
 MARKED_MODULES = {
     "netns": {"test_lab"},
     "browser": {"test_project_browser"},
     # schemathesis; bin/run sets up a venv; Postfix and OpenDKIM signing through a key rotation;
-    # Mailu's own admin and its containers' tools (~50 s)
+    # Mailu's own admin and its containers' tools (~50 s); a fresh clone and the panel's
+    # commands and settings in processes of their own; writers racing in threads on committed
+    # transactions; OpenDKIM, rspamd and Postfix run on the signing keys
     "slow": {
         "test_api_schema",
         "test_project_run_command",
         "test_zones_signing_postfix",
         "test_render_mailu_oracle",
+        "test_project_checkout",
+        "test_project_settings",
+        "test_project_sqlite",
+        "test_security_races",
+        "test_zones_signing",
     },
 }
 

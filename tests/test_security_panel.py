@@ -189,6 +189,7 @@ def run_https_check(tmp_path, **variables) -> list[str]:
     return result.stdout.splitlines()
 
 
+@pytest.mark.slow  # two processes of their own, each loading Django and the settings
 def test_over_https_it_sends_hsts_and_secure_cookies(tmp_path):
     assert run_https_check(tmp_path, MAILGATE_HTTPS="true") == [
         "200 max-age=31536000",

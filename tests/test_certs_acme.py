@@ -3,10 +3,8 @@ Mailgate writes through its own RFC 2136 push into a real named, which Pebble as
 
 import datetime
 import logging
-import subprocess
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.management import CommandError, call_command
@@ -23,7 +21,10 @@ from gateway.status import Colour
 from hosts.models import Host, Tunnel
 from tests import zones_named as dns_server
 from tests.certs_world import (  # noqa: F401 (fixtures)
+    leaf,
     pebble_fixture,
+    san,
+    verify,
     world_fixture,
     zone_fixture,
 )
@@ -38,36 +39,6 @@ GATEWAY_NAMES = [
     "mta-sts.family.example",
     "openpgpkey.family.example",
 ]
-
-
-def leaf(issuance: Issuance) -> x509.Certificate:
-    return x509.load_pem_x509_certificate(issuance.fullchain.encode())
-
-
-def san(issuance: Issuance) -> list[str]:
-    extension = leaf(issuance).extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    return sorted(extension.value.get_values_for_type(x509.DNSName))
-
-
-def verify(issuance: Issuance, root: str, tmp_path) -> subprocess.CompletedProcess:
-    """openssl's own verdict on the chain, up to Pebble's root."""
-    (tmp_path / "root.pem").write_text(root)
-    (tmp_path / "fullchain.pem").write_text(issuance.fullchain)
-    return subprocess.run(
-        [
-            "openssl",
-            "verify",
-            "-purpose",
-            "sslserver",
-            "-CAfile",
-            str(tmp_path / "root.pem"),
-            "-untrusted",
-            str(tmp_path / "fullchain.pem"),
-            str(tmp_path / "fullchain.pem"),
-        ],
-        capture_output=True,
-        text=True,
-    )
 
 
 def test_it_derives_every_name_from_the_models(world, family, other):

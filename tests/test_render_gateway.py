@@ -156,6 +156,7 @@ def test_it_reads_port_80_as_http_and_sends_acme_challenges_to_the_gateways_ngin
     assert frontend == [
         "  mode http",
         "  option httplog",
+        "  timeout http-request 10s",
         "  bind :80",
         "  # The request's path chooses the backend.",
         "  acl path_acme_nginx path_beg /.well-known/acme-challenge/",

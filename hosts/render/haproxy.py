@@ -70,6 +70,9 @@ UNCHECKED_PORTS = (HTTP_PORT, ACME_CHALLENGE_BACKEND[1])
 # IMAP IDLE leaves a connection silent for up to 29 minutes (RFC 2177), and Dovecot's "still
 # here" comes every 2 minutes, exactly the reference's client/server timeout: give IMAP room.
 IMAP_TUNNEL_TIMEOUT = "timeout tunnel 30m"
+# Port 80 is read as HTTP: a client gets 10 s for its request's headers, not the 2 minutes a
+# mail connection has, so slow half-requests cannot hold HAProxy's connections.
+HTTP_REQUEST_TIMEOUT = "timeout http-request 10s"
 MAIL_NAME_PREFIXES = ("", "autoconfig.", "autodiscover.", "mta-sts.")
 WKD_PREFIX = "openpgpkey."
 MTA_STS_PREFIX = "mta-sts."
@@ -278,7 +281,11 @@ def _defaults() -> list[str]:
 def _frontend(frontend: Frontend, *, ipv6: bool) -> list[str]:
     port = _port(frontend.port)
     binds = [f"  bind :{port}", *([f"  bind [::]:{port} v6only"] if ipv6 else [])]
-    http = ["  mode http", "  option httplog"] if frontend.default.http else []
+    http = (
+        ["  mode http", "  option httplog", f"  {HTTP_REQUEST_TIMEOUT}"]
+        if frontend.default.http
+        else []
+    )
     return [
         "",
         f"frontend {_identifier(frontend.name)}",

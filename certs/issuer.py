@@ -139,12 +139,7 @@ class GatewayChallenges:
         command = _WRITE_CHALLENGE.format(folder=folder, path=shell_quote(path))
         session = self._connected()
         self._paths.append(path)
-        result = self._run(session, command, stdin=key_authorization.encode())
-        if not result.ok:
-            raise IssueError(
-                f"The HTTP-01 challenge {path} could not be written on {self.host}: "
-                f"{result.output.strip()}"
-            )
+        self._run(session, command, f"write {path}", stdin=key_authorization.encode())
 
     def withdraw(self) -> None:
         """Remove the files and hang up; a failure is only logged: the files hold no secret."""
@@ -153,9 +148,7 @@ class GatewayChallenges:
         try:
             if self._paths:
                 paths = " ".join(shell_quote(path) for path in self._paths)
-                result = self._run(self._session, f"rm -f {paths}")
-                if not result.ok:
-                    raise IssueError(result.output.strip())
+                self._run(self._session, f"rm -f {paths}", "remove the challenge files")
         except IssueError as exc:
             logger.warning("HTTP-01 challenges left on %s: %s", self.host, exc)
         finally:
@@ -170,12 +163,13 @@ class GatewayChallenges:
                 raise IssueError(f"Could not reach the gateway for HTTP-01: {exc}") from None
         return self._session
 
-    @staticmethod
-    def _run(session: Session, command: str, stdin: bytes = b""):
+    def _run(self, session: Session, command: str, what: str, stdin: bytes = b"") -> None:
         try:
-            return session.run(command, stdin=stdin)
+            result = session.run(command, stdin=stdin)
         except TransportError as exc:
             raise IssueError(f"Lost the gateway while answering HTTP-01: {exc}") from None
+        if not result.ok:
+            raise IssueError(f"Could not {what} on {self.host}: {result.output.strip()}")
 
 
 class Challenges:

@@ -234,3 +234,11 @@ def test_it_refuses_a_token_that_is_no_file_name(world):
     web = issuer.GatewayChallenges(Host.objects.get(pk=world["vps"].pk))
     with pytest.raises(issuer.IssueError, match="not base64url"):
         web.publish("../../etc/passwd", "x")
+
+
+def test_it_says_when_the_challenge_file_cannot_be_written(world, pebble, gateway):
+    gateway.run(f"touch {ACME_CHALLENGE_ROOT}")  # a file where the folder belongs
+    attempt = services.certificates_renew()[0]
+    assert attempt.outcome == Outcome.FAILED
+    assert attempt.message.startswith(f"Could not write {ACME_CHALLENGE_ROOT}/"), attempt.message
+    assert "on vps: mkdir: cannot create directory" in attempt.message

@@ -64,8 +64,8 @@ SERVICES = {**MAIL_PORTS, SIEVE_PORT: "sieve", HTTPS_PORT: "https", HTTP_PORT: "
 HEALTH_CHECK = "check port {port} inter 60s fastinter 5s rise 2 fall 2"
 CHECKED_PORT = 25
 # Port 80 carries ACME HTTP-01 challenges to a client that may start only for the renewal: a
-# health check would mark it up seconds after the validation failed, so it has none; nor has
-# the gateway's own nginx for them, which HAProxy would only answer with a 503 instead of its 404.
+# health check would mark it up seconds after the validation failed, so it has none. Nor has
+# the gateway's own nginx for them: it runs beside HAProxy, and an order it fails says so.
 UNCHECKED_PORTS = (HTTP_PORT, ACME_CHALLENGE_BACKEND[1])
 # IMAP IDLE leaves a connection silent for up to 29 minutes (RFC 2177), and Dovecot's "still
 # here" comes every 2 minutes, exactly the reference's client/server timeout: give IMAP room.

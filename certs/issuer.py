@@ -1,13 +1,23 @@
 """Mailgate as an ACME client (RFC 8555), through certbot's ``acme`` library and ``josepy``.
 
-An order for a certificate's names is answered with DNS-01 challenges only (RFC 8555 §8.4):
-the TXT record ``_acme-challenge.<name>`` is written through Mailgate's own DNS push (RFC 2136
-or a provider's API, ``zones.push``), the CA is told to look, and the records are withdrawn
-again whatever happened. The private key is made here and never leaves Mailgate except in the
-host's bundle; only a CSR goes to the CA. Nothing here logs a key or puts one into a message.
+Each name of an order is answered with one challenge, chosen by where its zone is:
+
+- **DNS-01** (RFC 8555 §8.4) where Mailgate pushes the zone: the TXT record
+  ``_acme-challenge.<name>`` is written through Mailgate's own DNS push (RFC 2136 or a
+  provider's API, ``zones.push``);
+- **HTTP-01** (§8.3) elsewhere, through the all-HAProxy gateway the public names point at: the
+  key authorization is written over SSH into the gateway's challenge folder, which its nginx
+  serves at ``http://<name>/.well-known/acme-challenge/<token>`` (``hosts.render.nginx``). A
+  Traefik gateway owns port 80 itself, so there the name needs the DNS push.
+
+Then the CA is told to look, and the records and files are withdrawn again whatever happened.
+The private key is made here and never leaves Mailgate except in the host's bundle; only a CSR
+goes to the CA. Nothing here logs a key or puts one into a message.
 """
 
 import datetime
+import logging
+import re
 from dataclasses import dataclass
 
 import josepy as jose
@@ -17,13 +27,26 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from gateway.writers import shell_quote
+from hosts.choices import GatewayProxy
+from hosts.render.context import ACME_CHALLENGE_ROOT, BASE64URL
+from hosts.transport import Session, TransportError
 from zones import push
 from zones.records import Record, zone_of
+
+logger = logging.getLogger(__name__)
 
 USER_AGENT = "mailgate (+https://github.com/mailgate)"
 CHALLENGE_TTL = 60
 ORDER_TIMEOUT = datetime.timedelta(seconds=90)
 CHALLENGE_PURPOSE = "ACME DNS-01 challenge (RFC 8555 §8.4), removed after validation"
+_TOKEN = re.compile(BASE64URL)
+# Written beside the target and renamed over it, so nginx never serves half a file; readable
+# by nginx's workers (the key authorization is no secret: the CA reads it over plain HTTP).
+_WRITE_CHALLENGE = (
+    "umask 022 && mkdir -p {folder} && tmp=$(mktemp {folder}/.new.XXXXXX) && "
+    '{{ cat > "$tmp" && chmod 0644 "$tmp" && mv -f "$tmp" {path} || {{ rm -f "$tmp"; exit 1; }}; }}'
+)
 
 
 class IssueError(Exception):
@@ -77,6 +100,13 @@ class PushChallenges:
     def __init__(self, facts, targets: dict):
         self.facts, self.targets = facts, targets  # targets: zone name → PushTarget
 
+    def zone(self, name: str) -> str | None:
+        return zone_of(self.facts, name)
+
+    def pushes(self, name: str) -> bool:
+        """Whether Mailgate pushes the zone ``name`` lies in."""
+        return self.zone(name) in self.targets
+
     def publish(self, name: str, values: list[str]) -> None:
         self._write(Record(name, "TXT", tuple(values), CHALLENGE_TTL, CHALLENGE_PURPOSE))
 
@@ -84,17 +114,126 @@ class PushChallenges:
         self._write(Record(name, "TXT", (), CHALLENGE_TTL, CHALLENGE_PURPOSE))
 
     def _write(self, record: Record) -> None:
-        zone = zone_of(self.facts, record.name)
-        target = self.targets.get(zone)
-        if target is None:
-            raise IssueError(
-                f"{record.name} lies in no zone Mailgate pushes to: set up the DNS push of "
-                f"{zone or 'its domain'} (DNS → push) so that Mailgate can answer DNS-01."
-            )
-        backend = push.backend_for(target)
+        zone = self.zone(record.name)
+        backend = push.backend_for(self.targets[zone])
         plan = push.make_plan(zone, [record], backend)
         if plan.changes:
             backend.apply(list(plan.changes))
+
+
+class GatewayChallenges:
+    """HTTP-01 key authorizations written over SSH into the challenge folder of the all-HAProxy
+    gateway, whose nginx serves them: one connection for the whole order, and ``withdraw``
+    removes every file it may have written."""
+
+    def __init__(self, host):
+        self.host = host
+        self._session: Session | None = None
+        self._paths: list[str] = []
+
+    def publish(self, token: str, key_authorization: str) -> None:
+        if not _TOKEN.fullmatch(token):  # RFC 8555 §8.3: base64url only
+            raise IssueError(f"The CA sent an HTTP-01 token that is not base64url: {token!r}")
+        path = f"{ACME_CHALLENGE_ROOT}/{token}"
+        folder = shell_quote(ACME_CHALLENGE_ROOT)
+        command = _WRITE_CHALLENGE.format(folder=folder, path=shell_quote(path))
+        session = self._connected()
+        self._paths.append(path)
+        self._run(session, command, f"write {path}", stdin=key_authorization.encode())
+
+    def withdraw(self) -> None:
+        """Remove the files and hang up; a failure is only logged: the files hold no secret."""
+        if self._session is None:
+            return
+        try:
+            if self._paths:
+                paths = " ".join(shell_quote(path) for path in self._paths)
+                self._run(self._session, f"rm -f {paths}", "remove the challenge files")
+        except IssueError as exc:
+            logger.warning("HTTP-01 challenges left on %s: %s", self.host, exc)
+        finally:
+            self._session.close()
+            self._session, self._paths = None, []
+
+    def _connected(self) -> Session:
+        if self._session is None:
+            try:
+                self._session = Session(self.host)
+            except TransportError as exc:
+                raise IssueError(f"Could not reach the gateway for HTTP-01: {exc}") from None
+        return self._session
+
+    def _run(self, session: Session, command: str, what: str, stdin: bytes = b"") -> None:
+        try:
+            result = session.run(command, stdin=stdin)
+        except TransportError as exc:
+            raise IssueError(f"Lost the gateway while answering HTTP-01: {exc}") from None
+        if not result.ok:
+            raise IssueError(f"Could not {what} on {self.host}: {result.output.strip()}")
+
+
+class Challenges:
+    """One challenge per name: DNS-01 where Mailgate pushes the name's zone, else HTTP-01
+    through the all-HAProxy ``gateway`` the public names point at. Remembers what it wrote, so
+    that ``withdraw`` removes exactly that."""
+
+    def __init__(self, dns: PushChallenges, gateway):
+        self.dns, self.gateway = dns, gateway
+        self.web = (
+            GatewayChallenges(gateway)
+            if gateway is not None and gateway.gateway_proxy == GatewayProxy.HAPROXY
+            else None
+        )
+        self._records: list[str] = []
+
+    def publish(self, authorizations, account_key) -> list[messages.ChallengeBody]:
+        """Write every authorization's record or file; return the challenges to answer."""
+        values: dict[str, list[str]] = {}
+        answers = []
+        for authorization in authorizations:
+            name = authorization.body.identifier.value
+            if self.dns.pushes(name):
+                challenge = _offered(authorization, challenges.DNS01)
+                record = challenge.chall.validation_domain_name(name)
+                values.setdefault(record, []).append(challenge.chall.validation(account_key))
+            else:
+                challenge = _offered(authorization, challenges.HTTP01)
+                self._write_file(name, challenge, account_key)
+            answers.append(challenge)
+        for name, texts in values.items():
+            self._records.append(name)
+            try:
+                self.dns.publish(name, texts)
+            except push.PushError as exc:
+                raise IssueError(f"The DNS-01 record {name} could not be written: {exc}") from None
+        return answers
+
+    def withdraw(self) -> None:
+        try:
+            for name in self._records:
+                self.dns.withdraw(name)
+        finally:
+            if self.web is not None:
+                self.web.withdraw()
+
+    def _write_file(self, name: str, challenge, account_key) -> None:
+        if self.web is None:
+            raise IssueError(self._no_web(name))
+        self.web.publish(challenge.chall.encode("token"), challenge.chall.validation(account_key))
+
+    def _no_web(self, name: str) -> str:
+        zone = self.dns.zone(name) or "its domain"
+        if self.gateway is None:
+            why = "and there is no gateway to answer HTTP-01 for it"
+        else:
+            why = (
+                f"and the gateway {self.gateway} runs Traefik, which answers HTTP-01 on port 80 "
+                "itself, so Mailgate cannot answer it there"
+            )
+        return (
+            f"{name} lies in no zone Mailgate pushes to, {why}: set up the DNS push of {zone} "
+            "(DNS → push) so that Mailgate can answer DNS-01."
+        )
 
 
 class Acme:
@@ -138,52 +277,37 @@ class Acme:
                 self.net.account = resource
         return resource.uri
 
-    def issue(self, names: list[str], private_key: str, dns: PushChallenges) -> Issued:
+    def issue(self, names: list[str], private_key: str, answering: Challenges) -> Issued:
         csr = crypto_util.make_csr(private_key.encode(), names)
         acme_client = self.client
         with _as_issue_error("order the certificate"):
             order = acme_client.new_order(csr)
-        published = []
+        # An authorization the CA still holds as valid is not answered again.
+        pending = [
+            authorization
+            for authorization in order.authorizations
+            if authorization.body.status != messages.STATUS_VALID
+        ]
         try:
-            answers = self._publish(order, dns, published)
+            answers = answering.publish(pending, self.key)
             with _as_issue_error("answer the challenges"):
                 for challenge in answers:
                     acme_client.answer_challenge(challenge, challenge.chall.response(self.key))
                 deadline = datetime.datetime.now() + ORDER_TIMEOUT
                 order = acme_client.poll_and_finalize(order, deadline=deadline)
         finally:
-            for name in published:
-                dns.withdraw(name)
+            answering.withdraw()
         return Issued(
             fullchain=order.fullchain_pem, private_key=private_key, **describe(order.fullchain_pem)
         )
 
-    def _publish(self, order, dns: PushChallenges, published: list[str]) -> list:
-        """Write every pending authorization's DNS-01 record; return the challenges to answer."""
-        values: dict[str, list[str]] = {}
-        answers = []
-        for authorization in order.authorizations:
-            if authorization.body.status == messages.STATUS_VALID:
-                continue  # the CA still trusts an earlier validation of this name
-            challenge = _dns01(authorization)
-            name = challenge.chall.validation_domain_name(authorization.body.identifier.value)
-            values.setdefault(name, []).append(challenge.chall.validation(self.key))
-            answers.append(challenge)
-        for name, texts in values.items():
-            published.append(name)
-            try:
-                dns.publish(name, texts)
-            except push.PushError as exc:
-                raise IssueError(f"The DNS-01 record {name} could not be written: {exc}") from None
-        return answers
 
-
-def _dns01(authorization) -> messages.ChallengeBody:
+def _offered(authorization, kind) -> messages.ChallengeBody:
     for challenge in authorization.body.challenges:
-        if isinstance(challenge.chall, challenges.DNS01):
+        if isinstance(challenge.chall, kind):
             return challenge
     raise IssueError(
-        f"The CA offers no DNS-01 challenge for {authorization.body.identifier.value}."
+        f"The CA offers no {kind.typ.upper()} challenge for {authorization.body.identifier.value}."
     )
 
 

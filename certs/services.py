@@ -22,7 +22,7 @@ from gateway.queueing import after_commit
 from hosts.models import Host
 from hosts.services import change_committed
 from zones.models import PushTarget
-from zones.selectors import dns_facts
+from zones.selectors import dns_facts, mail_gateway
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,8 @@ def certificates_renewal_request(*, trigger: str) -> None:
 
 def certificate_issue(*, certificate: Certificate, trigger: str = Trigger.UI) -> Issuance:
     """Order a certificate for ``certificate.names`` with a new key, answer DNS-01 through the
-    DNS push, and keep the result (or why it failed) in the certificate's history."""
+    DNS push (HTTP-01 through the gateway where there is none), and keep the result (or why it
+    failed) in the certificate's history."""
     attempt = Issuance.objects.create(
         certificate=certificate, trigger=trigger, names=list(certificate.names)
     )
@@ -121,9 +122,9 @@ def _conclude(attempt: Issuance, **fields) -> None:
     attempt.save()
 
 
-def _challenges() -> issuer.PushChallenges:
+def _challenges() -> issuer.Challenges:
     targets = {target.zone: target for target in PushTarget.objects.select_related("domain")}
-    return issuer.PushChallenges(dns_facts(), targets)
+    return issuer.Challenges(issuer.PushChallenges(dns_facts(), targets), mail_gateway())
 
 
 def _acme() -> issuer.Acme:

@@ -1,6 +1,7 @@
 """The lab's ACME server: Let's Encrypt's Pebble (Debian ``pebble``) on the internet host,
 validating DNS-01 against the lab's BIND there, to which Mailgate pushes the challenge records
-over RFC 2136 as it would to a real primary server. Mailgate gets every certificate of the
+over RFC 2136 as it would to a real primary server, and HTTP-01 on port 80 of the address the
+name has there (the gateway's), as a real CA would. Mailgate gets every certificate of the
 setup from it (``certs``) and deploys them with the rest; only what Mailgate does not issue
 (the relay host's LAN certificate, the Traefik shape's and Mailu's own) still comes from the
 hand-made lab CA (``lab.ca``).
@@ -28,6 +29,7 @@ from lab.hosts import LabError, LabHost
 from zones.models import PushTarget
 
 PORT, MANAGEMENT_PORT = 14000, 15000
+HTTP_PORT = 80  # where HTTP-01 is validated (RFC 8555 §8.3); Pebble's default is 5002
 TSIG_KEY = "mailgate-lab"
 TSIG_ALGORITHM = "hmac-sha256"
 
@@ -59,7 +61,7 @@ def start(folder: Path, internet: LabHost) -> dict:
         folder,
         internet.address,
         ca_name="Mailgate lab CA (Pebble's listener)",
-        ports=(PORT, MANAGEMENT_PORT, 5002, 5001),
+        ports=(PORT, MANAGEMENT_PORT, HTTP_PORT, 5001),
     )
     log = (folder / "pebble.log").open("ab")
     internet.popen(

@@ -2,9 +2,12 @@
 the reference infrastructure (a HAProxy gateway, a Postfix + Dovecot home server) with the
 domain's zone pushed to that named over RFC 2136."""
 
+import contextlib
 import datetime
+import subprocess
 
 import pytest
+from cryptography import x509
 from django.test import override_settings
 from django.utils import timezone
 
@@ -28,8 +31,15 @@ def zone_fixture(tmp_path):
 
 @pytest.fixture(name="pebble")
 def pebble_fixture(tmp_path, zone):
+    with acme_for_mailgate(tmp_path, zone) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def acme_for_mailgate(tmp_path, zone, *, http_port: int = 0):
+    """Pebble asking ``zone``'s named, as Mailgate's ACME server until the block ends."""
     with (
-        acme_server.running(tmp_path / "pebble", zone.port) as server,
+        acme_server.running(tmp_path / "pebble", zone.port, http_port=http_port) as server,
         override_settings(
             MAILGATE_ACME_DIRECTORY=server.directory, MAILGATE_ACME_CA_FILE=str(server.ca_file)
         ),
@@ -69,4 +79,34 @@ def issue_by_hand(certificate: Certificate, *, days_left: int, **fields) -> Issu
         not_before=timezone.now() - datetime.timedelta(days=1),
         not_after=timezone.now() + datetime.timedelta(days=days_left),
         **fields,
+    )
+
+
+def leaf(issuance: Issuance) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(issuance.fullchain.encode())
+
+
+def san(issuance: Issuance) -> list[str]:
+    extension = leaf(issuance).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return sorted(extension.value.get_values_for_type(x509.DNSName))
+
+
+def verify(issuance: Issuance, root: str, tmp_path) -> subprocess.CompletedProcess:
+    """openssl's own verdict on the chain, up to Pebble's root."""
+    (tmp_path / "root.pem").write_text(root)
+    (tmp_path / "fullchain.pem").write_text(issuance.fullchain)
+    return subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-purpose",
+            "sslserver",
+            "-CAfile",
+            str(tmp_path / "root.pem"),
+            "-untrusted",
+            str(tmp_path / "fullchain.pem"),
+            str(tmp_path / "fullchain.pem"),
+        ],
+        capture_output=True,
+        text=True,
     )

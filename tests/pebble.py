@@ -43,11 +43,13 @@ class Pebble:
 
 
 @contextlib.contextmanager
-def running(folder: Path, dns_port: int):
-    """Pebble until the block ends; every validation it makes asks 127.0.0.1:``dns_port``."""
+def running(folder: Path, dns_port: int, *, http_port: int = 0):
+    """Pebble until the block ends; every validation it makes asks 127.0.0.1:``dns_port``, and
+    its HTTP-01 validations connect to ``http_port`` (a free port, where nothing answers,
+    unless one is given)."""
     folder.mkdir(parents=True, exist_ok=True)
     port, management = free_port(), free_port()
-    ports = (port, management, free_port(), free_port())
+    ports = (port, management, http_port or free_port(), free_port())
     acme.configure(folder, HOST, ca_name="Pebble listener test CA", ports=ports)
     environment = {
         **os.environ,

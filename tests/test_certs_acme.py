@@ -3,10 +3,8 @@ Mailgate writes through its own RFC 2136 push into a real named, which Pebble as
 
 import datetime
 import logging
-import subprocess
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.management import CommandError, call_command
@@ -20,9 +18,13 @@ from certs.models import AcmeAccount, Certificate, Issuance
 from certs.probes import certificate_findings
 from gateway import services as gateway_services
 from gateway.status import Colour
+from hosts.models import Host, Tunnel
 from tests import zones_named as dns_server
 from tests.certs_world import (  # noqa: F401 (fixtures)
+    leaf,
     pebble_fixture,
+    san,
+    verify,
     world_fixture,
     zone_fixture,
 )
@@ -37,36 +39,6 @@ GATEWAY_NAMES = [
     "mta-sts.family.example",
     "openpgpkey.family.example",
 ]
-
-
-def leaf(issuance: Issuance) -> x509.Certificate:
-    return x509.load_pem_x509_certificate(issuance.fullchain.encode())
-
-
-def san(issuance: Issuance) -> list[str]:
-    extension = leaf(issuance).extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    return sorted(extension.value.get_values_for_type(x509.DNSName))
-
-
-def verify(issuance: Issuance, root: str, tmp_path) -> subprocess.CompletedProcess:
-    """openssl's own verdict on the chain, up to Pebble's root."""
-    (tmp_path / "root.pem").write_text(root)
-    (tmp_path / "fullchain.pem").write_text(issuance.fullchain)
-    return subprocess.run(
-        [
-            "openssl",
-            "verify",
-            "-purpose",
-            "sslserver",
-            "-CAfile",
-            str(tmp_path / "root.pem"),
-            "-untrusted",
-            str(tmp_path / "fullchain.pem"),
-            str(tmp_path / "fullchain.pem"),
-        ],
-        capture_output=True,
-        text=True,
-    )
 
 
 def test_it_derives_every_name_from_the_models(world, family, other):
@@ -152,12 +124,30 @@ def test_a_failed_challenge_keeps_the_old_certificate_and_shows_red(world, pebbl
     assert "the host keeps the one issued by" in finding.message
 
 
-def test_it_says_when_the_zone_has_no_dns_push(world, pebble):
+def test_it_says_to_set_up_the_dns_push_behind_a_traefik_gateway(world, pebble):
+    """Traefik owns the gateway's port 80 (its own ACME resolver answers HTTP-01 there), so a
+    name without a DNS push cannot be validated by Mailgate through it."""
     PushTarget.objects.all().delete()
-    attempt = services.certificates_renew()[0]
+    Host.objects.filter(pk=world["vps"].pk).update(gateway_proxy="traefik-haproxy")
+    [attempt] = services.certificates_renew()  # the mail server's: Traefik's are its own
     assert attempt.outcome == Outcome.FAILED
-    assert "lies in no zone Mailgate pushes to" in attempt.message
+    assert attempt.message == (
+        "mail.family.example lies in no zone Mailgate pushes to, and the gateway vps runs "
+        "Traefik, which answers HTTP-01 on port 80 itself, so Mailgate cannot answer it there: "
+        "set up the DNS push of family.example (DNS → push) so that Mailgate can answer DNS-01."
+    )
     assert next(iter(certificate_findings())).colour == Colour.RED
+
+
+def test_it_says_to_set_up_the_dns_push_without_a_gateway(world, pebble):
+    PushTarget.objects.all().delete()
+    Tunnel.objects.all().delete()
+    Host.objects.filter(pk=world["vps"].pk).delete()
+    [attempt] = services.certificates_renew()
+    assert attempt.outcome == Outcome.FAILED
+    assert "and there is no gateway to answer HTTP-01 for it: set up the DNS push" in (
+        attempt.message
+    )
 
 
 def test_an_expired_certificate_is_red_on_the_status_page(world, client, owner):

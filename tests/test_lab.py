@@ -8,13 +8,16 @@ from django.core.management import CommandError, call_command
 from hosts import services as host_services
 from hosts.choices import DeploymentTrigger
 from hosts.models import Deployment, Host
+from hosts.render.context import ACME_CHALLENGE_PATH, ACME_CHALLENGE_ROOT
 from lab import acme, mailbox, verify, world
 from lab import adopted as adopted_lab
 from lab.hosts import LabError, LabHost, _free_block
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
 from tests.lab_helpers import assert_nothing_left, assert_status_is_green, namespaces
+from zones.models import PushTarget
 
 pytestmark = pytest.mark.django_db(transaction=True)
+NGINX_LOG = "/var/log/nginx/access.log"  # Debian's nginx.conf, which the lab's gateway keeps
 
 
 @pytest.fixture
@@ -58,6 +61,7 @@ def test_it_deploys_the_reference_setup_and_proves_that_mail_flows(folder, capsy
         # Every certificate from the lab's ACME server, and a forced renewal is served (issue 21).
         assert "issuer Pebble Intermediate CA" in evidence["Certificates"]
         assert_a_forced_renewal_is_served(lab)
+        assert_http01_through_the_gateway(lab)
         # Last, since it deletes rows (the mailboxes' keys with them, which the gateway still
         # serves): the home server adopted back over SSH and deployed, nothing lost (issue 19).
         adopted = adopted_lab.prove_adoption(lab)
@@ -82,6 +86,20 @@ def assert_a_forced_renewal_is_served(lab) -> None:
     for port in verify.MAIL_TLS_PORTS:
         seen = world.probe(lab.hosts["internet"], "certificate", world.MAIL_HOST, port, ca)
         assert seen.get("serial") == renewed.serial, (port, seen)
+
+
+def assert_http01_through_the_gateway(lab) -> None:
+    """A zone without a DNS push: its certificate is validated over HTTP-01 through the
+    gateway's HAProxy and nginx, and the challenge file is gone afterwards."""
+    PushTarget.objects.filter(domain__name=world.FRIENDS).delete()
+    home = Host.objects.get(name=world.NAMES["home"])
+    certificate = home.certificates.get(name=world.FRIENDS_MAIL_HOST)
+    renewed = acme.renew(lab.made["acme"], certificate)
+    assert renewed.outcome == "issued", renewed.message
+    vps = lab.hosts["vps"]
+    fetched = vps.run(f"grep -c 'GET {ACME_CHALLENGE_PATH}[^ ]* HTTP/1.1\" 200' {NGINX_LOG}")
+    assert int(fetched.stdout or 0) >= 1, fetched
+    assert vps.run(f"ls -A {ACME_CHALLENGE_ROOT}").stdout == ""
 
 
 def test_it_removes_everything_when_up_fails_halfway(folder, monkeypatch):

@@ -127,7 +127,8 @@ def test_it_forwards_every_proxy_protocol_port_with_a_proxy_header(haproxy_world
 def test_it_checks_each_server_once_a_minute_and_never_the_acme_port(haproxy_world, tmp_path):
     """A check is a connection the mail server logs as an error (no PROXY header): one per
     server and minute, the other backends track it; port 80 has none, so an ACME client that
-    starts only for the renewal is reached at once."""
+    starts only for the renewal is reached at once, and neither has the gateway's nginx that
+    answers Mailgate's own HTTP-01 challenges."""
     config = file_of(haproxy_unit(haproxy_world), haproxy.CONFIG).decode()
     servers = [line.strip() for line in config.splitlines() if line.strip().startswith("server")]
     checks = [line for line in servers if " check " in line]
@@ -135,13 +136,36 @@ def test_it_checks_each_server_once_a_minute_and_never_the_acme_port(haproxy_wor
     assert all("inter 60s" in line for line in checks)
     assert "server home 10.0.1.2:25 send-proxy-v2 check port 25 inter 60s" in checks[0]
     tracking = [line for line in servers if " track " in line]
-    assert len(tracking) == len(servers) - len(checks) - 1
+    assert len(tracking) == len(servers) - len(checks) - 2
     assert all(line.endswith("track mailserver_smtp/home") for line in tracking)
     assert "server home 10.0.1.2:80" in servers
+    assert "server acme_nginx 127.0.0.1:8081" in servers
     bundle = Bundle(host="vps", units=(haproxy_unit(haproxy_world),))
     bundle.write_to(tmp_path)
     result = run_check("haproxy", bundle.unit("haproxy").checks[0], tmp_path)
     assert result.ok, result.output  # haproxy -c accepts the tracking
+
+
+def test_it_reads_port_80_as_http_and_sends_acme_challenges_to_the_gateways_nginx(
+    haproxy_world,
+):
+    """HTTP-01 (RFC 8555 §8.3) through the gateway: the challenge path goes to nginx, which
+    answers Mailgate's tokens and passes the others on; the rest of port 80 to the mail server."""
+    config = file_of(haproxy_unit(haproxy_world), haproxy.CONFIG).decode()
+    frontend = config.split("frontend http_in\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert frontend == [
+        "  mode http",
+        "  option httplog",
+        "  timeout http-request 10s",
+        "  bind :80",
+        "  # The request's path chooses the backend.",
+        "  acl path_acme_nginx path_beg /.well-known/acme-challenge/",
+        "  use_backend acme_nginx if path_acme_nginx",
+        "  default_backend mailserver_http",
+    ]
+    for backend in ("mailserver_http", "acme_nginx"):
+        assert config.split(f"\nbackend {backend}\n", 1)[1].startswith("  mode http\n")
+    assert "backend mailserver_smtp\n  # PROXY" in config  # the other ports stay TCP
 
 
 def test_it_forwards_only_what_postfix_and_dovecot_serve(haproxy_world, tmp_path):

@@ -150,6 +150,23 @@ def test_it_refuses_a_value_that_would_end_an_nginx_directive():
         unit(hosts)
 
 
+def test_it_refuses_a_mail_server_address_that_would_end_an_nginx_directive():
+    hosts = world("haproxy")
+    hosts["home"].tunnel_address = "10.0.1.2:80; return 200 x"
+    with pytest.raises(RenderError, match="not an IP address"):
+        unit(hosts)
+
+
+def test_it_answers_http01_only_behind_haproxy_and_only_with_a_mail_server():
+    """The HTTP-01 server (RFC 8555 §8.3) takes HAProxy's challenges: none in the Traefik
+    container, where Traefik owns port 80, and none before a mail server is in the tunnel."""
+    assert b"acme-challenge" not in unit(world()).files[0].content
+    hosts = world("haproxy")
+    assert b"\nserver {\n    listen 127.0.0.1:8081;\n" in unit(hosts).files[0].content
+    hosts["home"].is_mailserver = False
+    assert b"acme-challenge" not in unit(hosts).files[0].content
+
+
 # --- checks and activation -----------------------------------------------------------------------
 
 

@@ -71,6 +71,11 @@ def dns_facts() -> Facts:
     )
 
 
+def mail_gateway() -> Host | None:
+    """The gateway whose public addresses DNS gives the mail host and web names."""
+    return _mail_hosts()[1]
+
+
 def _mail_hosts() -> tuple[Host | None, Host | None]:
     """The mail server, and the gateway it reaches the internet through (its tunnel's hub, or
     else the first gateway)."""

@@ -45,6 +45,15 @@ WKD_CONTAINER_LISTEN = ("127.0.0.1", 8080)  # plain HTTP, for Traefik alone
 WKD_CONTAINER_CONF_SOURCE = "/opt/traefik/wkd/nginx.conf"
 # The gateway nginx's own loopback server of autodiscover answers (hosts/render/nginx.py).
 CLIENT_SETUP_ANSWERS = ("127.0.0.1", 8082)
+# ACME HTTP-01 (RFC 8555 §8.3) on the all-HAProxy gateway: HAProxy's port 80 sends this path to
+# the nginx server on ACME_CHALLENGE_BACKEND, which serves the key authorizations Mailgate
+# writes into ACME_CHALLENGE_ROOT (certs.issuer) and passes every other token on to the mail
+# server (docs/certificates.md).
+ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"
+ACME_CHALLENGE_ROOT = "/var/lib/mailgate/acme-challenge"
+ACME_CHALLENGE_BACKEND = ("127.0.0.1", 8081)
+# An ACME token, and so the name of its file there: base64url, nothing else (RFC 8555 §8.3).
+BASE64URL = r"[A-Za-z0-9_-]+"
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@ Two uses share one writer, ``haproxy_cfg``:
 
 - the all-HAProxy gateway (``gateway_proxy == "haproxy"``): ``/etc/haproxy/haproxy.cfg`` for every
   port the mail server expects PROXY v2 on, 443 routed by the TLS server name (SNI) between the
-  mail server and the local WKD nginx, and port 80 passed on as it is (no PROXY header) so that
-  certbot's HTTP-01 challenges reach the mail server;
+  mail server and the local WKD nginx, and port 80 read as HTTP: ACME HTTP-01 challenges
+  (``/.well-known/acme-challenge/``) go to the gateway's nginx, which answers Mailgate's own and
+  passes the others on, and every other request goes to the mail server (no PROXY header), so
+  that a certbot there keeps working;
 - the Traefik gateway: the reference guide's ``haproxy25`` container for port 25 alone (Traefik
   cannot serve server-first SMTP); its file is written here, its unit lives in ``traefik``.
 
@@ -33,6 +35,8 @@ from gateway.writers import dns_name, lines, one_line, shell_quote
 from hosts.choices import GatewayProxy, MailBackend
 from hosts.render import systemd
 from hosts.render.context import (
+    ACME_CHALLENGE_BACKEND,
+    ACME_CHALLENGE_PATH,
     HTTPS_PORT,
     MAIL_PORTS,
     SIEVE_PORT,
@@ -60,11 +64,15 @@ SERVICES = {**MAIL_PORTS, SIEVE_PORT: "sieve", HTTPS_PORT: "https", HTTP_PORT: "
 HEALTH_CHECK = "check port {port} inter 60s fastinter 5s rise 2 fall 2"
 CHECKED_PORT = 25
 # Port 80 carries ACME HTTP-01 challenges to a client that may start only for the renewal: a
-# health check would mark it up seconds after the validation failed, so it has none.
-UNCHECKED_PORTS = (80,)
+# health check would mark it up seconds after the validation failed, so it has none. Nor has
+# the gateway's own nginx for them: it runs beside HAProxy, and an order it fails says so.
+UNCHECKED_PORTS = (HTTP_PORT, ACME_CHALLENGE_BACKEND[1])
 # IMAP IDLE leaves a connection silent for up to 29 minutes (RFC 2177), and Dovecot's "still
 # here" comes every 2 minutes, exactly the reference's client/server timeout: give IMAP room.
 IMAP_TUNNEL_TIMEOUT = "timeout tunnel 30m"
+# Port 80 is read as HTTP: a client gets 10 s for its request's headers, not the 2 minutes a
+# mail connection has, so slow half-requests cannot hold HAProxy's connections.
+HTTP_REQUEST_TIMEOUT = "timeout http-request 10s"
 MAIL_NAME_PREFIXES = ("", "autoconfig.", "autodiscover.", "mta-sts.")
 WKD_PREFIX = "openpgpkey."
 MTA_STS_PREFIX = "mta-sts."
@@ -73,6 +81,7 @@ MTA_STS_PREFIX = "mta-sts."
 CLIENT_SETUP_PREFIXES = ("autoconfig.", "autodiscover.")
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_.:-]+")
+_URL_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
 
 
 @dataclass(frozen=True)
@@ -101,16 +110,19 @@ class Backend:
     name: str
     server: Server
     settings: tuple[str, ...] = ()  # extra lines, e.g. a longer tunnel timeout
+    http: bool = False  # HTTP mode: HAProxy reads each request (port 80)
 
 
 @dataclass(frozen=True)
 class Frontend:
-    """One listening port; with ``by_sni`` the TLS server name picks the backend."""
+    """One listening port; with ``by_sni`` the TLS server name picks the backend, with
+    ``by_path`` (an HTTP frontend, its default backend in HTTP mode) the request's path."""
 
     name: str
     port: int
     default: Backend
     by_sni: tuple[tuple[Backend, tuple[str, ...]], ...] = ()
+    by_path: tuple[tuple[Backend, str], ...] = ()  # (backend, path prefix)
 
 
 def units(ctx: RenderContext) -> list[Unit]:
@@ -154,14 +166,29 @@ def mailserver(ctx: RenderContext) -> Peer | None:
 
 def gateway_frontends(ctx: RenderContext, home: Peer) -> list[Frontend]:
     """Every port the mail server serves, through the tunnel with a PROXY header; HTTP (ACME
-    challenges) without one. Mailu serves them all, HTTPS (admin, webmail) included; Postfix +
-    Dovecot only SMTP, submission and IMAPS: forwarding the others (995, 4190, 443) would only
-    lead clients to a closed port, so on 443 the gateway's own nginx (WKD, MTA-STS) answers."""
+    challenges, ``_http``) without one. Mailu serves them all, HTTPS (admin, webmail) included;
+    Postfix + Dovecot only SMTP, submission and IMAPS: forwarding the others (995, 4190, 443)
+    would only lead clients to a closed port, so on 443 the gateway's own nginx (WKD, MTA-STS)
+    answers."""
     mailu = ctx.mailserver_peer.host.mail_backend == MailBackend.MAILU
     ports = ctx.served_ports
     forwarded = [_forward(home, port) for port in ports if port != HTTPS_PORT]
-    plain_http = _forward(home, HTTP_PORT, proxy_header=False)
-    return sorted([*forwarded, _https(ctx, home, mailu=mailu), plain_http], key=_by_port)
+    return sorted([*forwarded, _https(ctx, home, mailu=mailu), _http(home)], key=_by_port)
+
+
+def _http(home: Peer) -> Frontend:
+    """Port 80 as HTTP: ACME HTTP-01 challenges (RFC 8555 §8.3) go to the gateway's nginx,
+    which serves the tokens Mailgate wrote and passes the others on to the mail server (a
+    certbot there); every other request goes to the mail server. Neither gets a PROXY header."""
+    address, port = ACME_CHALLENGE_BACKEND
+    challenges = Backend("acme_nginx", Server("acme_nginx", address, port, False), http=True)
+    mail = _backend(home, HTTP_PORT, proxy_header=False, http=True)
+    return Frontend(
+        f"{SERVICES[HTTP_PORT]}_in",
+        HTTP_PORT,
+        default=mail,
+        by_path=((challenges, ACME_CHALLENGE_PATH),),
+    )
 
 
 def _https(ctx: RenderContext, home: Peer, *, mailu: bool) -> Frontend:
@@ -174,15 +201,15 @@ def _https(ctx: RenderContext, home: Peer, *, mailu: bool) -> Frontend:
     return Frontend("https_in", HTTPS_PORT, default=mail, by_sni=names)
 
 
-def _forward(home: Peer, port: int, *, proxy_header: bool = True) -> Frontend:
-    backend = _backend(home, port, proxy_header=proxy_header)
+def _forward(home: Peer, port: int) -> Frontend:
+    backend = _backend(home, port)
     return Frontend(f"{SERVICES[port]}_in", port, default=backend)
 
 
-def _backend(home: Peer, port: int, *, proxy_header: bool = True) -> Backend:
+def _backend(home: Peer, port: int, *, proxy_header: bool = True, http: bool = False) -> Backend:
     server = home.at(port, proxy_header=proxy_header)
     settings = (IMAP_TUNNEL_TIMEOUT,) if SERVICES[port] == "imaps" else ()
-    return Backend(f"mailserver_{SERVICES[port]}", server, settings)
+    return Backend(f"mailserver_{SERVICES[port]}", server, settings, http=http)
 
 
 def _by_port(frontend: Frontend) -> int:
@@ -254,11 +281,18 @@ def _defaults() -> list[str]:
 def _frontend(frontend: Frontend, *, ipv6: bool) -> list[str]:
     port = _port(frontend.port)
     binds = [f"  bind :{port}", *([f"  bind [::]:{port} v6only"] if ipv6 else [])]
+    http = (
+        ["  mode http", "  option httplog", f"  {HTTP_REQUEST_TIMEOUT}"]
+        if frontend.default.http
+        else []
+    )
     return [
         "",
         f"frontend {_identifier(frontend.name)}",
+        *http,
         *binds,
         *_sni_routing(frontend.by_sni),
+        *_path_routing(frontend.by_path),
         f"  default_backend {_identifier(frontend.default.name)}",
     ]
 
@@ -280,11 +314,23 @@ def _sni_routing(routes: Iterable[tuple[Backend, tuple[str, ...]]]) -> list[str]
     return rules
 
 
+def _path_routing(routes: Sequence[tuple[Backend, str]]) -> list[str]:
+    rules = ["  # The request's path chooses the backend."] if routes else []
+    for backend, prefix in routes:
+        acl = f"path_{_identifier(backend.name)}"
+        rules += [
+            f"  acl {acl} path_beg {_url_path(prefix)}",
+            f"  use_backend {_identifier(backend.name)} if {acl}",
+        ]
+    return rules
+
+
 def _backends(frontends: Sequence[Frontend]) -> list[Backend]:
     """Each backend once, in the order the frontends first use it."""
     seen: dict[str, Backend] = {}
     for frontend in frontends:
-        for backend in (*(backend for backend, _ in frontend.by_sni), frontend.default):
+        routed = (*frontend.by_sni, *frontend.by_path)
+        for backend in (*(backend for backend, _ in routed), frontend.default):
             seen.setdefault(backend.name, backend)
     return sorted(seen.values(), key=lambda backend: (backend.server.port, backend.name))
 
@@ -305,11 +351,12 @@ def _backend_block(backend: Backend, checked: dict[str, str]) -> list[str]:
     why = (
         ["  # PROXY v2 toward the server so it sees the client's address"]
         if server.proxy_header
-        else ["  # no PROXY header: plain HTTP for ACME HTTP-01 challenges at home"]
+        else ["  # no PROXY header: plain HTTP, for ACME HTTP-01 challenges"]
     )
     return [
         "",
         f"backend {_identifier(backend.name)}",
+        *(["  mode http"] if backend.http else []),
         *(f"  {one_line(setting)}" for setting in backend.settings),
         *why,
         f"  server {_identifier(server.name)} {_address(server.address, server.port)}"
@@ -334,6 +381,13 @@ def _identifier(value) -> str:
     text = one_line(value)
     if not _IDENTIFIER.fullmatch(text):
         raise RenderError(f"Refusing to write {text!r} into haproxy.cfg: not a plain name.")
+    return text
+
+
+def _url_path(value) -> str:
+    text = one_line(value)
+    if not _URL_PATH.fullmatch(text):
+        raise RenderError(f"Refusing to write {text!r} into haproxy.cfg: not a plain URL path.")
     return text
 
 

@@ -21,10 +21,16 @@ server of its own for that domain's answer, ``<root>/client-setup/<domain>/autod
 and puts the address into it as the login. The files come from ``gateway.client_setup``, the
 same builders as the panel's own answers.
 
+On the all-HAProxy gateway it also answers ACME HTTP-01 challenges (RFC 8555 §8.3), which
+HAProxy's port 80 sends it by their path: ``/.well-known/acme-challenge/<token>`` from
+``ACME_CHALLENGE_ROOT``, where Mailgate writes the key authorization of each of its own
+challenges (``certs.issuer``); a token it does not have goes on to the mail server, so that a
+certbot there (Mailu's own) keeps working.
+
 Two flavours, one set of location rules:
 
 - all-HAProxy gateway: nginx on the host, TLS on ``WKD_BACKEND`` behind HAProxy's SNI routing,
-  the client address taken from HAProxy's PROXY v2 header;
+  the client address taken from HAProxy's PROXY v2 header; the HTTP-01 server beside it;
 - Traefik gateway: the reference's ``wkd_nginx`` container on plain HTTP behind Traefik, its
   configuration bind-mounted from ``/opt/traefik/wkd/nginx.conf``.
 
@@ -32,6 +38,7 @@ nginx has no serializer, so the file is a text template; every value is checked 
 and then against a narrow pattern, since a space, ``;`` or brace would end an nginx directive.
 """
 
+import ipaddress
 import re
 
 from gateway import client_setup
@@ -40,6 +47,10 @@ from gateway.writers import MANAGED, lines, one_line, shell_quote
 from hosts.choices import GatewayProxy
 from hosts.render import systemd, tls
 from hosts.render.context import (
+    ACME_CHALLENGE_BACKEND,
+    ACME_CHALLENGE_PATH,
+    ACME_CHALLENGE_ROOT,
+    BASE64URL,
     CLIENT_SETUP_ANSWERS,
     WKD_BACKEND,
     WKD_CONTAINER,
@@ -50,7 +61,7 @@ from hosts.render.context import (
     WKD_CONTAINER_ROOT,
     RenderContext,
 )
-from hosts.render.haproxy import CLIENT_SETUP_PREFIXES, MTA_STS_PREFIX
+from hosts.render.haproxy import CLIENT_SETUP_PREFIXES, HTTP_PORT, MTA_STS_PREFIX, mailserver
 
 HOST_CONF = "/etc/nginx/conf.d/mailgate-wkd.conf"
 CONTAINER_CONF = WKD_CONTAINER_CONF_SOURCE
@@ -179,6 +190,7 @@ def _host_server(ctx: RenderContext, domains: list[str]) -> list[str]:
         *_locations(),
         "}",
         *_answers_server(_path(ctx.wkd_root)),
+        *_challenges_server(ctx),
     ]
 
 
@@ -260,6 +272,40 @@ def _answers_server(root: str) -> list[str]:
         "        types { }",
         "        default_type application/xml;",
         f"        try_files {SETUP_DIR}/$mailgate_answer_domain/{AUTODISCOVER_FILE} =404;",
+        "    }",
+        "}",
+    ]
+
+
+def _challenges_server(ctx: RenderContext) -> list[str]:
+    """ACME HTTP-01 behind HAProxy's port 80: Mailgate's tokens from its challenge folder, any
+    other request on to the mail server as it came (a certbot there answers its own)."""
+    home = mailserver(ctx)
+    if home is None:
+        return []  # HAProxy is not rendered either: nothing sends challenges here yet
+    address, port = ACME_CHALLENGE_BACKEND
+    token = f"^{_literal(ACME_CHALLENGE_PATH)}(?<mailgate_acme_token>{BASE64URL})$"
+    to_home = [
+        f"        proxy_pass http://{_http_host(home.address)}:{int(HTTP_PORT)};",
+        "        proxy_set_header Host $host;",
+    ]
+    return [
+        "",
+        "# ACME HTTP-01 (RFC 8555 §8.3), from HAProxy's port 80: the key authorizations of",
+        "# Mailgate's own challenges, a file per token; every other token to the mail server.",
+        "server {",
+        f"    listen {one_line(address)}:{int(port)};",
+        "    server_name _;",
+        f"    root {_path(ACME_CHALLENGE_ROOT)};",
+        f'    location ~ "{token}" {{',
+        "        default_type application/octet-stream;",
+        "        try_files /$mailgate_acme_token @mailserver;",
+        "    }",
+        "    location / {",
+        *to_home,
+        "    }",
+        "    location @mailserver {",
+        *to_home,
         "    }",
         "}",
     ]
@@ -413,6 +459,20 @@ def _container_reload() -> str:
 
 
 # --- values --------------------------------------------------------------------------------------
+
+
+def _http_host(value) -> str:
+    """An IP address as the host of a URL (IPv6 in brackets)."""
+    try:
+        address = ipaddress.ip_address(one_line(value))
+    except ValueError as error:
+        raise RenderError(f"Refusing to pass requests to {value!r}: not an IP address.") from error
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def _literal(path) -> str:
+    """A path of ``_PATH``'s letters as a regular expression that matches it alone."""
+    return _path(path).replace(".", r"\.").replace("+", r"\+")
 
 
 def _domain(value) -> str:

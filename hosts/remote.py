@@ -165,6 +165,9 @@ head -c "$size" | { @SURVEY@; }
 mark surveyed
 read -r size || exit 0
 staged() (  # a subshell: the staged copy is private; the checks and activation keep the umask
+  # Only the deployments' folder is private: the folders above it are made with the host's umask,
+  # since nginx's workers read the WKD tree and the ACME challenges in /var/lib/mailgate.
+  mkdir -p "${D%/*/*}" || exit 1
   umask 077
   rm -rf "$D" && mkdir -p "$D" && head -c "$size" > "$D/archive.tar" \
     && tar -x -C "$D" -f "$D/archive.tar" && rm -f "$D/archive.tar" || exit 1

@@ -161,6 +161,16 @@ def test_a_failed_check_activates_nothing_and_keeps_the_old_files(host, lab):
     assert lab.run(f"ls {remote.ROOT}").stdout == ""  # the staging folder is gone
 
 
+def test_a_first_deployment_keeps_the_folders_above_its_own_reachable(host, lab, monkeypatch):
+    """The staging folder is private, but a first deployment that makes /var/lib/mailgate must
+    not make it private too: nginx's workers read the WKD tree and the ACME challenges there."""
+    monkeypatch.setattr(remote, "ROOT", "/var/lib/mailgate/fresh/deployments")
+    deployment = deploy(host, bundle())
+    assert deployment.status == DeploymentStatus.SUCCEEDED, deployment.log
+    modes = lab.run(f"stat -c %a /var/lib/mailgate/fresh {remote.ROOT}").stdout.split()
+    assert modes == ["755", "700"]
+
+
 def test_a_failed_activation_restores_and_reactivates_the_old_files(host, lab):
     deploy(host, bundle())
     deployment = deploy(host, bundle("v2", activate=f"grep -q v1 {PROBE}/a.conf"))

@@ -19,7 +19,7 @@ from hosts.render import mailu, systemd
 from hosts.render.context import CERTBOT_LIVE
 from hosts.render.postfix import SNI_MAP
 
-# What each purpose's readers need to take a new certificate (certificate reloads).
+# What makes each purpose's readers take a new certificate.
 RELOADS = {
     "mail": (systemd.reload("postfix"), systemd.reload("dovecot")),
     "gateway": (systemd.reload("nginx"),),

@@ -234,8 +234,8 @@ def certificate_files(host) -> tuple[str, str]:
             raise RenderError(
                 f"Mailu's front reads its certificate and key from {CERTS} only (its /certs "
                 f"volume), so {host}'s own TLS certificate and key files must both lie there, "
-                f"not {path or 'nowhere'}: e.g. {CERTS}/fullchain.pem and {CERTS}/privkey.pem. "
-                "Or clear both, and Mailgate gets the certificate itself."
+                f"not {path or '(none given)'}: e.g. {CERTS}/fullchain.pem and "
+                f"{CERTS}/privkey.pem. Or clear both, and Mailgate gets the certificate itself."
             )
         names.append(path.removeprefix(f"{CERTS}/"))
     return names[0], names[1]
@@ -565,8 +565,10 @@ def front_restart() -> str:
     """Restart the front if it runs, so that it presents the certificate now in its certs
     volume. Its config.py looks for the files only when it runs (at the container's start, or
     from certwatcher.py), and without them it renders nginx and its Dovecot proxy without TLS:
-    a reload would keep a front that started before the certificate existed without TLS. Not
-    running (the first deployment, before ``up -d``): ``up -d`` starts it with the files."""
+    a reload would keep a front that started before the certificate existed without TLS. Every
+    file is in place before any activation step runs, so on a first deployment ``up -d`` (this
+    unit's activation, which runs before the certificates') already started it with the files,
+    and the restart changes nothing; with no stack running, there is nothing to restart."""
     live = shell_quote(COMPOSE_PATH)
     return (
         f"if docker compose -f {live} ps --status running --services 2>/dev/null | grep -qx "

@@ -4,6 +4,7 @@ from django.db import models
 class Purpose(models.TextChoices):
     MAIL = "mail", "Mail server (SMTP, submission, IMAP)"
     GATEWAY = "gateway", "Gateway web (WKD, MTA-STS)"
+    MAILU = "mailu", "Mailu's front (SMTP, submission, IMAP, HTTPS)"
 
 
 class Outcome(models.TextChoices):

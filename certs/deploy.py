@@ -1,6 +1,7 @@
-"""The certificates' part of a host's bundle: each certificate the host presents, in the
-layout certbot writes (``/etc/letsencrypt/live/<name>/``), which is where the renderers of
-Postfix, Dovecot and nginx read it (``hosts.render.context``).
+"""The certificates' part of a host's bundle: each certificate the host presents, where its
+readers look for it: in the layout certbot writes (``/etc/letsencrypt/live/<name>/``) for
+Postfix, Dovecot and nginx (``hosts.render.context``), and in Mailu's certs volume for Mailu's
+front (``TLS_FLAVOR=cert``: the full chain as ``cert.pem``, the key as ``key.pem``).
 
 Before anything is activated, the staged copy is checked on the host: the certificate must
 verify against the chain that came with it, for a TLS server, and the key must be the one
@@ -14,11 +15,19 @@ from certs.choices import Outcome
 from certs.models import Issuance
 from gateway.bundle import File, Unit
 from gateway.writers import shell_quote
-from hosts.render import systemd
+from hosts.render import mailu, systemd
 from hosts.render.context import CERTBOT_LIVE
 from hosts.render.postfix import SNI_MAP
 
-RELOADS = {"mail": ("postfix", "dovecot"), "gateway": ("nginx",)}
+# What makes each purpose's readers take a new certificate.
+RELOADS = {
+    "mail": (systemd.reload("postfix"), systemd.reload("dovecot")),
+    "gateway": (systemd.reload("nginx"),),
+    "mailu": (mailu.front_restart(),),
+}
+# Mailu's front reads the full chain as cert.pem; chain.pem beside it is for the staged check.
+MAILU_CERT, MAILU_KEY = f"{mailu.CERTS}/{mailu.CERT_FILE}", f"{mailu.CERTS}/{mailu.KEY_FILE}"
+MAILU_CHAIN = f"{mailu.CERTS}/chain.pem"
 
 
 def units(ctx) -> list[Unit]:
@@ -29,10 +38,17 @@ def units(ctx) -> list[Unit]:
         return []
     files, checks, purposes = [], [], set()
     for issuance in current:
-        folder = f"{CERTBOT_LIVE}/{issuance.certificate.name}"
-        files += _files(folder, issuance)
-        checks.append(check(folder))
-        purposes.add(issuance.certificate.purpose)
+        purpose = issuance.certificate.purpose
+        if purpose == "mailu":
+            files += _mailu_files(issuance)
+            checks.append(check(MAILU_CERT, MAILU_CHAIN, MAILU_KEY))
+        else:
+            folder = f"{CERTBOT_LIVE}/{issuance.certificate.name}"
+            files += _files(folder, issuance)
+            checks.append(
+                check(f"{folder}/cert.pem", f"{folder}/chain.pem", f"{folder}/privkey.pem")
+            )
+        purposes.add(purpose)
     return [
         Unit(
             name="certificates",
@@ -66,6 +82,15 @@ def _files(folder: str, issuance: Issuance) -> list[File]:
     ]
 
 
+def _mailu_files(issuance: Issuance) -> list[File]:
+    leaf, chain = split_chain(issuance.fullchain)
+    return [
+        File(MAILU_CERT, leaf + chain),
+        File(MAILU_CHAIN, chain),
+        File(MAILU_KEY, issuance.private_key.encode(), mode=0o600, secret=True),
+    ]
+
+
 def split_chain(fullchain: str) -> tuple[bytes, bytes]:
     """The first certificate of a PEM chain, and the rest, each re-encoded from what it holds
     (so nothing but certificates passes into the files)."""
@@ -74,19 +99,20 @@ def split_chain(fullchain: str) -> tuple[bytes, bytes]:
     return pems[0], b"".join(pems[1:])
 
 
-def check(folder: str) -> str:
+def check(certificate: str, chain: str, key: str) -> str:
     """Refuse a staged certificate that does not verify against its chain, or whose key is not
-    the certificate's (a shell snippet, run with ``$STAGE`` set)."""
-    staged = f'"$STAGE"{shell_quote(folder)}'
+    the certificate's (a shell snippet, run with ``$STAGE`` set). ``certificate`` may hold the
+    chain after it: openssl reads the first certificate of the file."""
+    cert, ca, pkey = (f'"$STAGE"{shell_quote(path)}' for path in (certificate, chain, key))
     refuse = "{ echo %s >&2; exit 1; }"
-    wrong_chain = shell_quote(f"{folder}/cert.pem does not verify against its chain.pem.")
-    wrong_key = shell_quote(f"{folder}/privkey.pem is not the key of {folder}/cert.pem.")
+    wrong_chain = shell_quote(f"{certificate} does not verify against {chain}.")
+    wrong_key = shell_quote(f"{key} is not the key of {certificate}.")
     return "\n".join(
         [
-            f"openssl verify -partial_chain -purpose sslserver -CAfile {staged}/chain.pem "
-            f"{staged}/cert.pem >/dev/null || " + refuse % wrong_chain,
-            f'[ "$(openssl x509 -in {staged}/cert.pem -noout -pubkey)" = '
-            f'"$(openssl pkey -in {staged}/privkey.pem -pubout)" ] || ' + refuse % wrong_key,
+            f"openssl verify -partial_chain -purpose sslserver -CAfile {ca} {cert} >/dev/null "
+            "|| " + refuse % wrong_chain,
+            f'[ "$(openssl x509 -in {cert} -noout -pubkey)" = '
+            f'"$(openssl pkey -in {pkey} -pubout)" ] || ' + refuse % wrong_key,
         ]
     )
 
@@ -97,5 +123,5 @@ def _activate(purposes: set[str]) -> tuple[str, ...]:
         # Postfix's SNI map holds the other names' certificates themselves (postmap -F).
         steps.append(f"if [ -f {SNI_MAP} ]; then postmap -F hash:{SNI_MAP}; fi")
     for purpose in sorted(purposes):
-        steps += [systemd.reload(service) for service in RELOADS[purpose]]
+        steps += RELOADS[purpose]
     return tuple(steps)

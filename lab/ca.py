@@ -1,6 +1,7 @@
-"""The lab's certificate authority: it issues the certificates that a real setup gets from
-Let's Encrypt (the gateway's and the mail server's) and the smarthost's own, so that the lab's
-clients verify TLS for real against one CA file instead of turning verification off."""
+"""The lab's certificate authority, for the certificates Mailgate does not get from the lab's
+ACME server (``lab.acme``): the relay host's LAN certificate, the smarthost stand-in's, the
+Traefik gateway's acme.json, and Pebble's own HTTPS listener; so that the lab's clients verify
+TLS for real against one CA file instead of turning verification off."""
 
 import datetime
 import ipaddress
@@ -9,7 +10,6 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric import rsa as rsa_keys
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = datetime.timedelta(days=90)  # what Let's Encrypt issues
@@ -61,14 +61,10 @@ class LabCA:
         """The CA certificate that the lab's clients trust."""
         return self._certificate.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, *names: str, rsa: bool = False) -> Issued:
+    def issue(self, *names: str) -> Issued:
         """A server certificate for ``names`` (the first is its common name), with an ECDSA
-        key, or an RSA one for a server that serves both kinds (Mailu's front)."""
-        key = (
-            rsa_keys.generate_private_key(public_exponent=65537, key_size=2048)
-            if rsa
-            else ec.generate_private_key(ec.SECP256R1())
-        )
+        key."""
+        key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         certificate = (
             x509.CertificateBuilder()

@@ -14,10 +14,13 @@ lab.mailu`` instead, which does what theirs does with the one difference named:
   nothing and no Docker runs, so it would wait forever. The rest is the same: the ownership of
   /dkim and /data, ``flask db upgrade``, then gunicorn with Mailu's own options.
 - ``front``: its start.py (not part of Mailu's source tree here) runs Mailu's ``config.py``,
-  certbot (``letsencrypt.py``), Mailu's Dovecot proxy and nginx. The lab runs config.py as it
-  is, asks no ACME server (the lab CA's certificate lies where certbot would write it), and
-  reads Mailu's nginx.conf with Debian's differences from Alpine (docs/facts.md §3): nginx 1.22
-  has no ``http2 on;``, the user is www-data, ISRG Root X1 has another file name.
+  for ``TLS_FLAVOR=cert`` its certificate watcher (``certwatcher.py``), Mailu's Dovecot proxy
+  and nginx. The lab runs config.py as it is, which finds the certificate Mailgate deployed from
+  the lab's Pebble where Mailu reads it (``/certs/cert.pem`` and ``key.pem``, the certs
+  volume); it runs no watcher (Mailgate restarts the front when the certificate changes,
+  ``hosts.render.mailu.front_restart``), and reads Mailu's nginx.conf with Debian's differences
+  from Alpine (docs/facts.md §3): nginx 1.22 has no ``http2 on;``, the user is www-data, ISRG
+  Root X1 has another file name.
 
 Not played (``up -d`` says so): ``resolver`` (unbound, which is not installed; the containers
 ask the home server's resolver) and ``webmail`` (Snappymail, PHP: no lab check reads mail in a

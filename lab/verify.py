@@ -173,7 +173,7 @@ def check_inbound(run: Run) -> Result:
     evidence = [
         f"internet {INTERNET_VPS_SIDE} -> {VPS_PUBLIC}:25: {_lines(output, 'queued as') or output}",
         f"Postfix on home logged: {logged.splitlines()[0] if logged else 'nothing'}",
-        f"IMAPS {MAIL_HOST}:993 (via the gateway, certificate checked against the lab CA): "
+        f"IMAPS {MAIL_HOST}:993 (via the gateway, certificate checked against ca.pem): "
         + ("message found" if imap.get("found") else f"not found {imap.get('error', '')}"),
         f"its Received header: {received.strip()}",
     ]
@@ -333,7 +333,7 @@ def check_tls(run: Run) -> Result:
 
 def check_second_name(run: Run) -> Result:
     """A second domain on a mail host name of its own: mail for it arrives, and 465 and 993
-    under that name present its own certificate (checked against the lab CA by name)."""
+    under that name present its own certificate (checked by name against the lab's trust file)."""
     subject = run.subject("friends")
     bob = f"bob@{FRIENDS}"
     output = run.swaks(
@@ -345,7 +345,7 @@ def check_second_name(run: Run) -> Result:
     greeting = probe(internet, "greeting", FRIENDS_MAIL_HOST, "465", ca)
     imap = run.inbox("bob", subject, domain=FRIENDS, host=FRIENDS_MAIL_HOST)
     named = imap.get("certificate", {}).get("commonName", "")
-    # Mailu's certbot asks for one certificate naming every host of HOSTNAMES, the first as its
+    # Mailu's front presents one certificate naming every host of HOSTNAMES, the first as its
     # subject; the client checked the second name against it all the same.
     expected = MAIL_HOST if run.lab.mailu else FRIENDS_MAIL_HOST
     ok = (
@@ -495,7 +495,7 @@ def check_wkd(run: Run) -> Result:
 
 def check_mta_sts(run: Run) -> Result:
     """The MTA-STS policy (RFC 8461) of each domain, over HTTPS at mta-sts.<domain>, certificate
-    checked against the lab CA, as a sending MTA fetches it."""
+    checked against the lab's trust file, as a sending MTA fetches it."""
     evidence, ok = [], True
     for domain, mail_host in ((DOMAIN, MAIL_HOST), (FRIENDS, FRIENDS_MAIL_HOST)):
         url = f"https://mta-sts.{domain}/.well-known/mta-sts.txt"
@@ -582,6 +582,7 @@ def check_gateway_programs(run: Run) -> Result:
 
 
 MAIL_TLS_PORTS = ("465", "587", "993")
+MAILU_TLS_PORTS = ("443", *MAIL_TLS_PORTS)
 
 
 def check_certificates(run: Run) -> Result:
@@ -606,21 +607,22 @@ def check_certificates(run: Run) -> Result:
                 )
                 + ("" if same else f"; Mailgate's is {current.serial if current else 'none'}")
             )
-    # With Traefik in front of Mailu, Traefik's and Mailu's own ACME hold every name.
-    none = "Mailgate issues no certificate in this shape (Traefik's and Mailu's own ACME do)"
     return Result(
         "Certificates: every name serves the one Mailgate got from the lab's ACME server",
-        ok,
-        "\n".join(evidence) or none,
+        ok and bool(evidence),
+        "\n".join(evidence) or "Mailgate holds no certificate of the lab's hosts",
     )
 
 
 def _served(certificate: Certificate) -> list[tuple[str, str]]:
     """Where a client meets each of the certificate's names: the gateway's web names on 443
     (its own name is only the folder's: on 443 HAProxy passes that one to the mail server),
-    a mail host name on the mail ports."""
+    a mail host name on the mail ports, and every name of Mailu's front on those and on 443
+    (its admin and webmail, which the gateway passes through)."""
     if certificate.purpose == "gateway":
         return [(n, "443") for n in certificate.names if n.startswith(GATEWAY_PREFIXES)]
+    if certificate.purpose == "mailu":
+        return [(name, port) for name in certificate.names for port in MAILU_TLS_PORTS]
     return [(certificate.name, port) for port in MAIL_TLS_PORTS]
 
 

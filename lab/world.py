@@ -16,9 +16,10 @@ registered in Mailgate as a family would register theirs (``docs/reference-setup
               where a stand-in for the Proton Mail Bridge (STARTTLS + AUTH) listens
 
 Only documentation and benchmarking ranges are used, and only inside the namespaces. Mailgate
-gets the certificates from a real ACME server on the internet host (Pebble, ``lab.acme``), with
-DNS-01 records it pushes to the lab's BIND; a hand-made lab CA (``lab.ca``) issues only what
-Mailgate does not (the relay's LAN certificate, the Traefik shape's and Mailu's own). Mailgate
+gets the mail servers' certificates (Postfix + Dovecot's and Mailu's) and the HAProxy gateway's
+from a real ACME server on the internet host (Pebble, ``lab.acme``), with DNS-01 records it
+pushes to the lab's BIND; a hand-made lab CA (``lab.ca``) issues only what Mailgate does not
+(the relay's LAN certificate, the smarthost stand-in's, the Traefik shape's acme.json). Mailgate
 then deploys every file through its normal deploy engine; nothing here writes a configuration
 file that Mailgate renders.
 
@@ -299,17 +300,13 @@ def _prepare_hosts(lab: Lab) -> None:
         *(f"{prefix}{name}" for name in (DOMAIN, FRIENDS) for prefix in WEB_PREFIXES),
     )
     certificate = ca.issue(*names)
-    friends = ca.issue(FRIENDS_MAIL_HOST)
     for role in ("vps", "home", "relay"):
         private = lab.hosts[role].root / "private"
         systemctl = private / "usr/local/sbin/systemctl"
         systemctl.write_text(SYSTEMCTL)
         systemctl.chmod(0o755)
         if not _mailgate_issues(lab, role):
-            live = private / "etc/letsencrypt/live" / MAIL_HOST
-            _install_certificate(live, certificate)
-            if role == "home":  # certbot's second certificate, for the second mail host name
-                _install_certificate(live.parent / FRIENDS_MAIL_HOST, friends)
+            _install_certificate(private / "etc/letsencrypt/live" / MAIL_HOST, certificate)
         (private / "etc/nginx/sites-enabled/default").unlink(missing_ok=True)
         nginx_conf = private / "etc/nginx/nginx.conf"
         nginx_conf.write_text(
@@ -318,7 +315,7 @@ def _prepare_hosts(lab: Lab) -> None:
     if lab.traefik:
         _prepare_traefik(lab.hosts["vps"].root / "private", certificate, names)
     if lab.mailu:
-        _prepare_mailu(lab.hosts["home"], ca)
+        _prepare_mailu(lab.hosts["home"])
     smarthost = ca.issue("127.0.0.1")
     (lab.folder / "smarthost.pem").write_bytes(smarthost.fullchain)
     (lab.folder / "smarthost.key").write_bytes(smarthost.privkey)
@@ -327,10 +324,10 @@ def _prepare_hosts(lab: Lab) -> None:
 
 def _mailgate_issues(lab: Lab, role: str) -> bool:
     """Whether Mailgate gets this host's certificates itself (``certs.names``): the all-HAProxy
-    gateway's and the Postfix + Dovecot mail server's."""
+    gateway's and the mail server's (Postfix + Dovecot or Mailu)."""
     if role == "vps":
         return not lab.traefik
-    return role == "home" and not lab.mailu
+    return role == "home"
 
 
 def _install_certificate(live: Path, issued) -> None:
@@ -359,11 +356,10 @@ def _prepare_traefik(private: Path, certificate, names: tuple[str, ...]) -> None
     acme.chmod(0o600)
 
 
-def _prepare_mailu(home: LabHost, ca: LabCA) -> None:
+def _prepare_mailu(home: LabHost) -> None:
     """The Mailu home server's stand-ins: ``docker`` (``lab.docker``, finding Mailu's source
-    where the tests do), the users of Mailu's images, and in /mailu/certs the certificates that
-    Mailu's certbot would have fetched (there is no ACME server): one for all of HOSTNAMES, in
-    RSA and in ECDSA, as Mailu's front asks for both."""
+    where the tests do) and the users of Mailu's images. Its certificate comes from Pebble
+    through Mailgate, in Mailu's certs volume (``certs.deploy``)."""
     private = home.root / "private"
     _install_docker(private, f"MAILGATE_SHARED_DIR={shlex.quote(str(shared.SHARED_DIR))}")
     for user in MAILU_USERS:  # in the home server's own /etc
@@ -376,13 +372,6 @@ def _prepare_mailu(home: LabHost, ca: LabCA) -> None:
     overrides = private / mailu.STORAGE.strip("/") / "overrides/postfix"
     overrides.mkdir(parents=True)
     (overrides / "postfix.cf").write_text("default_database_type = lmdb\n")
-    live = private / mailu.STORAGE.strip("/") / "certs/letsencrypt/live"
-    for folder, rsa in (("mailu", True), ("mailu-ecdsa", False)):
-        issued = ca.issue(MAIL_HOST, FRIENDS_MAIL_HOST, rsa=rsa)
-        (live / folder).mkdir(parents=True)
-        (live / folder / "fullchain.pem").write_bytes(issued.fullchain)
-        (live / folder / "privkey.pem").write_bytes(issued.privkey)
-        (live / folder / "privkey.pem").chmod(0o600)
 
 
 def _install_docker(private: Path, environment: str) -> None:

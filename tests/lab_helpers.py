@@ -1,14 +1,18 @@
-"""Checks the lab tests share: nothing of a lab is left after ``lab down``, and the status page
-is green against a running lab."""
+"""Checks the lab tests share: nothing of a lab is left after ``lab down``, the status page
+is green against a running lab, and a forced renewal of the mail server's certificate is served."""
 
 import subprocess
+import time
 
 import pytest
 from django.test import override_settings
 
 from gateway import services as gateway_services
 from gateway.models import Domain, StatusItem
+from hosts import services as host_services
+from hosts.choices import DeploymentTrigger
 from hosts.models import Host, Relay, Tunnel
+from lab import acme, world
 from lab.hosts import LabHost
 
 
@@ -33,6 +37,28 @@ def assert_status_is_green(folder) -> None:
     colours = {item.label: (item.colour, item.message) for item in items}
     assert len(colours) > 10, colours
     assert [item for item in colours.items() if item[1][0] != "green"] == []
+
+
+def assert_a_forced_renewal_is_served(lab, ports: tuple[str, ...], seconds: float = 60) -> None:
+    """A forced renewal of the mail server's certificate (under its own name) is an ordinary
+    deployment: each of ``ports`` serves the new serial, within ``seconds`` (Mailu's front
+    restarts to take it)."""
+    home = Host.objects.get(name=world.NAMES["home"])
+    certificate = home.certificates.get(name=world.MAIL_HOST)
+    before = certificate.current
+    renewed = acme.renew(lab.made["acme"], certificate)
+    assert renewed.outcome == "issued", renewed.message
+    assert renewed.serial != before.serial
+    deployment = host_services.deployment_run_here(host=home, trigger=DeploymentTrigger.LAB)
+    assert deployment.status == "succeeded", deployment.log
+    ca, deadline = str(lab.folder / "ca.pem"), time.monotonic() + seconds
+    for port in ports:
+        seen = world.probe(lab.hosts["internet"], "certificate", world.MAIL_HOST, port, ca)
+        while seen.get("serial") != renewed.serial and time.monotonic() < deadline:
+            time.sleep(1)
+            seen = world.probe(lab.hosts["internet"], "certificate", world.MAIL_HOST, port, ca)
+        assert seen.get("serial") == renewed.serial, (port, seen)
+        print(f"{world.MAIL_HOST}:{port} serves the renewed serial {renewed.serial}")
 
 
 # What a mail server built by hand keeps of its own, for the adoption tests over SSH.

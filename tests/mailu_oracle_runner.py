@@ -96,15 +96,11 @@ TEMPLATES = {
 }
 
 
-# nginx/config.py's certificate and key paths (RSA, then ECDSA) by TLS_FLAVOR.
-LETSENCRYPT_FILES = {
-    "letsencrypt": (
-        "/certs/letsencrypt/live/mailu/nginx-chain.pem",
-        "/certs/letsencrypt/live/mailu/privkey.pem",
-        "/certs/letsencrypt/live/mailu-ecdsa/nginx-chain.pem",
-        "/certs/letsencrypt/live/mailu-ecdsa/privkey.pem",
-    ),
-}
+def front_files(args) -> tuple[str, str]:
+    """nginx/config.py's certificate and key paths, for the one TLS_FLAVOR Mailgate sets."""
+    cert = "/certs/" + args.get("TLS_CERT_FILENAME", "cert.pem")
+    key = "/certs/" + args.get("TLS_KEYPAIR_FILENAME", "key.pem")
+    return {"cert": (cert, key)}[args["TLS_FLAVOR"]]
 
 
 def render(container: str, core: str, out: str, extra: str) -> None:
@@ -123,9 +119,9 @@ def render(container: str, core: str, out: str, extra: str) -> None:
         args = os.environ
     elif container == "dovecot":  # dovecot/start.py renders with os.environ
         args = os.environ
-    elif container == "nginx":  # nginx/config.py, for the one TLS_FLAVOR Mailgate sets
+    elif container == "nginx":  # nginx/config.py
         args["TLS_PERMISSIVE"] = str(args.get("TLS_PERMISSIVE")).lower() not in ("false", "no")
-        args["TLS"] = LETSENCRYPT_FILES[args["TLS_FLAVOR"]]
+        args["TLS"] = front_files(args)
     args.update(json.loads(extra))
     if container == "postfix" and "RELAYUSER" in os.environ:
         TEMPLATES["postfix"].append(("postfix/conf/sasl_passwd", "postfix"))

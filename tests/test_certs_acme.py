@@ -19,6 +19,8 @@ from certs.probes import certificate_findings
 from gateway import services as gateway_services
 from gateway.status import Colour
 from hosts.models import Host, Tunnel
+from hosts.render import mailu
+from hosts.render.context import load_context
 from tests import zones_named as dns_server
 from tests.certs_world import (  # noqa: F401 (fixtures)
     leaf,
@@ -62,9 +64,19 @@ def test_it_derives_every_name_from_the_models(world, family, other):
     }
 
 
-def test_it_derives_nothing_for_a_traefik_gateway_or_a_mailu_server(world, family):
-    world["vps"].gateway_proxy = "traefik-haproxy"
+def test_a_mailu_server_gets_one_certificate_for_every_name_of_hostnames(world, family, other):
+    world["vps"].gateway_proxy = "traefik-haproxy"  # Traefik gets its own
     world["home"].mail_backend = "mailu"
+    world["home"].fqdn = "home.family.example"
+    found = names.wanted([world["vps"], world["home"]], [family, other])
+    hostnames = ("home.family.example", "mail.family.example", "mail.other.example")
+    assert found == [names.Wanted(world["home"].pk, "mailu", hostnames[0], hostnames)]
+    assert mailu.mail_hostnames(load_context(world["home"])) == list(hostnames)
+
+
+def test_it_derives_nothing_for_a_host_with_its_own_certificate_file(world, family):
+    for host in (world["vps"], world["home"]):
+        host.tls_certificate_path = "/etc/ssl/own.pem"
     assert names.wanted([world["vps"], world["home"]], [family]) == []
 
 

@@ -1,6 +1,6 @@
 """Certificates reach their hosts through the normal engine: in the host's bundle, where
-Postfix, Dovecot and nginx read them, checked on the staged copy (the chain verifies, the key
-is the certificate's) before anything is activated."""
+Postfix, Dovecot and nginx read them, or Mailu's front (its certs volume), checked on the staged
+copy (the chain verifies, the key is the certificate's) before anything is activated."""
 
 import pytest
 
@@ -12,7 +12,7 @@ from hosts import engine
 from hosts.checks import run_check, run_checks
 from hosts.choices import DeploymentStatus
 from hosts.models import Deployment, Host
-from hosts.render import render_host
+from hosts.render import mailu, render_host
 from hosts.render.context import load_context
 from lab.ca import LabCA
 from lab.hosts import LabHost
@@ -25,6 +25,11 @@ from tests.certs_world import (  # noqa: F401 (fixtures)
 from tests.deploy_world import FAKE_SYSTEMCTL
 
 LIVE = "/etc/letsencrypt/live"
+# A stand-in for Docker on the lab host: it logs its calls, and its front is running.
+FAKE_DOCKER = """#!/bin/sh
+echo "docker $*" >> /var/lib/mailgate/docker.log
+case "$*" in *" ps "*) echo front ;; esac
+"""
 
 
 @pytest.fixture
@@ -33,6 +38,18 @@ def issued(world, pebble, other, zone):
     result = services.certificates_renew()
     assert {i.outcome for i in result} == {Outcome.ISSUED}, [i.message for i in result]
     return result
+
+
+@pytest.fixture
+def mailu_issued(world, pebble, other, zone) -> Issuance:
+    """The home server on Mailu: Pebble's one certificate for all of its HOSTNAMES."""
+    Host.objects.filter(pk=world["home"].pk).update(mail_backend="mailu")
+    push_to(other, zone)
+    result = services.certificates_renew()
+    assert {i.outcome for i in result} == {Outcome.ISSUED}, [i.message for i in result]
+    (issuance,) = [i for i in result if i.certificate.purpose == "mailu"]
+    assert issuance.names == ["mail.family.example", "mail.other.example"]
+    return issuance
 
 
 def test_it_bundles_each_certificate_where_postfix_dovecot_and_nginx_read_them(
@@ -61,38 +78,67 @@ def test_it_bundles_each_certificate_where_postfix_dovecot_and_nginx_read_them(
             assert result.ok, (result.unit, result.output)
 
 
-def stage(tmp_path, issuance: Issuance) -> str:
-    folder = f"{LIVE}/{issuance.certificate.name}"
-    for file in deploy._files(folder, issuance):
+def stage(tmp_path, files) -> None:
+    for file in files:
         target = tmp_path / file.path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(file.content)
-    return folder
 
 
 def test_the_staged_check_refuses_a_wrong_key_and_a_foreign_chain(issued, tmp_path):
     issuance = issued[0]
-    folder = stage(tmp_path, issuance)
-    assert run_check("certificates", deploy.check(folder), tmp_path).ok
+    folder = f"{LIVE}/{issuance.certificate.name}"
+    stage(tmp_path, deploy._files(folder, issuance))
+    paths = (f"{folder}/cert.pem", f"{folder}/chain.pem", f"{folder}/privkey.pem")
+    assert run_check("certificates", deploy.check(*paths), tmp_path).ok
     key = tmp_path / folder.lstrip("/") / "privkey.pem"
     key.write_text(issuer.new_private_key())
-    result = run_check("certificates", deploy.check(folder), tmp_path)
+    result = run_check("certificates", deploy.check(*paths), tmp_path)
     assert not result.ok and "privkey.pem is not the key of" in result.output
     foreign = LabCA("Not the issuer").issue(issuance.certificate.name)
     (tmp_path / folder.lstrip("/") / "cert.pem").write_bytes(
         foreign.fullchain.split(b"\n-----BEGIN")[0] + b"\n"
     )
     key.write_bytes(foreign.privkey)
-    result = run_check("certificates", deploy.check(folder), tmp_path)
-    assert not result.ok and "does not verify against its chain.pem" in result.output
+    result = run_check("certificates", deploy.check(*paths), tmp_path)
+    assert not result.ok and f"does not verify against {folder}/chain.pem" in result.output
+
+
+def test_mailus_front_gets_its_certificate_in_its_certs_volume(mailu_issued, world, tmp_path):
+    """TLS_FLAVOR=cert: the full chain as cert.pem and the key (secret) as key.pem, where the
+    front reads them; the staged check passes on them, refuses another key and another CA's
+    certificate with its own chain; activation restarts the front."""
+    (unit,) = deploy.units(load_context(Host.objects.get(pk=world["home"].pk)))
+    files = {file.path: file for file in unit.files}
+    assert set(files) == {deploy.MAILU_CERT, deploy.MAILU_CHAIN, deploy.MAILU_KEY}
+    leaf, chain = deploy.split_chain(mailu_issued.fullchain)
+    assert files[deploy.MAILU_CERT].content == leaf + chain and chain
+    assert (files[deploy.MAILU_KEY].mode, files[deploy.MAILU_KEY].secret) == (0o600, True)
+    assert not files[deploy.MAILU_CERT].secret
+    assert unit.activate == (mailu.front_restart(),)
+    stage(tmp_path, unit.files)
+    assert run_check("certificates", "\n".join(unit.checks), tmp_path).ok
+    key = tmp_path / deploy.MAILU_KEY.lstrip("/")
+    key.write_text(issuer.new_private_key())
+    result = run_check("certificates", "\n".join(unit.checks), tmp_path)
+    assert not result.ok
+    assert "/mailu/certs/key.pem is not the key of /mailu/certs/cert.pem" in result.output
+    foreign = LabCA("Not the issuer").issue(*mailu_issued.names)
+    (tmp_path / deploy.MAILU_CERT.lstrip("/")).write_bytes(foreign.fullchain)
+    key.write_bytes(foreign.privkey)
+    result = run_check("certificates", "\n".join(unit.checks), tmp_path)
+    assert not result.ok and "does not verify against /mailu/certs/chain.pem" in result.output
 
 
 @pytest.fixture
 def lab():
-    host = LabHost.create(private_dirs=("/etc/letsencrypt", "/var/lib/mailgate", "/usr/local/sbin"))
-    systemctl = host.root / "private/usr/local/sbin/systemctl"
-    systemctl.write_text(FAKE_SYSTEMCTL)
-    systemctl.chmod(0o755)
+    host = LabHost.create(
+        private_dirs=("/etc/letsencrypt", mailu.STORAGE, "/var/lib/mailgate", "/usr/local/sbin")
+    )
+    for name, script in (("systemctl", FAKE_SYSTEMCTL), ("docker", FAKE_DOCKER)):
+        program = host.root / "private/usr/local/sbin" / name
+        program.write_text(script)
+        program.chmod(0o755)
     yield host
     host.close()
 
@@ -107,6 +153,26 @@ def deploy_certificates(host: Host) -> Deployment:
 
 
 def test_a_wrong_key_never_activates(issued, lab):
+    good = next(i for i in issued if i.certificate.purpose == "mail")
+    path = f"{LIVE}/{good.certificate.name}"
+    assert_a_wrong_key_never_activates(
+        lab, good, (f"{path}/fullchain.pem", good.fullchain.encode()), f"{path}/privkey.pem"
+    )
+    assert b"reload-or-restart postfix" in lab.read("/var/lib/mailgate/systemctl.log")
+
+
+def test_a_wrong_key_never_activates_on_mailu(mailu_issued, lab):
+    leaf, chain = deploy.split_chain(mailu_issued.fullchain)
+    assert_a_wrong_key_never_activates(
+        lab, mailu_issued, (deploy.MAILU_CERT, leaf + chain), deploy.MAILU_KEY
+    )
+    restarts = lab.read("/var/lib/mailgate/docker.log").decode().count("restart front")
+    assert restarts == 1  # by the first deployment only: the second activated nothing
+
+
+def assert_a_wrong_key_never_activates(lab, good: Issuance, chain: tuple[str, bytes], key: str):
+    """The good certificate is deployed over SSH by the real engine; then one with another
+    key fails the staged check, nothing is activated, and the host keeps the good key."""
     host = Host.objects.create(
         name="probe",
         is_relay=True,
@@ -114,14 +180,11 @@ def test_a_wrong_key_never_activates(issued, lab):
         ssh_private_key=lab.client_key,
         ssh_host_key=lab.host_key,
     )
-    good = next(i for i in issued if i.certificate.purpose == "mail")
     Certificate.objects.filter(pk=good.certificate_id).update(host=host)
-    path = f"{LIVE}/{good.certificate.name}"
     first = deploy_certificates(host)
     assert first.status == DeploymentStatus.SUCCEEDED, first.log
-    assert lab.read(f"{path}/fullchain.pem") == good.fullchain.encode()
-    assert lab.run(f"stat -c %a {path}/privkey.pem").stdout.strip() == "600"
-    assert b"reload-or-restart postfix" in lab.read("/var/lib/mailgate/systemctl.log")
+    assert lab.read(chain[0]) == chain[1]
+    assert lab.run(f"stat -c %a {key}").stdout.strip() == "600"
 
     wrong = Issuance.objects.create(
         certificate=good.certificate,
@@ -133,6 +196,6 @@ def test_a_wrong_key_never_activates(issued, lab):
     )
     second = deploy_certificates(host)
     assert second.status == DeploymentStatus.FAILED
-    assert "privkey.pem is not the key of" in second.log and "nothing was activated" in second.log
-    assert lab.read(f"{path}/privkey.pem") == good.private_key.encode()
+    assert f"{key} is not the key of" in second.log and "nothing was activated" in second.log
+    assert lab.read(key) == good.private_key.encode()
     assert wrong.private_key not in second.log

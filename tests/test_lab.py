@@ -5,15 +5,18 @@ deploys it through the engine, every check of ``lab verify`` passes on real prog
 import pytest
 from django.core.management import CommandError, call_command
 
-from hosts import services as host_services
-from hosts.choices import DeploymentTrigger
 from hosts.models import Deployment, Host
 from hosts.render.context import ACME_CHALLENGE_PATH, ACME_CHALLENGE_ROOT
 from lab import acme, mailbox, verify, world
 from lab import adopted as adopted_lab
 from lab.hosts import LabError, LabHost, _free_block
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
-from tests.lab_helpers import assert_nothing_left, assert_status_is_green, namespaces
+from tests.lab_helpers import (
+    assert_a_forced_renewal_is_served,
+    assert_nothing_left,
+    assert_status_is_green,
+    namespaces,
+)
 from zones.models import PushTarget
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,7 +63,7 @@ def test_it_deploys_the_reference_setup_and_proves_that_mail_flows(folder, capsy
         assert_status_is_green(folder)
         # Every certificate from the lab's ACME server, and a forced renewal is served (issue 21).
         assert "issuer Pebble Intermediate CA" in evidence["Certificates"]
-        assert_a_forced_renewal_is_served(lab)
+        assert_a_forced_renewal_is_served(lab, verify.MAIL_TLS_PORTS)
         assert_http01_through_the_gateway(lab)
         # Last, since it deletes rows (the mailboxes' keys with them, which the gateway still
         # serves): the home server adopted back over SSH and deployed, nothing lost (issue 19).
@@ -70,22 +73,6 @@ def test_it_deploys_the_reference_setup_and_proves_that_mail_flows(folder, capsy
     finally:
         world.down(folder=folder, say=print)
     assert_nothing_left(folder, prefix)
-
-
-def assert_a_forced_renewal_is_served(lab) -> None:
-    """A forced renewal is an ordinary deployment: the mail server serves the new serial."""
-    home = Host.objects.get(name=world.NAMES["home"])
-    certificate = home.certificates.get(name=world.MAIL_HOST)
-    before = certificate.current
-    renewed = acme.renew(lab.made["acme"], certificate)
-    assert renewed.outcome == "issued", renewed.message
-    assert renewed.serial != before.serial
-    deployment = host_services.deployment_run_here(host=home, trigger=DeploymentTrigger.LAB)
-    assert deployment.status == "succeeded", deployment.log
-    ca = str(lab.folder / "ca.pem")
-    for port in verify.MAIL_TLS_PORTS:
-        seen = world.probe(lab.hosts["internet"], "certificate", world.MAIL_HOST, port, ca)
-        assert seen.get("serial") == renewed.serial, (port, seen)
 
 
 def assert_http01_through_the_gateway(lab) -> None:

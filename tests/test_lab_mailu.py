@@ -1,8 +1,9 @@
 """The Mailu home server in the lab (issue 17): ``lab up --mail-backend mailu`` behind the main
 reference gateway (Traefik, HAProxy for 25) runs Mailu's containers natively in the home
 server's namespaces with Mailu's own start scripts and templates (``lab.mailu``), deployed by
-the engine: the directory is applied by Mailu's admin, and every check of ``lab verify`` passes
-through Mailu's front, Postfix, Dovecot and rspamd."""
+the engine: the directory is applied by Mailu's admin, every check of ``lab verify`` passes
+through Mailu's front, Postfix, Dovecot and rspamd, and the front presents the certificate
+Mailgate got from the lab's Pebble (issue 21)."""
 
 import os
 import subprocess
@@ -15,7 +16,7 @@ from hosts.models import Deployment
 from lab import adopted as adopted_lab
 from lab import mailbox, verify, world
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
-from tests.lab_helpers import assert_nothing_left
+from tests.lab_helpers import assert_a_forced_renewal_is_served, assert_nothing_left
 from tests.mailu_oracle import oracle_core, oracle_python
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.netns, pytest.mark.slow]
@@ -88,6 +89,12 @@ def test_mailu_behind_the_reference_gateway_passes_every_check(folder):
         assert "opendkim-testmsg: exit 0" in evidence["DKIM"]
         assert "the same bytes" in evidence["WKD"]
         assert "Local mail" not in evidence  # no mail server on a Mailu host itself
+        # Mailu's one certificate for all of HOSTNAMES comes from the lab's Pebble through
+        # Mailgate (issue 21): every name on 443, 465, 587 and 993, and a forced renewal is
+        # served once the deployment restarted the front.
+        served = evidence["Certificates"].splitlines()
+        assert len(served) == 8 and all("issuer Pebble Intermediate CA" in s for s in served)
+        assert_a_forced_renewal_is_served(lab, verify.MAILU_TLS_PORTS)
         # A mailbox's own settings (issue 18) through Mailu's import, seen from outside.
         proofs = mailbox.prove_all(lab)
         report = "\n".join(f"{r.ok} {r.name}\n{r.evidence}" for r in proofs)

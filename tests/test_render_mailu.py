@@ -105,7 +105,8 @@ def test_it_trusts_the_gateway_and_expects_proxy_headers_as_in_the_guide(world):
     assert env["SUBNET"] == "192.168.203.0/24"
     assert env["DOMAIN"] == "example.com"
     assert env["HOSTNAMES"] == "mail.example.com"
-    assert env["TLS_FLAVOR"] == "letsencrypt"
+    assert env["TLS_FLAVOR"] == "cert"  # Mailgate's certificate in the certs volume
+    assert (env["TLS_CERT_FILENAME"], env["TLS_KEYPAIR_FILENAME"]) == ("cert.pem", "key.pem")
     assert env["SECRET_KEY"] == "0123456789abcdef0123456789abcdef"
     assert env["API"] == "false"
 
@@ -116,6 +117,30 @@ def test_it_adds_the_gateways_ipv6_address_and_every_mail_host_name(world):
     env = env_settings(world)
     assert env["REAL_IP_FROM"] == "1.2.3.4,2001:db8::1,10.0.1.1"
     assert env["HOSTNAMES"] == "home.example.net,mail.example.com"
+
+
+def test_the_front_presents_the_hosts_own_certificate_files_from_its_certs_volume(world):
+    world["home"].tls_certificate_path = "/mailu/certs/own/fullchain.pem"
+    world["home"].tls_key_path = "/mailu/certs/own/privkey.pem"
+    env = env_settings(world)
+    assert env["TLS_FLAVOR"] == "cert"
+    assert env["TLS_CERT_FILENAME"] == "own/fullchain.pem"
+    assert env["TLS_KEYPAIR_FILENAME"] == "own/privkey.pem"
+
+
+@pytest.mark.parametrize(
+    ("certificate", "key"),
+    [
+        ("/etc/letsencrypt/live/mail.example.com/fullchain.pem", "/mailu/certs/key.pem"),
+        ("/mailu/certs/cert.pem", ""),  # the front has no default beside a file of the host's
+        ("/mailu/certs/../data/cert.pem", "/mailu/certs/key.pem"),
+        ("/mailu/certsx/cert.pem", "/mailu/certs/key.pem"),
+    ],
+)
+def test_it_refuses_own_certificate_files_the_front_cannot_see(world, certificate, key):
+    world["home"].tls_certificate_path, world["home"].tls_key_path = certificate, key
+    with pytest.raises(RenderError, match="reads its certificate and key from /mailu/certs only"):
+        env_settings(world)
 
 
 def test_it_uses_the_routed_subnet_for_mailus_network(world):

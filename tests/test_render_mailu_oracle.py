@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from certs import deploy
+from certs.models import Issuance
 from gateway import selectors, services
 from gateway.models import Alias, Domain, Mailbox
 from gateway.passwords import hash_device_password, hash_password
@@ -24,6 +26,7 @@ from gateway.writers import lines
 from hosts import usage
 from hosts.checks import run_check
 from hosts.render import mailu, postfix
+from lab.ca import LabCA
 from tests.mailu_oracle import (  # noqa: F401
     VENV,
     mailu_admin_fixture,
@@ -442,8 +445,10 @@ def test_mailus_front_trusts_the_gateways_proxy_headers_and_passes_its_tools(mai
     sieve): each believes the PROXY header on the ports in PROXY_PROTOCOL, from REAL_IP_FROM
     only, and passes ``nginx -t`` and ``doveconf -n``."""
     out = render_mailu("nginx", mailu_env, tmp_path / "out", RESOLVER="127.0.0.1")
-    result = nginx_test(out / "nginx", tmp_path / "front")
+    result = nginx_test(out / "nginx", tmp_path / "front", mailu_env["HOSTNAMES"])
     assert result.returncode == 0, result.stderr
+    assert "ssl_certificate /certs/cert.pem;" in (out / "nginx" / "tls.conf").read_text()
+    assert "ssl_certificate_key /certs/key.pem;" in (out / "nginx" / "tls.conf").read_text()
     nginx_conf = (out / "nginx" / "nginx.conf").read_text()
     proxies = mailu_env["REAL_IP_FROM"].split(",")
     assert all(f"set_real_ip_from {address};" in nginx_conf for address in proxies)
@@ -451,6 +456,8 @@ def test_mailus_front_trusts_the_gateways_proxy_headers_and_passes_its_tools(mai
     assert "listen 443 ssl proxy_protocol;" in nginx_conf
 
     parsed = doveconf(out / "front-dovecot" / "proxy.conf")
+    front_dovecot = (out / "front-dovecot" / "proxy.conf").read_text()
+    assert "ssl_cert = </certs/cert.pem" in parsed and "ssl_key = </certs/key.pem" in front_dovecot
     assert f"haproxy_trusted_networks = {' '.join(proxies)}" in parsed
     listeners = re.findall(r"inet_listener \S+ \{\n(.*?)\n  \}", parsed, re.DOTALL)
     by_port = {re.search(r"port = (\d+)", body).group(1): body for body in listeners}
@@ -510,14 +517,17 @@ def front_paths(folder: Path) -> list[tuple[str, str]]:
     ]
 
 
-def nginx_test(rendered: Path, folder: Path) -> subprocess.CompletedProcess:
-    """``nginx -t`` on Mailu's front configuration, with a certificate of each kind where the
-    letsencrypt flavour keeps them."""
+def nginx_test(rendered: Path, folder: Path, hostnames: str) -> subprocess.CompletedProcess:
+    """``nginx -t`` on Mailu's front configuration, with the certificate files Mailgate deploys
+    (``certs.deploy``) in its certs volume, for every name of HOSTNAMES."""
     for name in ("conf.d", "overrides"):
         (folder / name).mkdir(parents=True)
-    live = folder / "certs" / "letsencrypt" / "live"
-    for name, key in (("mailu", "rsa:2048"), ("mailu-ecdsa", "ec")):
-        self_signed(live / name, key)
+    issued = LabCA().issue(*hostnames.split(","))
+    issuance = Issuance(fullchain=issued.fullchain.decode(), private_key=issued.privkey.decode())
+    for file in deploy._mailu_files(issuance):
+        target = folder / "certs" / Path(file.path).relative_to(mailu.CERTS)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(file.content)
     for path in rendered.iterdir():
         text = path.read_text()
         for old, new in front_paths(folder):
@@ -529,21 +539,6 @@ def nginx_test(rendered: Path, folder: Path) -> subprocess.CompletedProcess:
         text=True,
         check=False,
     )
-
-
-def self_signed(folder: Path, key: str) -> None:
-    folder.mkdir(parents=True)
-    curve = ["-pkeyopt", "ec_paramgen_curve:prime256v1"] if key == "ec" else []
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", key, *curve, "-nodes", "-days", "2"),
-            *("-subj", "/CN=mail.example.com", "-keyout", str(folder / "privkey.pem")),
-            *("-out", str(folder / "nginx-chain.pem")),
-        ],
-        capture_output=True,
-        check=True,
-    )
-    shutil.copyfile(folder / "nginx-chain.pem", folder / "DANE-chain.pem")
 
 
 def rspamd_configtest(

@@ -36,7 +36,9 @@ says: its sender check returns every alias destination, and no setting narrows i
 """
 
 import ipaddress
+import posixpath
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from gateway.bundle import File, RenderError, Unit
@@ -66,6 +68,10 @@ STORAGE = "/mailu"  # the setup utility's default storage path, written into the
 DKIM_DIR = f"{STORAGE}/dkim"  # Mailu's DKIM keys, <domain>.<selector>.key
 DKIM_MOUNT = "/dkim"  # where the admin and antispam containers see DKIM_DIR
 RSPAMD_OVERRIDES = f"{STORAGE}/overrides/rspamd"
+# The front's certificate (TLS_FLAVOR=cert): the full chain and its key in the certs volume,
+# which the front sees as /certs (core/nginx/config.py). Mailgate issues them (certs.deploy).
+CERTS = f"{STORAGE}/certs"
+CERT_FILE, KEY_FILE = "cert.pem", "key.pem"  # Mailu's defaults of TLS_(CERT|KEYPAIR)_FILENAME
 DEFAULT_SUBNET = "192.168.203.0/24"
 POSTMASTER = "postmaster"
 WEBMAIL = "snappymail"
@@ -142,8 +148,8 @@ def mailu_subnet(ctx: RenderContext) -> ipaddress.IPv4Network:
 
 COMMENTS = {
     "SUBNET": "The gateway routes this subnet back through the tunnel (SMTP egress).",
-    "TLS_FLAVOR": "Mailu gets its certificate over HTTP-01: the gateway passes "
-    "/.well-known/acme-challenge/ for the mail host names to port 80 here.",
+    "TLS_FLAVOR": "The front presents the certificate in its certs volume: the one Mailgate "
+    "gets for every name of HOSTNAMES, unless the host names its own files.",
     "PORTS": "587 is closed unless listed.",
     "ADMIN": "Off: Mailgate manages domains, mailboxes and aliases, and each deployment "
     "replaces Mailu's copy, so changes made in Mailu's admin UI would not last.",
@@ -170,13 +176,16 @@ def settings(ctx: RenderContext, subnet: ipaddress.IPv4Network) -> list[tuple[st
     host = ctx.host
     if not host.mailu_secret_key:
         raise RenderError(f"{host} has no Mailu secret key: save the host again to create one.")
+    certificate, key = certificate_files(host)
     return [
         ("SECRET_KEY", host.mailu_secret_key),
         ("SUBNET", str(subnet)),
         ("DOMAIN", _main_domain(ctx.directory)),
         ("HOSTNAMES", ",".join(mail_hostnames(ctx))),
         ("POSTMASTER", POSTMASTER),
-        ("TLS_FLAVOR", "letsencrypt"),
+        ("TLS_FLAVOR", "cert"),
+        ("TLS_CERT_FILENAME", certificate),
+        ("TLS_KEYPAIR_FILENAME", key),
         ("PORTS", ",".join(str(port) for port in PORTS)),
         ("ADMIN", "false"),
         ("API", "false"),
@@ -201,12 +210,35 @@ def settings(ctx: RenderContext, subnet: ipaddress.IPv4Network) -> list[tuple[st
 
 
 def mail_hostnames(ctx: RenderContext) -> list[str]:
-    """The server's own name first (SMTP banner, MX target), then every domain's mail host.
+    return hostnames(ctx.hostname, (domain.mail_hostname for domain in ctx.directory.domains))
 
-    Unlike the guide, no autoconfig./autodiscover. names: Mailu asks Let's Encrypt for all of
-    them in one certificate, so one name without a DNS record would leave Mailu without any."""
-    names = [ctx.hostname, *(domain.mail_hostname for domain in ctx.directory.domains)]
-    return list(dict.fromkeys(name.lower() for name in names))
+
+def hostnames(own: str, mail_hostnames: Iterable[str]) -> list[str]:
+    """HOSTNAMES: the server's own name first (SMTP banner, MX target), then every domain's
+    mail host; also the names of the front's one certificate (``certs.names``).
+
+    Unlike the guide, no autoconfig./autodiscover. names: the certificate names all of them, so
+    one name that DNS-01 cannot prove would leave Mailu without any."""
+    return list(dict.fromkeys(name.lower() for name in (own, *mail_hostnames)))
+
+
+def certificate_files(host) -> tuple[str, str]:
+    """TLS_CERT_FILENAME and TLS_KEYPAIR_FILENAME, relative to the certs volume: Mailgate's
+    certificate, or the files the host names itself, which must lie in that volume (the front
+    sees nothing else of the host)."""
+    if not host.tls_certificate_path:
+        return CERT_FILE, KEY_FILE
+    names = []
+    for path in (host.tls_certificate_path, host.tls_key_path):
+        if not path or posixpath.normpath(path) != path or not path.startswith(f"{CERTS}/"):
+            raise RenderError(
+                f"Mailu's front reads its certificate and key from {CERTS} only (its /certs "
+                f"volume), so {host}'s own TLS certificate and key files must both lie there, "
+                f"not {path or '(none given)'}: e.g. {CERTS}/fullchain.pem and "
+                f"{CERTS}/privkey.pem. Or clear both, and Mailgate gets the certificate itself."
+            )
+        names.append(path.removeprefix(f"{CERTS}/"))
+    return names[0], names[1]
 
 
 def _main_domain(directory: MailDirectory) -> str:
@@ -299,7 +331,7 @@ def compose(ctx: RenderContext, subnet: ipaddress.IPv4Network) -> dict:
             **_mailu_service("front", "nginx"),
             "ports": [f"{bind}:{port}:{port}" for port in PORTS],
             "networks": ["default", "webmail"],
-            "volumes": [f"{STORAGE}/certs:/certs", f"{STORAGE}/overrides/nginx:/overrides:ro"],
+            "volumes": [f"{CERTS}:/certs", f"{STORAGE}/overrides/nginx:/overrides:ro"],
             "depends_on": ["resolver"],
             "dns": [resolver],
         },
@@ -526,6 +558,21 @@ def export_command() -> str:
     return (
         f"test -f {live} && docker compose -f {live} exec -T admin "
         "flask mailu config-export --full --secrets"
+    )
+
+
+def front_restart() -> str:
+    """Restart the front if it runs, so that it presents the certificate now in its certs
+    volume. Its config.py looks for the files only when it runs (at the container's start, or
+    from certwatcher.py), and without them it renders nginx and its Dovecot proxy without TLS:
+    a reload would keep a front that started before the certificate existed without TLS. Every
+    file is in place before any activation step runs, so on a first deployment ``up -d`` (this
+    unit's activation, which runs before the certificates') already started it with the files,
+    and the restart changes nothing; with no stack running, there is nothing to restart."""
+    live = shell_quote(COMPOSE_PATH)
+    return (
+        f"if docker compose -f {live} ps --status running --services 2>/dev/null | grep -qx "
+        f"front; then docker compose -f {live} restart front; fi"
     )
 
 

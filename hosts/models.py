@@ -2,6 +2,7 @@
 and the history of deployments to them."""
 
 import ipaddress
+import posixpath
 import secrets
 
 from django.conf import settings
@@ -131,6 +132,25 @@ class Relay(models.Model):
     def next_hop(self) -> str:
         """The relayhost as Postfix writes it and as its SASL password map is keyed."""
         return f"[{self.host}]:{self.port}"
+
+
+# Mailu's storage on the host (the setup utility's default), and its certs volume there: the
+# front sees it as /certs and nothing else of the host (hosts/render/mailu.py mounts it).
+MAILU_STORAGE = "/mailu"
+MAILU_CERTS = f"{MAILU_STORAGE}/certs"
+
+
+def mailu_certificate_problem(certificate: str, key: str) -> str | None:
+    """Why Mailu's front could not read a host's own certificate and key files, or None."""
+    for path in (certificate, key):
+        if not path or posixpath.normpath(path) != path or not path.startswith(f"{MAILU_CERTS}/"):
+            return (
+                f"Mailu's front reads its certificate and key from {MAILU_CERTS} only (its /certs "
+                f"volume), so both files must lie there, not {path or '(none given)'}: e.g. "
+                f"{MAILU_CERTS}/fullchain.pem and {MAILU_CERTS}/privkey.pem. Or clear both, and "
+                "Mailgate gets the certificate itself."
+            )
+    return None
 
 
 class Host(models.Model):
@@ -379,6 +399,12 @@ class Host(models.Model):
             )
         if self.relay_id and not (self.is_mailserver or self.is_relay):
             errors["relay"] = "Only a mail server or relay host sends through a smarthost."
+        if (
+            self.mail_backend == MailBackend.MAILU
+            and self.tls_certificate_path
+            and (problem := mailu_certificate_problem(self.tls_certificate_path, self.tls_key_path))
+        ):
+            errors["tls_certificate_path"] = problem
         if errors:
             raise ValidationError(errors)
 

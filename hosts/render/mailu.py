@@ -36,7 +36,6 @@ says: its sender check returns every alias destination, and no setting narrows i
 """
 
 import ipaddress
-import posixpath
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -52,7 +51,7 @@ from gateway.writers import (
     yaml_document,
 )
 from hosts.choices import MailBackend, TlsLevel
-from hosts.models import Relay
+from hosts.models import MAILU_CERTS, MAILU_STORAGE, Relay, mailu_certificate_problem
 from hosts.render import jsonschemas
 from hosts.render.context import PROXY_PROTOCOL_PORTS, RenderContext
 
@@ -64,13 +63,13 @@ IMPORT_PATH = f"{MAILU_DIR}/mailgate/config-import.yaml"
 IMPORT_SCRIPT = f"{MAILU_DIR}/mailgate/import.py"  # scripts/mailu-import.py, run in admin
 NO_START, NO_END = "1900-01-01", "2999-12-31"  # Mailu's "always" for an auto-reply's days
 DEVICE_COMMENT = "Mailgate device password"
-STORAGE = "/mailu"  # the setup utility's default storage path, written into the volumes
+STORAGE = MAILU_STORAGE  # written into the volumes
 DKIM_DIR = f"{STORAGE}/dkim"  # Mailu's DKIM keys, <domain>.<selector>.key
 DKIM_MOUNT = "/dkim"  # where the admin and antispam containers see DKIM_DIR
 RSPAMD_OVERRIDES = f"{STORAGE}/overrides/rspamd"
 # The front's certificate (TLS_FLAVOR=cert): the full chain and its key in the certs volume,
 # which the front sees as /certs (core/nginx/config.py). Mailgate issues them (certs.deploy).
-CERTS = f"{STORAGE}/certs"
+CERTS = MAILU_CERTS
 CERT_FILE, KEY_FILE = "cert.pem", "key.pem"  # Mailu's defaults of TLS_(CERT|KEYPAIR)_FILENAME
 DEFAULT_SUBNET = "192.168.203.0/24"
 POSTMASTER = "postmaster"
@@ -228,17 +227,12 @@ def certificate_files(host) -> tuple[str, str]:
     sees nothing else of the host)."""
     if not host.tls_certificate_path:
         return CERT_FILE, KEY_FILE
-    names = []
-    for path in (host.tls_certificate_path, host.tls_key_path):
-        if not path or posixpath.normpath(path) != path or not path.startswith(f"{CERTS}/"):
-            raise RenderError(
-                f"Mailu's front reads its certificate and key from {CERTS} only (its /certs "
-                f"volume), so {host}'s own TLS certificate and key files must both lie there, "
-                f"not {path or '(none given)'}: e.g. {CERTS}/fullchain.pem and "
-                f"{CERTS}/privkey.pem. Or clear both, and Mailgate gets the certificate itself."
-            )
-        names.append(path.removeprefix(f"{CERTS}/"))
-    return names[0], names[1]
+    # Host.clean refuses such files; a row saved before that rule still fails here.
+    if problem := mailu_certificate_problem(host.tls_certificate_path, host.tls_key_path):
+        raise RenderError(f"{host}: {problem}")
+    return tuple(
+        path.removeprefix(f"{CERTS}/") for path in (host.tls_certificate_path, host.tls_key_path)
+    )
 
 
 def _main_domain(directory: MailDirectory) -> str:

@@ -98,6 +98,9 @@ def _wait_for_root(base: str, ca_file: str, folder: Path) -> str:
 ENVIRONMENT = {
     "PEBBLE_VA_NOSLEEP": "1",  # validate at once
     "PEBBLE_WFE_NONCEREJECT": "0",  # no random badNonce answers
+    # every order validated anew: by default Pebble reuses half of the valid authorizations, so
+    # a renewal would prove nothing of its challenge (HTTP-01 through the gateway) half the time
+    "PEBBLE_AUTHZREUSE": "0",
 }
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from certs.models import Certificate
 from certs.names import GATEWAY_PREFIXES
 from gateway.models import Mailbox
+from gateway.selectors import mail_directory
+from hosts.render import traefik
 from keys import wkd
 from keys.models import OpenPGPKey
 from lab import docker
@@ -586,7 +588,9 @@ MAIL_TLS_PORTS = ("465", "587", "993")
 
 def check_certificates(run: Run) -> Result:
     """Each name serves exactly the certificate Mailgate got for it from the lab's ACME
-    server (Pebble), checked against Pebble's root for that name: issuer, serial, expiry."""
+    server (Pebble), and on the Traefik gateway each name Traefik terminates one that Traefik
+    got from Pebble itself; each checked against Pebble's root for that name: issuer, serial,
+    expiry."""
     internet, ca = run.lab.hosts["internet"], str(run.lab.folder / "ca.pem")
     evidence, ok = [], True
     rows = Certificate.objects.filter(host__name__in=NAMES.values()).select_related("host")
@@ -598,21 +602,26 @@ def check_certificates(run: Run) -> Result:
             same = current is not None and seen.get("serial") == current.serial
             ok = ok and same and "Pebble" in seen.get("issuer", "")
             evidence.append(
-                f"{name}:{port} ({certificate.host}): "
-                + (
-                    f"issuer {seen['issuer']}, serial {seen['serial']}, until {seen['until']}"
-                    if "serial" in seen
-                    else f"{seen.get('error')}"
-                )
+                f"{name}:{port} ({certificate.host}): {_seen(seen)}"
                 + ("" if same else f"; Mailgate's is {current.serial if current else 'none'}")
             )
-    # With Traefik in front of Mailu, Traefik's and Mailu's own ACME hold every name.
-    none = "Mailgate issues no certificate in this shape (Traefik's and Mailu's own ACME do)"
+    if run.lab.traefik:
+        for name in traefik.terminated_names(mail_directory()):
+            seen = probe(internet, "certificate", name, "443", ca)
+            ok = ok and "Pebble" in seen.get("issuer", "")
+            evidence.append(f"{name}:443 (Traefik's own ACME on {NAMES['vps']}): {_seen(seen)}")
     return Result(
-        "Certificates: every name serves the one Mailgate got from the lab's ACME server",
+        "Certificates: every name serves one from the lab's ACME server (Mailgate's, or "
+        "Traefik's own)",
         ok,
-        "\n".join(evidence) or none,
+        "\n".join(evidence),
     )
+
+
+def _seen(seen: dict) -> str:
+    if "serial" not in seen:
+        return str(seen.get("error"))
+    return f"issuer {seen['issuer']}, serial {seen['serial']}, until {seen['until']}"
 
 
 def _served(certificate: Certificate) -> list[tuple[str, str]]:

@@ -215,7 +215,7 @@ def _resolvers(ctx: RenderContext) -> dict:
     email = ctx.host.acme_email
     if not email:
         raise RenderError(
-            f"Give {ctx.host} an ACME e-mail: Let's Encrypt registers Traefik's account with it."
+            f"Give {ctx.host} an ACME e-mail: the ACME server registers Traefik's account with it."
         )
 
     server = {"email": email, "storage": IN_CONTAINER[ACME]}

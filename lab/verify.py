@@ -155,11 +155,20 @@ def _lines(output: str, *needles: str) -> str:
 
 def check_inbound(run: Run) -> Result:
     subject = run.subject("inbound")
-    output = run.swaks(
-        "internet",
-        *("--server", VPS_PUBLIC, "--port", "25", "--helo", f"client.{OUTSIDE}"),
-        *("--from", f"visitor@{OUTSIDE}", "--to", run.alice, "--header", f"Subject: {subject}"),
-    )
+
+    def send() -> str:
+        return run.swaks(
+            "internet",
+            *("--server", VPS_PUBLIC, "--port", "25", "--helo", f"client.{OUTSIDE}"),
+            *("--from", f"visitor@{OUTSIDE}", "--to", run.alice, "--header", f"Subject: {subject}"),
+        )
+
+    # A temporary failure (4xx) is tried again, as a sending MTA does: Mailu's Postfix answers
+    # 451 until its rspamd (a milter) has loaded, some 20 s after Mailu's admin is up.
+    output, deadline = send(), time.monotonic() + WAIT
+    while "queued as" not in output and "<** 4" in output and time.monotonic() < deadline:
+        time.sleep(2)
+        output = send()
     accepted = "queued as" in output
     # Postfix names the client when it connects, or, behind Mailu's front, once the front has
     # passed the client's address (and its name) on with XCLIENT.

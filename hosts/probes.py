@@ -302,22 +302,25 @@ def _tls(gateway: Host, address: str, port: int, name: str) -> Finding:
             fix=f"Deploy {gateway} and the mail server, and check that port {port} is open.",
         )
     left = certificate.expires_at - datetime.now(UTC)
-    expiry = f"expires {certificate.expires_at:%Y-%m-%d} ({left.days} days)"
+    held = (
+        f"issued by {certificate.issuer}, expires {certificate.expires_at:%Y-%m-%d} "
+        f"({left.days} days)"
+    )
     if certificate.trust_error:
         return Finding(
             **finding,
             colour=Colour.RED,
-            message=f"Not trusted: {certificate.trust_error}; {expiry}.",
+            message=f"Not trusted: {certificate.trust_error}; {held}.",
             fix=f"Get a certificate for {name} from Let's Encrypt (certbot or Traefik's ACME).",
         )
     if left <= CERTIFICATE_WARNING:
         return Finding(
             **finding,
             colour=Colour.AMBER,
-            message=f"Valid, but {expiry}.",
+            message=f"Valid, but {held}.",
             fix="Renewal is failing: run 'certbot renew' (or read Traefik's ACME log).",
         )
-    return Finding(**finding, colour=Colour.GREEN, message=f"Valid, {expiry}.")
+    return Finding(**finding, colour=Colour.GREEN, message=f"Valid, {held}.")
 
 
 def _relay(gateway: Host, address: str) -> Finding:

@@ -22,6 +22,7 @@ class Certificate:
     name asked."""
 
     subject: str
+    issuer: str
     expires_at: datetime
     trust_error: str
 
@@ -73,6 +74,7 @@ def tls_certificate(
     certificate = x509.load_der_x509_certificate(der)
     return Certificate(
         subject=certificate.subject.rfc4514_string(),
+        issuer=certificate.issuer.rfc4514_string(),
         expires_at=certificate.not_valid_after_utc,
         trust_error=trust_error,
     )

@@ -47,8 +47,9 @@ def check(unit: Unit) -> str:
     """Run the staged check on the unit's traefik.yml and dynamic folder; returns its report,
     raises TraefikRejected with it."""
     with tempfile.TemporaryDirectory(prefix="mailgate-traefik-") as folder:
-        dynamic_dir = _write_dynamic(unit, Path(folder))
-        script = staged_script(*_documents(unit), dynamic_dir=str(dynamic_dir))
+        dynamic_dir = _write_dynamic(unit, Path(folder) / "dynamic")
+        ca_file = _write_trust(unit, Path(folder))
+        script = staged_script(*_documents(unit), dynamic_dir=str(dynamic_dir), ca_file=ca_file)
         with namespace() as name:
             return _run(name, script)
 
@@ -78,8 +79,10 @@ def running(unit: Unit) -> Iterator[Running]:
     ends."""
     with tempfile.TemporaryDirectory(prefix="mailgate-traefik-") as folder:
         dynamic_dir = _write_dynamic(unit, Path(folder) / "dynamic")
+        ca_file = _write_trust(unit, Path(folder))
+        static = check_static(_documents(unit)[0], str(dynamic_dir), ca_file=ca_file)
         config = Path(folder) / "traefik.yml"
-        config.write_text(yaml.safe_dump(check_static(_documents(unit)[0], str(dynamic_dir))))
+        config.write_text(yaml.safe_dump(static))
         with namespace() as name, (Path(folder) / "log").open("wb") as log:
             process = subprocess.Popen(  # noqa: S603 (fixed programs)
                 [IP, "netns", "exec", name, binary(), f"--configfile={config}"],
@@ -128,6 +131,17 @@ def _run(name: str, script: str) -> str:
 def _documents(unit: Unit) -> tuple[dict, dict]:
     files = {file.path: file.content for file in unit.files}
     return yaml.safe_load(files[traefik.STATIC]), yaml.safe_load(files[traefik.DYNAMIC])
+
+
+def _write_trust(unit: Unit, folder: Path) -> str:
+    """The unit's file of the ACME server's CAs in ``folder``, byte for byte; its path, or ""
+    when the unit has none."""
+    content = next((file.content for file in unit.files if file.path == traefik.TRUST), None)
+    if content is None:
+        return ""
+    path = folder / PurePosixPath(traefik.TRUST).name
+    path.write_bytes(content)
+    return str(path)
 
 
 def _write_dynamic(unit: Unit, folder: Path) -> Path:

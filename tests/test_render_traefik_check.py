@@ -12,9 +12,11 @@ import yaml
 from gateway.bundle import File, Unit
 from gateway.selectors import DomainEntry
 from hosts import traefik_check
+from hosts.acme import AcmeServer
 from hosts.render import traefik
 from hosts.render import traefik_check as traefik_check_script
 from hosts.render.context import RenderContext
+from tests.helpers import self_signed
 from tests.render_world import context, file_of, mailu_world, traefik_unit, with_directory
 
 # Each test starts Traefik in a network namespace of its own (root), for a few seconds.
@@ -34,10 +36,22 @@ def several_domains(world) -> RenderContext:
     return with_directory(ctx, domains=(*ctx.directory.domains, third))
 
 
+STAGING = "https://acme.staging.example:14000/dir"
+
+
+def staging_ca(world) -> RenderContext:
+    """Every resolver aimed at a private ACME server whose HTTPS certificate is signed by a CA
+    of its own (Pebble's, in the lab), which they trust: ``caServer`` and ``caCertificates``."""
+    ca, _ = self_signed("Staging ACME server's CA", valid_until=30)
+    acme = AcmeServer(directory=STAGING, ca_pem=ca.encode())
+    return dataclasses.replace(context(world, "vps"), acme=acme)
+
+
 TRAEFIK_SHAPES = {
     "mailu-dns01": lambda world: context(world, "vps"),
     "postfix-dovecot-http01": lambda world: context(_postfix_dovecot_without_token(world), "vps"),
     "mailu-several-domains-http01": several_domains,
+    "mailu-staging-ca": staging_ca,
 }
 
 
@@ -74,6 +88,22 @@ def test_traefik_loads_every_shape_as_rendered(shape):
         len(dynamic[kind][part]) for kind in ("http", "tcp") for part in ("routers", "services")
     )
     assert f'"tcp":{{"routers":{{"total":{len(dynamic["tcp"]["routers"])}' in report
+
+
+def test_traefik_loads_the_staging_servers_ca_and_asks_that_server(world):
+    """The check's Traefik loads the rendered CA file (its offline resolvers then fail to reach
+    the staging directory, the one message the check expects), and refuses one it cannot
+    load, with its own message."""
+    (unit,) = traefik.units(staging_ca(world))
+    static = yaml.safe_load(file_of(unit, traefik.STATIC))
+    assert {r["acme"]["caServer"] for r in static["certificatesResolvers"].values()} == {STAGING}
+    assert "loaded every router and service as rendered" in traefik_check.check(unit)
+    broken = tuple(
+        File(file.path, b"not a certificate\n") if file.path == traefik.TRUST else file
+        for file in unit.files
+    )
+    with pytest.raises(traefik_check.TraefikRejected, match="creating cert pool"):
+        traefik_check.check(dataclasses.replace(unit, files=broken))
 
 
 def test_traefik_runs_the_version_the_compose_file_names():

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from gateway.bundle import Bundle, contributions
 from gateway.selectors import mail_directory
+from hosts.acme import acme_server
 from hosts.models import Host
 from hosts.render import (
     bridge,
@@ -40,6 +41,7 @@ def render_host(host: Host) -> Bundle:
 
 
 def render_hosts(hosts: Iterable[Host]) -> list[Bundle]:
-    """Bundles for several hosts from one snapshot of the mail directory."""
-    directory = mail_directory()
-    return [render(load_context(host, directory=directory)) for host in hosts]
+    """Bundles for several hosts from one snapshot of the mail directory (and of the ACME
+    server's settings)."""
+    directory, acme = mail_directory(), acme_server()
+    return [render(load_context(host, directory=directory, acme=acme)) for host in hosts]

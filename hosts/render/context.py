@@ -2,10 +2,11 @@
 hosts it talks to, and a snapshot of the mail directory. Renderers are pure functions of it."""
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.bundle import RenderError
 from gateway.selectors import MailDirectory, mail_directory
+from hosts.acme import AcmeServer, acme_server
 from hosts.choices import GatewayProxy, MailBackend
 from hosts.models import Host, Tunnel, TunnelPeer
 
@@ -63,6 +64,9 @@ class RenderContext:
     hub_of: Tunnel | None  # the tunnel this host is the hub of
     peers: tuple[TunnelPeer, ...]  # that tunnel's spokes, with their hosts
     spoke_of: TunnelPeer | None  # this host's own membership as a spoke
+    # The setup's ACME server (the settings' for Mailgate's own client), for the gateway's own
+    # ACME client (Traefik's resolvers).
+    acme: AcmeServer = field(default_factory=AcmeServer)
 
     @property
     def hostname(self) -> str:
@@ -127,9 +131,11 @@ class RenderContext:
         return next((peer for peer in self.peers if peer.host.is_mailserver), None)
 
 
-def load_context(host: Host, *, directory: MailDirectory | None = None) -> RenderContext:
+def load_context(
+    host: Host, *, directory: MailDirectory | None = None, acme: AcmeServer | None = None
+) -> RenderContext:
     """Load what ``host``'s renderers read; pass ``directory`` to share one snapshot of the
-    mail directory among several hosts."""
+    mail directory among several hosts, ``acme`` to read the ACME server's settings once."""
     hub_of = Tunnel.objects.filter(hub=host).first()
     peers = (
         tuple(TunnelPeer.objects.filter(tunnel=hub_of).select_related("host", "tunnel"))
@@ -143,4 +149,5 @@ def load_context(host: Host, *, directory: MailDirectory | None = None) -> Rende
         hub_of=hub_of,
         peers=peers,
         spoke_of=spoke_of,
+        acme=acme if acme is not None else acme_server(),
     )

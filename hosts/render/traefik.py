@@ -21,6 +21,11 @@ Where the files differ from the guide, on purpose:
   replaced on deployment (a new inode) stays old inside a running container.
 - traefik.yml's digest is a label of the traefik service, so ``docker compose up -d`` recreates
   the container when its static configuration changes (Traefik reads that file only at start).
+- The certificate resolvers ask the setup's ACME server, the one Mailgate's own ACME client
+  asks (``ctx.acme``, from ``MAILGATE_ACME_DIRECTORY``): ``caServer`` names it unless it is
+  Let's Encrypt's, Traefik's default; a CA file to trust for its HTTPS
+  (``MAILGATE_ACME_CA_FILE``: a staging or private CA) is rendered beside traefik.yml for the
+  resolvers' ``caCertificates``, and its digest joins the label (docs/traefik.md).
 
 The YAML files are built as data, checked against the vendored JSON schemas and against the
 cross-references the schemas cannot see (``problems``); any failure is a RenderError. On the
@@ -33,11 +38,15 @@ import hashlib
 import ipaddress
 import shlex
 from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from gateway.bundle import File, RenderError, Unit
-from gateway.writers import dns_name, one_line, shell_quote, yaml_document
+from gateway.writers import dns_name, lines, one_line, shell_quote, yaml_document
+from hosts.acme import LETS_ENCRYPT, AcmeServer
 from hosts.choices import GatewayProxy
 from hosts.render import haproxy, jsonschemas, tls, traefik_check
 from hosts.render.context import (
@@ -59,6 +68,10 @@ STATIC = f"{BASE}/traefik-config/traefik.yml"
 DYNAMIC_DIR = f"{BASE}/traefik-config/dynamic"
 DYNAMIC = f"{DYNAMIC_DIR}/dynamic-mailu.yml"
 ACME = f"{BASE}/traefik-config/acme.json"  # written by Traefik, never rendered
+# The CAs Traefik's resolvers trust for the ACME server's HTTPS, when the setup names any
+# (MAILGATE_ACME_CA_FILE: a staging or private CA); a folder, mounted whole.
+TRUST_DIR = f"{BASE}/traefik-config/acme-ca"
+TRUST = f"{TRUST_DIR}/ca.pem"
 SECRET = f"{BASE}/secrets/cf_api_token"
 HAPROXY_CONFIG = haproxy.SMTP_ONLY_CONFIG
 
@@ -75,6 +88,8 @@ IN_CONTAINER = {  # where the compose file mounts what traefik.yml names
     STATIC: "/etc/traefik/traefik.yml",
     DYNAMIC_DIR: "/etc/traefik/dynamic",
     ACME: "/etc/traefik/acme/acme.json",
+    TRUST_DIR: "/etc/traefik/acme-ca",
+    TRUST: "/etc/traefik/acme-ca/ca.pem",
     HAPROXY_CONFIG: "/usr/local/etc/haproxy/haproxy.cfg",
 }
 SECRET_NAME = "cf_api_token"  # noqa: S105 (the secret's name in compose, not a value)
@@ -112,8 +127,11 @@ def units(ctx: RenderContext) -> list[Unit]:
     home = haproxy.mailserver(ctx)
     if home is None:
         return []  # no mail server in the tunnel yet: nothing to forward to
+    trust = _trust(ctx.acme)
     static_file = yaml_document(static(ctx))
-    digest = hashlib.sha256(static_file).hexdigest()
+    # What Traefik reads only when it starts: its static file, and the ACME server's CAs (its
+    # ACME client is made once).
+    digest = hashlib.sha256(static_file + (trust.content if trust else b"")).hexdigest()
     documents = {
         COMPOSE: yaml_document(compose(ctx, static_sha256=digest)),
         STATIC: static_file,
@@ -124,6 +142,7 @@ def units(ctx: RenderContext) -> list[Unit]:
     validate(parsed)
     files = [
         *(File(path, content) for path, content in documents.items()),
+        *([trust] if trust else []),
         File(HAPROXY_CONFIG, haproxy.smtp_only_cfg(home, ipv6=bool(ctx.host.public_ipv6))),
         *_secret(ctx),
     ]
@@ -131,7 +150,7 @@ def units(ctx: RenderContext) -> list[Unit]:
         Unit(
             name="traefik",
             files=tuple(files),
-            checks=(_compose_check(), _haproxy_check(), _traefik_check(parsed)),
+            checks=(_compose_check(), _haproxy_check(), _traefik_check(parsed, trust=bool(trust))),
             activate=(_acme_storage(), _compose_up(), _haproxy_reload(), _live_check(parsed)),
         )
     ]
@@ -196,11 +215,20 @@ def _resolvers(ctx: RenderContext) -> dict:
     email = ctx.host.acme_email
     if not email:
         raise RenderError(
-            f"Give {ctx.host} an ACME e-mail: Let's Encrypt registers Traefik's account with it."
+            f"Give {ctx.host} an ACME e-mail: the ACME server registers Traefik's account with it."
         )
 
+    server = {"email": email, "storage": IN_CONTAINER[ACME]}
+    if ca_server := _ca_server(ctx.acme):
+        server["caServer"] = ca_server
+    if ctx.acme.ca_pem:
+        # Instead of Lego's LEGO_CA_CERTIFICATES (the same for every resolver): an option of
+        # traefik.yml, which the staged check's Traefik loads. Alone, as Mailgate's own client
+        # trusts MAILGATE_ACME_CA_FILE alone for the ACME server.
+        server["caCertificates"] = [IN_CONTAINER[TRUST]]
+
     def acme(challenge: dict) -> dict:
-        return {"acme": {"email": email, "storage": IN_CONTAINER[ACME], **challenge}}
+        return {"acme": {**server, **challenge}}
 
     resolvers = {"default": acme({"httpChallenge": {"entryPoint": "web"}})}
     if ctx.host.cloudflare_api_token:
@@ -215,18 +243,59 @@ def _resolvers(ctx: RenderContext) -> dict:
     return resolvers
 
 
+def _ca_server(acme: AcmeServer) -> str:
+    """The ACME server's directory for ``caServer``; empty for Let's Encrypt's, Traefik's
+    default."""
+    directory = one_line(acme.directory)
+    if directory == LETS_ENCRYPT:
+        return ""
+    try:
+        url = urlsplit(directory)
+        valid = url.scheme == "https" and bool(url.hostname) and url.port != 0
+    except ValueError:  # a malformed [IPv6] host, or a port that is not a number (url.port)
+        valid = False
+    if not valid or any(char.isspace() for char in directory):
+        raise RenderError(
+            f"MAILGATE_ACME_DIRECTORY must be the https URL of an ACME directory, not "
+            f"{directory!r}: Traefik's certificate resolvers ask it too."
+        )
+    return directory
+
+
+def _trust(acme: AcmeServer) -> File | None:
+    """The CAs to trust for the ACME server's HTTPS, each certificate re-encoded from what it
+    holds, so that nothing else reaches the file; None when the system's CAs are trusted."""
+    if not acme.ca_pem:
+        return None
+    try:
+        certificates = x509.load_pem_x509_certificates(acme.ca_pem)
+    except ValueError:
+        raise RenderError(
+            "MAILGATE_ACME_CA_FILE holds no PEM certificate: Traefik cannot trust the ACME "
+            "server with it."
+        ) from None
+    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates)
+    return File(TRUST, lines(pem.decode().splitlines()), mode=0o644)
+
+
 # --- dynamic-mailu.yml ---------------------------------------------------------------------------
 
 
 def dynamic(ctx: RenderContext, home: haproxy.Peer) -> dict:
     mail = haproxy.mail_names(ctx.directory)
-    wkd = haproxy.web_names(ctx.directory)
+    wkd = terminated_names(ctx.directory)
     routes = {
         name: route
         for name, route in TCP_ROUTES.items()
         if ENTRY_POINTS[route[0]] in ctx.served_ports
     }
     return {"http": _http(ctx, home, mail, wkd), "tcp": _tcp(home, mail, routes), "tls": _tls()}
+
+
+def terminated_names(directory) -> list[str]:
+    """The names Traefik terminates TLS for, with certificates from its own resolvers: the
+    gateway's web names (WKD, MTA-STS, client setup), which its ``wkd`` router serves."""
+    return haproxy.web_names(directory)
 
 
 def _tls() -> dict:
@@ -325,7 +394,7 @@ def compose(ctx: RenderContext, *, static_sha256: str) -> dict:
     if token:
         document["secrets"] = {SECRET_NAME: {"file": _relative(SECRET)}}
     document["services"] = {
-        "traefik": _traefik_service(token, static_sha256),
+        "traefik": _traefik_service(token, static_sha256, trust=bool(ctx.acme.ca_pem)),
         HAPROXY_CONTAINER: {
             "image": HAPROXY_IMAGE,
             "container_name": HAPROXY_CONTAINER,
@@ -350,7 +419,7 @@ def compose(ctx: RenderContext, *, static_sha256: str) -> dict:
     return document
 
 
-def _traefik_service(token: bool, static_sha256: str) -> dict:
+def _traefik_service(token: bool, static_sha256: str, *, trust: bool) -> dict:
     # On the host's network, not behind published ports: Docker's proxy for IPv6 clients would
     # hand Traefik its bridge address instead of the client's, which the PROXY header would name.
     service: dict = {"image": TRAEFIK_IMAGE, "restart": "unless-stopped", "network_mode": "host"}
@@ -364,6 +433,8 @@ def _traefik_service(token: bool, static_sha256: str) -> dict:
         f"{_relative(DYNAMIC_DIR)}:{IN_CONTAINER[DYNAMIC_DIR]}:ro",
         f"{_relative(ACME)}:{IN_CONTAINER[ACME]}",
     ]
+    if trust:
+        service["volumes"].append(f"{_relative(TRUST_DIR)}:{IN_CONTAINER[TRUST_DIR]}:ro")
     service["labels"] = {"org.mailgate.traefik-static-sha256": static_sha256}
     return service
 
@@ -502,17 +573,21 @@ def _haproxy_check() -> str:
     )
 
 
-def _traefik_check(documents: dict[str, dict]) -> str:
-    """Traefik itself on the staged dynamic folder, in the image the compose file names, cut
-    off from every network (``traefik_check.staged_script``); skipped, as the compose check is,
-    until Docker is installed."""
+def _traefik_check(documents: dict[str, dict], *, trust: bool) -> str:
+    """Traefik itself on the staged dynamic folder (and the staged CAs of the ACME server, which
+    its resolvers load), in the image the compose file names, cut off from every network
+    (``traefik_check.staged_script``); skipped, as the compose check is, until Docker is
+    installed."""
     inside = IN_CONTAINER[DYNAMIC_DIR]
     script = traefik_check.staged_script(documents[STATIC], documents[DYNAMIC], dynamic_dir=inside)
-    mount = f"{_staged(DYNAMIC_DIR)}:{shell_quote(inside + ':ro')}"
+    folders = [DYNAMIC_DIR, *([TRUST_DIR] if trust else [])]
+    mounts = " ".join(
+        f"-v {_staged(folder)}:{shell_quote(IN_CONTAINER[folder] + ':ro')}" for folder in folders
+    )
     return "\n".join(
         [
             "if command -v docker >/dev/null 2>&1; then",
-            f"  docker run --rm --network none -v {mount} {shell_quote(TRAEFIK_IMAGE)} "
+            f"  docker run --rm --network none {mounts} {shell_quote(TRAEFIK_IMAGE)} "
             f"sh -c {_script(script)}",
             "fi",
         ]

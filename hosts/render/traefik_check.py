@@ -34,28 +34,35 @@ API = f"http://{API_ADDRESS}/api"
 STAGED_WAIT = 20  # seconds for the throwaway Traefik to load the file (it takes about one)
 LIVE_WAIT = 60  # seconds for the running Traefik to pick a new file up (or to restart)
 SETTLE = 2  # seconds of log watched after the routers are in: ACME and others log late
-# The one error a Traefik without network must log: its certificate resolvers cannot reach
-# the ACME directory.
-OFFLINE_ACME = "cannot get ACME client get directory at"
+# What a certificate resolver logs when its first attempt fails (after it made its account
+# key, which takes a few seconds on a busy machine), and the one such error a Traefik without
+# network must log: it cannot reach the ACME directory. A resolver that cannot load its
+# settings (the CA file of the ACME server, say) logs another.
+ACME_ATTEMPT = "cannot get ACME client "
+OFFLINE_ACME = f"{ACME_ATTEMPT}get directory at"
 _END = "MAILGATE_TRAEFIK_CHECK"
 
 
-def check_static(static: dict, dynamic_dir: str) -> dict:
+def check_static(static: dict, dynamic_dir: str, *, ca_file: str = "") -> dict:
     """The static configuration the staged Traefik runs: the rendered one with the file provider
     on ``dynamic_dir``, no Docker provider (no daemon to ask, and its containers are not
-    Mailgate's), ACME storage relative to the check's own folder, and a log of warnings only."""
+    Mailgate's), ACME storage relative to the check's own folder, and a log of warnings only.
+    ``ca_file``, where given, stands in for the resolvers' trusted CAs (where a check outside the
+    image keeps the rendered file)."""
     checked = copy.deepcopy(static)
     checked["providers"] = {"file": {**static["providers"]["file"], "directory": dynamic_dir}}
     checked["log"] = {"level": "WARN", "format": "json"}
     for resolver in (checked.get("certificatesResolvers") or {}).values():
         resolver["acme"]["storage"] = "acme.json"
+        if ca_file and "caCertificates" in resolver["acme"]:
+            resolver["acme"]["caCertificates"] = [ca_file]
     return checked
 
 
-def staged_script(static: dict, dynamic: dict, *, dynamic_dir: str) -> str:
+def staged_script(static: dict, dynamic: dict, *, dynamic_dir: str, ca_file: str = "") -> str:
     """Start Traefik on ``dynamic_dir`` and judge what it loaded; exits non-zero, with Traefik's
-    own messages, on any difference."""
-    config = yaml.safe_dump(check_static(static, dynamic_dir), sort_keys=False)
+    own messages, on any difference (a CA file its resolvers cannot load among them)."""
+    config = yaml.safe_dump(check_static(static, dynamic_dir, ca_file=ca_file), sort_keys=False)
     return "\n".join(
         [
             *_helpers(dynamic),
@@ -74,6 +81,7 @@ def staged_script(static: dict, dynamic: dict, *, dynamic_dir: str) -> str:
             '  kill -0 "$pid" 2>/dev/null || break',
             "  i=$((i + 1)); sleep 0.1",
             "done",
+            *(_first_acme_attempt() if _resolved(dynamic) else []),
             f"sleep {SETTLE}",
             "found=$(judge; overview)",
             'if [ -n "$(logged)" ]; then',
@@ -86,6 +94,28 @@ def staged_script(static: dict, dynamic: dict, *, dynamic_dir: str) -> str:
             'every router and service as rendered: $(fetch "$API/overview")"',
         ]
     )
+
+
+def _resolved(dynamic: dict) -> bool:
+    """Whether a router of the dynamic file gets its certificate from a resolver."""
+    routers = [
+        r
+        for kind in ("http", "tcp")
+        for r in ((dynamic.get(kind) or {}).get("routers") or {}).values()
+    ]
+    return any((router.get("tls") or {}).get("certResolver") for router in routers)
+
+
+def _first_acme_attempt() -> list[str]:
+    """Until a resolver has tried for a router's certificate (and so loaded its settings), or
+    Traefik exited."""
+    return [
+        f'tried() {{ grep -q -F {shlex.quote(ACME_ATTEMPT)} "$dir/log"; }}',
+        f"i=0; while [ $i -lt {STAGED_WAIT * 10} ] && ! tried; do",
+        '  kill -0 "$pid" 2>/dev/null || break',
+        "  i=$((i + 1)); sleep 0.1",
+        "done",
+    ]
 
 
 def live_script(dynamic: dict, *, wait: int = LIVE_WAIT) -> str:

@@ -10,7 +10,6 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.urls import reverse
-from django.utils import timezone
 
 from certs import names, services, tasks
 from certs.choices import Outcome
@@ -23,6 +22,7 @@ from hosts.render import mailu
 from hosts.render.context import load_context
 from tests import zones_named as dns_server
 from tests.certs_world import (  # noqa: F401 (fixtures)
+    issue_by_hand,
     leaf,
     pebble_fixture,
     san,
@@ -30,7 +30,6 @@ from tests.certs_world import (  # noqa: F401 (fixtures)
     world_fixture,
     zone_fixture,
 )
-from tests.helpers import self_signed
 from zones.models import PushTarget
 
 MAIL_NAMES = ["mail.family.example"]
@@ -164,16 +163,7 @@ def test_it_says_to_set_up_the_dns_push_without_a_gateway(world, pebble):
 
 def test_an_expired_certificate_is_red_on_the_status_page(world, client, owner):
     [certificate, _] = services.certificates_sync()
-    fullchain, key = self_signed(certificate.name, valid_from=-91, valid_until=-1)
-    Issuance.objects.create(
-        certificate=certificate,
-        outcome=Outcome.ISSUED,
-        names=certificate.names,
-        fullchain=fullchain,
-        private_key=key,
-        issuer="CN=mail.family.example",
-        not_after=timezone.now() - datetime.timedelta(days=1),
-    )
+    issue_by_hand(certificate, days_left=-1)
     # Only the certificates' probe: the others would ask the world's hosts over the network.
     gateway_services.status_refresh(probes=["certificates"])
     client.force_login(owner)

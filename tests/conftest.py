@@ -34,7 +34,9 @@ MARKED_MODULES = {
     # schemathesis; bin/run sets up a venv; Postfix and OpenDKIM signing through a key rotation;
     # Mailu's own admin and its containers' tools (~50 s); a fresh clone and the panel's
     # commands and settings in processes of their own; writers racing in threads on committed
-    # transactions; OpenDKIM, rspamd and Postfix run on the signing keys
+    # transactions; OpenDKIM, rspamd and Postfix run on the signing keys; servers the tests
+    # start and talk to: BIND for the DNS push, an HTTP server and GnuPG's agent for the
+    # trusted CA's key, GnuPG making keys, Dovecot for logins and deliveries
     "slow": {
         "test_api_schema",
         "test_project_run_command",
@@ -45,6 +47,10 @@ MARKED_MODULES = {
         "test_project_sqlite",
         "test_security_races",
         "test_zones_signing",
+        "test_zones_push",
+        "test_keys_trust",
+        "test_keys_upload",
+        "test_render_mailbox_features",
     },
 }
 

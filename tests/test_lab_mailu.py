@@ -91,9 +91,13 @@ def test_mailu_behind_the_reference_gateway_passes_every_check(folder):
         assert "Local mail" not in evidence  # no mail server on a Mailu host itself
         # Mailu's one certificate for all of HOSTNAMES comes from the lab's Pebble through
         # Mailgate (issue 21): every name on 443, 465, 587 and 993, and a forced renewal is
-        # served once the deployment restarted the front.
+        # served once the deployment restarted the front; the names Traefik terminates come
+        # from the same Pebble through Traefik's own ACME (issue 22).
         served = evidence["Certificates"].splitlines()
-        assert len(served) == 8 and all("issuer Pebble Intermediate CA" in s for s in served)
+        assert all("issuer Pebble Intermediate CA" in line for line in served), served
+        home = [line for line in served if "(lab-home)" in line]
+        traefiks = [line for line in served if "(Traefik's own ACME on " in line]
+        assert (len(home), len(traefiks), len(served)) == (8, 8, 16), served
         assert_a_forced_renewal_is_served(lab, verify.MAILU_TLS_PORTS)
         # A mailbox's own settings (issue 18) through Mailu's import, seen from outside.
         proofs = mailbox.prove_all(lab)

@@ -15,6 +15,18 @@ from hosts.render import mailu
 from hosts.transport import RemoteResult, Session, TransportError
 
 POSTMAP = "/usr/sbin/postmap"
+# The file beside a table that holds its database, by map type (postmap(1)): postmap on a table
+# without it is a fatal error, and Postfix sleeps a second before it exits on one.
+DATABASE_SUFFIXES = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
+
+
+def _database_of(table: str) -> str | None:
+    """The database file a ``type:path`` table is read from, if its type keeps one."""
+    kind, _, path = table.partition(":")
+    suffix = DATABASE_SUFFIXES.get(kind)
+    return path + suffix if suffix else None
+
+
 FIND_DEPTH = 4  # /var/vmail/<domain>/<user>/sieve/<script>
 # The database client, its credentials on standard input (never in a command line): hosts.adopt.sql.
 MYSQL = ("mysql", "--defaults-extra-file=/dev/stdin", "--batch", "--connect-timeout=10", "-e")
@@ -59,6 +71,9 @@ class LocalTree:
     def postmap(self, *args: str, table: str, stdin: str = "") -> str:
         """``postmap ARGS TYPE:PATH`` on the copy of the table (``table`` is ``type:path``)."""
         kind, _, path = table.partition(":")
+        database = _database_of(table)
+        if database and not self.local(database).exists():
+            raise OSError(f"{table}: its database {database} is missing")
         command = [POSTMAP, *args, f"{kind}:{self.local(path)}"]
         result = subprocess.run(  # noqa: S603 (postmap, a path under the copy)
             command, input=stdin, capture_output=True, text=True, check=False
@@ -135,7 +150,12 @@ class RemoteTree:
 
     def postmap(self, *args: str, table: str, stdin: str = "") -> str:
         command = " ".join(shell_quote(arg) for arg in ["postmap", *args, table])
-        result = self.session.run(f"{command}; test $? -le 1", stdin=stdin.encode())
+        script = f"{command}; test $? -le 1"
+        if database := _database_of(table):
+            missing = shell_quote(f"its database {database} is missing")
+            found = f"[ -e {shell_quote(database)} ]"
+            script = f"if {found}; then {script}; else echo {missing} >&2; false; fi"
+        result = self.session.run(script, stdin=stdin.encode())
         if result.status or "fatal:" in result.stderr:
             raise OSError(f"{command} on {self}: {result.stderr.strip()}")
         return result.stdout

@@ -11,7 +11,7 @@ the certificate certifies. A certificate that fails either is never put in place
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certs.choices import Outcome
+from certs.choices import Outcome, Purpose
 from certs.models import Issuance
 from gateway.bundle import File, Unit
 from gateway.writers import shell_quote
@@ -21,9 +21,9 @@ from hosts.render.postfix import SNI_MAP
 
 # What makes each purpose's readers take a new certificate.
 RELOADS = {
-    "mail": (systemd.reload("postfix"), systemd.reload("dovecot")),
-    "gateway": (systemd.reload("nginx"),),
-    "mailu": (mailu.front_restart(),),
+    Purpose.MAIL: (systemd.reload("postfix"), systemd.reload("dovecot")),
+    Purpose.GATEWAY: (systemd.reload("nginx"),),
+    Purpose.MAILU: (mailu.front_restart(),),
 }
 # Mailu's front reads the full chain as cert.pem; chain.pem beside it is for the staged check.
 MAILU_CERT, MAILU_KEY = f"{mailu.CERTS}/{mailu.CERT_FILE}", f"{mailu.CERTS}/{mailu.KEY_FILE}"
@@ -39,7 +39,7 @@ def units(ctx) -> list[Unit]:
     files, checks, purposes = [], [], set()
     for issuance in current:
         purpose = issuance.certificate.purpose
-        if purpose == "mailu":
+        if purpose == Purpose.MAILU:
             files += _mailu_files(issuance)
             checks.append(check(MAILU_CERT, MAILU_CHAIN, MAILU_KEY))
         else:
@@ -119,7 +119,7 @@ def check(certificate: str, chain: str, key: str) -> str:
 
 def _activate(purposes: set[str]) -> tuple[str, ...]:
     steps = []
-    if "mail" in purposes:
+    if Purpose.MAIL in purposes:
         # Postfix's SNI map holds the other names' certificates themselves (postmap -F).
         steps.append(f"if [ -f {SNI_MAP} ]; then postmap -F hash:{SNI_MAP}; fi")
     for purpose in sorted(purposes):

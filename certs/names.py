@@ -19,6 +19,7 @@ A host that names its own certificate file (``Host.tls_certificate_path``) gets 
 
 from dataclasses import dataclass
 
+from certs.choices import Purpose
 from hosts.choices import GatewayProxy, MailBackend
 from hosts.render import haproxy, mailu
 
@@ -56,16 +57,16 @@ def wanted(hosts, domains) -> list[Wanted]:
 
 def _mail(host, domains) -> list[Wanted]:
     names = {host.public_name(domains[0].mail_hostname)} | {d.mail_hostname for d in domains}
-    return [Wanted(host.pk, "mail", name, (name,)) for name in sorted(names)]
+    return [Wanted(host.pk, Purpose.MAIL, name, (name,)) for name in sorted(names)]
 
 
 def _mailu(host, domains) -> Wanted:
     own = host.public_name(domains[0].mail_hostname)
     names = mailu.hostnames(own, (d.mail_hostname for d in domains))
-    return Wanted(host.pk, "mailu", names[0], tuple(names))
+    return Wanted(host.pk, Purpose.MAILU, names[0], tuple(names))
 
 
 def _gateway(host, domains) -> Wanted:
     own = host.public_name(domains[0].mail_hostname)
     names = sorted({prefix + domain.name for domain in domains for prefix in GATEWAY_PREFIXES})
-    return Wanted(host.pk, "gateway", own, (own, *[n for n in names if n != own]))
+    return Wanted(host.pk, Purpose.GATEWAY, own, (own, *[n for n in names if n != own]))

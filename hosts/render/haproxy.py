@@ -391,13 +391,18 @@ def _url_path(value) -> str:
     return text
 
 
-def _address(value, port: int) -> str:
+def address_host(value) -> str:
+    """An IP address as the host part of ``host:port`` or a URL (IPv6 in brackets); anything
+    else is refused."""
     try:
         address = ipaddress.ip_address(one_line(value))
     except ValueError as error:
         raise RenderError(f"Refusing to forward to {value!r}: not an IP address.") from error
-    host = f"[{address}]" if address.version == 6 else str(address)
-    return f"{host}:{_port(port)}"
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def _address(value, port: int) -> str:
+    return f"{address_host(value)}:{_port(port)}"
 
 
 def _port(value: int) -> int:

@@ -38,7 +38,6 @@ nginx has no serializer, so the file is a text template; every value is checked 
 and then against a narrow pattern, since a space, ``;`` or brace would end an nginx directive.
 """
 
-import ipaddress
 import re
 
 from gateway import client_setup
@@ -61,7 +60,13 @@ from hosts.render.context import (
     WKD_CONTAINER_ROOT,
     RenderContext,
 )
-from hosts.render.haproxy import CLIENT_SETUP_PREFIXES, HTTP_PORT, MTA_STS_PREFIX, mailserver
+from hosts.render.haproxy import (
+    CLIENT_SETUP_PREFIXES,
+    HTTP_PORT,
+    MTA_STS_PREFIX,
+    address_host,
+    mailserver,
+)
 
 HOST_CONF = "/etc/nginx/conf.d/mailgate-wkd.conf"
 CONTAINER_CONF = WKD_CONTAINER_CONF_SOURCE
@@ -286,7 +291,7 @@ def _challenges_server(ctx: RenderContext) -> list[str]:
     address, port = ACME_CHALLENGE_BACKEND
     token = f"^{_literal(ACME_CHALLENGE_PATH)}(?<mailgate_acme_token>{BASE64URL})$"
     to_home = [
-        f"        proxy_pass http://{_http_host(home.address)}:{int(HTTP_PORT)};",
+        f"        proxy_pass http://{address_host(home.address)}:{int(HTTP_PORT)};",
         "        proxy_set_header Host $host;",
     ]
     return [
@@ -459,15 +464,6 @@ def _container_reload() -> str:
 
 
 # --- values --------------------------------------------------------------------------------------
-
-
-def _http_host(value) -> str:
-    """An IP address as the host of a URL (IPv6 in brackets)."""
-    try:
-        address = ipaddress.ip_address(one_line(value))
-    except ValueError as error:
-        raise RenderError(f"Refusing to pass requests to {value!r}: not an IP address.") from error
-    return f"[{address}]" if address.version == 6 else str(address)
 
 
 def _literal(path) -> str:

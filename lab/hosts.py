@@ -344,10 +344,16 @@ class LabHost:
             self.sshd.wait(timeout=10)
 
     def run(
-        self, command: str, *, timeout: float | None = None, env: dict | None = None
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: dict | None = None,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess:
         """Run a shell command as the lab host sees the world (its network and its files);
-        ``env`` adds variables (a password there stays out of every command line)."""
+        ``env`` adds variables and ``stdin`` is its input (a password in either stays out of
+        every command line)."""
         return subprocess.run(  # noqa: S603
             [*self._enter(), "sh", "-c", command],
             capture_output=True,
@@ -355,6 +361,7 @@ class LabHost:
             check=False,
             timeout=timeout,
             env={**os.environ, **env} if env else None,
+            input=stdin,
         )
 
     def popen(self, *command: str, **options) -> subprocess.Popen:

@@ -82,10 +82,12 @@ class Run:
         return self.subjects.setdefault(purpose, f"lab {purpose} {self.token}")
 
     def swaks(self, role: str, *arguments: str, password: str = "") -> str:
-        """An SMTP dialogue from a lab host; the password goes through the environment."""
+        """An SMTP dialogue from a lab host. swaks prompts for the password on its input,
+        the one way that takes every password: given as an option (on the command line or as
+        SWAKS_OPT_auth_password), one that begins with "-" is read as another option."""
         command = shlex.join(["swaks", "--timeout", "20", "--hide-informational", *arguments])
         result = self.lab.hosts[role].run(
-            command, timeout=60, env={"SWAKS_OPT_auth_password": password} if password else None
+            command, timeout=60, stdin=f"{password}\n" if password else None
         )
         return result.stdout + result.stderr
 

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from gateway.models import Domain
 from hosts.render import context as render_context
 from lab.ca import LabCA
-from tests import named
+from tests import named, template_database
 from tests.deploy_world import lab_with_relay_files
 from tests.helpers import api_client_for
 from tests.shared import ROOT
@@ -102,6 +102,14 @@ def family(alice, carol):
 @pytest.fixture
 def other(bob):
     return named.other(bob)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, django_db_blocker):
+    """pytest-django's (a test database per xdist worker), each a copy of one migrated
+    template (tests/template_database.py)."""
+    with django_db_blocker.unblock():
+        template_database.use_template()
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ nothing (not everything), and deleting a token's last domain says so first (issu
 import pytest
 from django.apps import apps
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.urls import reverse
 
 from gateway.models import ApiToken, Domain
@@ -82,7 +83,8 @@ def test_the_migration_keeps_tokens_limited_whose_domains_were_deleted_before(ow
     family.delete()
     ApiToken.objects.update(limited=False)
     migration = __import__("gateway.migrations.0004_token_limits", fromlist=["mark"])
-    migration.mark_limited_tokens(apps, None)
+    with connection.schema_editor() as editor:
+        migration.mark_limited_tokens(apps, editor)
     row.refresh_from_db()
     unlimited.refresh_from_db()
     assert row.limited and not unlimited.limited

@@ -9,16 +9,21 @@ def mark_limited_tokens(apps, schema_editor):
     ApiToken = apps.get_model("gateway", "ApiToken")
     ContentType = apps.get_model("contenttypes", "ContentType")
     LogEntry = apps.get_model("auditlog", "LogEntry")
-    limited = set(ApiToken.objects.filter(domains__isnull=False).values_list("pk", flat=True))
-    token_type = ContentType.objects.filter(app_label="gateway", model="apitoken").first()
-    entries = LogEntry.objects.filter(content_type=token_type) if token_type else []
+    database = schema_editor.connection.alias  # the database migrated, not always "default"
+    limited = set(
+        ApiToken.objects.using(database).filter(domains__isnull=False).values_list("pk", flat=True)
+    )
+    token_type = (
+        ContentType.objects.using(database).filter(app_label="gateway", model="apitoken").first()
+    )
+    entries = LogEntry.objects.using(database).filter(content_type=token_type) if token_type else []
     for entry in entries:
         changes = (
             entry.changes if isinstance(entry.changes, dict) else json.loads(entry.changes or "{}")
         )
         if "domains" in changes and entry.object_pk.isdigit():
             limited.add(int(entry.object_pk))
-    ApiToken.objects.filter(pk__in=limited).update(limited=True)
+    ApiToken.objects.using(database).filter(pk__in=limited).update(limited=True)
 
 
 class Migration(migrations.Migration):

@@ -68,9 +68,14 @@ def claim_existing_addresses(apps, schema_editor):
     """Existing rows claim their addresses; a mailbox and an alias that already share one
     stop the migration here, to be resolved by hand, rather than keep both."""
     AddressClaim = apps.get_model("gateway", "AddressClaim")
+    database = schema_editor.connection.alias  # the database migrated, not always "default"
     for model, owner in (("Mailbox", "mailbox_id"), ("Alias", "alias_id")):
-        rows = apps.get_model("gateway", model).objects.values_list("pk", "domain_id", "local_part")
-        AddressClaim.objects.bulk_create(
+        rows = (
+            apps.get_model("gateway", model)
+            .objects.using(database)
+            .values_list("pk", "domain_id", "local_part")
+        )
+        AddressClaim.objects.using(database).bulk_create(
             AddressClaim(domain_id=domain_id, local_part=local_part, **{owner: pk})
             for pk, domain_id, local_part in rows
         )

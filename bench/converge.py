@@ -15,32 +15,19 @@ from the API's answer to the first success. Goal: p95 at most 3 s.
 import argparse
 import ipaddress
 import json
-import os
 import secrets
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-WORK = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="gateway.settings",
-    MAILGATE_DATA_DIR=str(WORK),
-    DATABASE_URL=f"sqlite:///{WORK / 'bench.sqlite3'}",
-    SECRET_KEY="bench",
-    MAILGATE_ENCRYPTION_KEYS="qp4DmdSSnhBZJ4OA6cXx7a4ZCkqmJV0S1eqhxO5S8tA=",
+import panel
+
+WORK = panel.setup(
     MAILGATE_BCRYPT_ROUNDS="10",
     ALLOWED_HOSTS="testserver",  # the API client in this process
 )
-
-import django
-
-django.setup()
 
 import worker
 from django.contrib.auth import get_user_model
@@ -81,7 +68,7 @@ class Client:
         self.process = lab.hosts["internet"].popen(
             "env",
             f"LAB_PROBE_PASSWORD={password}",
-            f"PYTHONPATH={ROOT}",
+            f"PYTHONPATH={panel.ROOT}",
             *command,
             stdout=subprocess.PIPE,
             text=True,

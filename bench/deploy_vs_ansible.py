@@ -16,25 +16,11 @@ import argparse
 import os
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-WORK = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="gateway.settings",
-    MAILGATE_DATA_DIR=str(WORK),
-    DATABASE_URL=f"sqlite:///{WORK / 'bench.sqlite3'}",
-    SECRET_KEY="bench",
-    MAILGATE_ENCRYPTION_KEYS="qp4DmdSSnhBZJ4OA6cXx7a4ZCkqmJV0S1eqhxO5S8tA=",
-)
+import panel
 
-import django
-
-django.setup()
+WORK = panel.setup()
 
 from django.core.management import call_command
 
@@ -125,7 +111,7 @@ class Ansible:
             (self.dir / f"{name}.sh.j2").write_text(content(name, version))
         start = time.perf_counter()
         result = subprocess.run(  # noqa: S603
-            [str(ROOT / ".venv/bin/ansible-playbook"), "-i", "inventory", "site.yml"],
+            [str(panel.ROOT / ".venv/bin/ansible-playbook"), "-i", "inventory", "site.yml"],
             cwd=self.dir,
             env={**os.environ, "ANSIBLE_CONFIG": str(self.dir / "ansible.cfg")},
             capture_output=True,

@@ -15,26 +15,14 @@ single host.
 import argparse
 import os
 import shutil
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-WORK = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="gateway.settings",
-    MAILGATE_DATA_DIR=str(WORK),
-    DATABASE_URL=f"sqlite:///{WORK / 'bench.sqlite3'}",
-    SECRET_KEY="bench",
-    MAILGATE_ENCRYPTION_KEYS="qp4DmdSSnhBZJ4OA6cXx7a4ZCkqmJV0S1eqhxO5S8tA=",
+import panel
+
+WORK = panel.setup(
     MAILGATE_CONVERGE="false",  # only what the bench queues is deployed
 )
-
-import django
-
-django.setup()
 
 import worker
 from django.conf import settings

@@ -8,27 +8,12 @@ the best wall time of each host's render and of all of them together. Goal: unde
 """
 
 import argparse
-import os
 import shutil
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DATA = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="gateway.settings",
-    MAILGATE_DATA_DIR=str(DATA),
-    DATABASE_URL=f"sqlite:///{DATA / 'bench.sqlite3'}",
-    SECRET_KEY="bench",
-    MAILGATE_ENCRYPTION_KEYS="qp4DmdSSnhBZJ4OA6cXx7a4ZCkqmJV0S1eqhxO5S8tA=",
-)
+import panel
 
-import django
-
-django.setup()
+DATA = panel.setup()
 
 from django.core.management import call_command
 

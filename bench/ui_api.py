@@ -10,33 +10,21 @@ empty database you can drop) to measure the production shape. Goal: p95 under 10
 """
 
 import argparse
-import os
 import shutil
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-WORK = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
+import panel
+
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--requests", type=int, default=50)
-parser.add_argument("--database-url", default=f"sqlite:///{WORK / 'bench.sqlite3'}")
+parser.add_argument("--database-url", help="instead of SQLite in the benchmark's folder")
 OPTIONS = parser.parse_args()
-os.environ.update(
+WORK = panel.setup(
     DJANGO_SETTINGS_MODULE="tests.settings",  # static files served from the source tree
-    MAILGATE_DATA_DIR=str(WORK),
-    DATABASE_URL=OPTIONS.database_url,
-    SECRET_KEY="bench",
-    MAILGATE_ENCRYPTION_KEYS="qp4DmdSSnhBZJ4OA6cXx7a4ZCkqmJV0S1eqhxO5S8tA=",
     ALLOWED_HOSTS="testserver",
+    **({"DATABASE_URL": OPTIONS.database_url} if OPTIONS.database_url else {}),
 )
-
-import django
-
-django.setup()
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command

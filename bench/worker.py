@@ -6,7 +6,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from panel import ROOT
 
 
 def start(log: Path, processes: int) -> subprocess.Popen:

@@ -17,11 +17,12 @@ from gateway.models import ApiToken
 CONTROL_CHARACTERS = ["\n", "\r", "\x00", "\x1b", "\u2028"]
 
 
-def sweep(values: list) -> list:
-    """Parameters for a sweep over ``values`` (one per field, say): the first runs in the fast
-    loop, the rest are marked slow and run with the whole suite."""
-    first, *rest = values
-    return [first, *(pytest.param(value, marks=pytest.mark.slow) for value in rest)]
+def sweep(values: list, *, each=lambda value: pytest.param(value)) -> list:
+    """Parameters for a sweep over ``values`` (one per field, say; ``each`` makes a value's
+    parameters): the first runs in the fast loop, the rest are marked slow and run with the
+    whole suite."""
+    first, *rest = (each(value) for value in values)
+    return [first, *(pytest.param(*p.values, id=p.id, marks=pytest.mark.slow) for p in rest)]
 
 
 def page_url(model, page: str, *args) -> str:

@@ -13,16 +13,19 @@ from typing import NoReturn
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_DIR = Path(os.environ.get("MAILGATE_SHARED_DIR") or ROOT.parent / "shared")
+from lab import shared
+from lab.shared import ROOT
+
+__all__ = ["ROOT", "shared_path", "unavailable"]
 
 
 def shared_path(*parts: str) -> Path:
-    """The path of ``parts`` under the shared test data, or skip (fail under CI) when absent."""
-    path = SHARED_DIR.joinpath(*parts)
-    if not path.exists():
-        unavailable(f"{path} is missing: set MAILGATE_SHARED_DIR to the folder beside the project")
-    return path
+    """The path of ``parts`` under the shared test data (found as the lab finds it), or skip
+    (fail under CI) when absent."""
+    try:
+        return shared.shared_path(*parts)
+    except shared.MissingShared as exc:
+        unavailable(str(exc))
 
 
 def unavailable(reason: str) -> NoReturn:

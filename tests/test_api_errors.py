@@ -5,6 +5,7 @@ way on a conflict."""
 from rest_framework.test import APIClient
 
 from gateway.api.views import DomainViewSet
+from hosts.choices import DeploymentTrigger
 from hosts.models import Deployment
 from tests.world import build_infrastructure
 
@@ -28,7 +29,7 @@ def test_a_validation_error_lists_the_messages_by_field(api, owner, family):
 
 def test_an_error_not_about_one_field_is_under_non_field_errors(api, owner):
     failed = Deployment.objects.create(
-        host=build_infrastructure()["home"], trigger="test", status="failed"
+        host=build_infrastructure()["home"], trigger=DeploymentTrigger.CLI, status="failed"
     )
     response = api(owner).post(f"/api/deployments/{failed.pk}/rollback/")
     body = assert_error(response, 400, "invalid", {"errors"})

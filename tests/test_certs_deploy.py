@@ -10,7 +10,7 @@ from certs.models import Certificate, Issuance
 from gateway.bundle import Bundle
 from hosts import engine
 from hosts.checks import run_check, run_checks
-from hosts.choices import DeploymentStatus
+from hosts.choices import DeploymentStatus, DeploymentTrigger
 from hosts.models import Deployment, Host
 from hosts.render import mailu, render_host
 from hosts.render.context import load_context
@@ -145,7 +145,7 @@ def lab():
 
 def deploy_certificates(host: Host) -> Deployment:
     """A deployment of the host's certificates unit alone, by the real engine over SSH."""
-    deployment = Deployment.objects.create(host=host, trigger="test")
+    deployment = Deployment.objects.create(host=host, trigger=DeploymentTrigger.CLI)
     units = tuple(deploy.units(load_context(host)))
     engine.run(deployment, bundle=Bundle(host=host.name, units=units))
     deployment.refresh_from_db()

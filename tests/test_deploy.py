@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from gateway.bundle import Bundle, File, Unit
 from hosts import engine, remote, services, transport
-from hosts.choices import DeploymentStatus, FileChange
+from hosts.choices import DeploymentStatus, DeploymentTrigger, FileChange
 from hosts.models import Deployment, DeploymentFile, Host
 from hosts.plan import make_plan
 from lab.hosts import LabHost
@@ -64,7 +64,7 @@ def bundle(version: str = "v1", *, changed: str = "abc", check="true", activate=
     )
 
 
-def deploy(host, the_bundle, trigger="test") -> Deployment:
+def deploy(host, the_bundle, trigger=DeploymentTrigger.CLI) -> Deployment:
     deployment = Deployment.objects.create(host=host, trigger=trigger)
     engine.run(deployment, bundle=the_bundle)
     deployment.refresh_from_db()
@@ -190,7 +190,7 @@ def test_a_deployment_whose_folder_disappears_fails_instead_of_waiting(host, lab
 def test_a_cut_connection_ends_in_the_old_files_and_is_recovered(host, lab, monkeypatch):
     monkeypatch.setattr(remote, "COMMIT_WAIT", 3)
     deploy(host, bundle())
-    deployment = Deployment.objects.create(host=host, trigger="test")
+    deployment = Deployment.objects.create(host=host, trigger=DeploymentTrigger.CLI)
     cut = threading.Thread(target=cut_when_activating, args=(lab,))
     cut.start()
     status = engine.run(deployment, bundle=bundle("v2", activate="sleep 1.5"))
@@ -228,7 +228,7 @@ def cut_when_activating(lab) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_lock_lets_one_deployment_per_host_run(host, lab):
-    first = Deployment.objects.create(host=host, trigger="test")
+    first = Deployment.objects.create(host=host, trigger=DeploymentTrigger.CLI)
     worker = threading.Thread(
         target=engine.run, args=(first,), kwargs={"bundle": bundle(activate="sleep 1")}
     )
@@ -237,7 +237,7 @@ def test_the_lock_lets_one_deployment_per_host_run(host, lab):
     while not Deployment.objects.filter(pk=first.pk, status="running").exists():
         assert time.monotonic() < deadline, "the first deployment never started"
         time.sleep(0.01)
-    second = Deployment.objects.create(host=host, trigger="test")
+    second = Deployment.objects.create(host=host, trigger=DeploymentTrigger.CLI)
     with pytest.raises(engine.Busy):
         engine.run(second, bundle=bundle("v2"))
     worker.join()
@@ -301,7 +301,7 @@ def test_a_change_is_one_command_on_the_host(host, lab, monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_the_log_shows_the_transaction_while_it_runs(host, lab):
     deploy(host, bundle())
-    deployment = Deployment.objects.create(host=host, trigger="test")
+    deployment = Deployment.objects.create(host=host, trigger=DeploymentTrigger.CLI)
     slow = bundle("v2", activate='echo "half $(echo way)"; sleep 2')
     worker = threading.Thread(target=engine.run, args=(deployment,), kwargs={"bundle": slow})
     worker.start()
@@ -348,7 +348,7 @@ def silent(host, settings) -> Deployment:
     settings.MAILGATE_DEPLOY_LEASE = 30
     return Deployment.objects.create(
         host=host,
-        trigger="test",
+        trigger=DeploymentTrigger.CLI,
         status=DeploymentStatus.RUNNING,
         heartbeat_at=timezone.now() - timedelta(seconds=31),
     )
@@ -356,7 +356,7 @@ def silent(host, settings) -> Deployment:
 
 def test_a_crashed_workers_lock_is_taken_over(host, lab, settings):
     stale = silent(host, settings)
-    waiting = Deployment.objects.create(host=host, trigger="test")
+    waiting = Deployment.objects.create(host=host, trigger=DeploymentTrigger.CLI)
     with pytest.raises(engine.Busy):
         engine.run(waiting, bundle=bundle())
     stale.refresh_from_db()
@@ -385,12 +385,14 @@ def test_it_fails_a_deployment_that_breaks_unexpectedly_with_its_traceback(host,
     rollback.refresh_from_db()
     assert "Traceback (most recent call last)" in rollback.log and "InvalidToken" in rollback.log
     assert "nothing was changed" in rollback.log and "s3cret-value" not in rollback.log
-    again = Deployment.objects.create(host=host, trigger="test")
+    again = Deployment.objects.create(host=host, trigger=DeploymentTrigger.CLI)
     assert engine.run(again, bundle=bundle()) == DeploymentStatus.SUCCEEDED  # the host is free
 
 
 def test_it_leaves_a_deployment_that_is_no_longer_pending_as_it_is(host, lab):
-    done = Deployment.objects.create(host=host, trigger="test", status=DeploymentStatus.FAILED)
+    done = Deployment.objects.create(
+        host=host, trigger=DeploymentTrigger.CLI, status=DeploymentStatus.FAILED
+    )
     assert engine.run(done, bundle=bundle()) == DeploymentStatus.FAILED  # a task delivered again
     assert contents(lab) == {"a": None, "b": None, "c": None}
 

@@ -7,6 +7,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from hosts.choices import DeploymentStatus, DeploymentTrigger
 from hosts.models import Deployment, Host, Relay
 from tests.deploy_world import relay_host
 
@@ -24,7 +25,11 @@ def host(db, lab):
 def succeeded(host) -> Deployment:
     now = timezone.now()
     return Deployment.objects.create(
-        host=host, trigger="test", status="succeeded", started_at=now, finished_at=now
+        host=host,
+        trigger=DeploymentTrigger.CLI,
+        status=DeploymentStatus.SUCCEEDED,
+        started_at=now,
+        finished_at=now,
     )
 
 
@@ -79,7 +84,7 @@ def test_the_api_rolls_back_only_to_a_successful_deployment(api, owner, host):
     good = succeeded(host)
     rollback = client.post(f"/api/deployments/{good.pk}/rollback/")
     assert rollback.status_code == 202 and rollback.json()["rollback_of"] == good.pk
-    failed = Deployment.objects.create(host=host, trigger="test", status="failed")
+    failed = Deployment.objects.create(host=host, trigger=DeploymentTrigger.CLI, status="failed")
     assert client.post(f"/api/deployments/{failed.pk}/rollback/").status_code == 400
 
 

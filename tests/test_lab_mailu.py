@@ -5,7 +5,6 @@ the engine: the directory is applied by Mailu's admin, every check of ``lab veri
 through Mailu's front, Postfix, Dovecot and rspamd, and the front presents the certificate
 Mailgate got from the lab's Pebble (issue 21)."""
 
-import os
 import subprocess
 
 import pytest
@@ -18,6 +17,7 @@ from lab import mailbox, verify, world
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
 from tests.lab_helpers import assert_a_forced_renewal_is_served, assert_nothing_left
 from tests.mailu_oracle import oracle_core, oracle_python
+from tests.shared import unavailable
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.netns, pytest.mark.slow]
 PREFIX = "t17"
@@ -33,10 +33,7 @@ def folder(tmp_path, keyring):
     python = oracle_python()
     found = subprocess.run([python, "-c", "import podop, postfix_mta_sts_resolver"], check=False)
     if found.returncode:
-        reason = f"{python} lacks podop or postfix-mta-sts-resolver (Mailu's requirements-prod)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        unavailable(f"{python} lacks podop or postfix-mta-sts-resolver (Mailu's requirements-prod)")
     return tmp_path / "lab"
 
 

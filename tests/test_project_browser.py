@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from playwright import sync_api as playwright
 
 from certs import services as certs_services
 from gateway.models import Domain, Mailbox
@@ -20,7 +21,6 @@ from tests.shared import ROOT
 from tests.status_world import checked_world
 from tests.world import build_infrastructure
 
-playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 

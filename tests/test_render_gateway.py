@@ -13,7 +13,7 @@ from gateway.bundle import Bundle, RenderError
 from gateway.selectors import DomainEntry
 from hosts.acme import AcmeServer, acme_server
 from hosts.checks import run_check
-from hosts.render import haproxy, jsonschemas, traefik
+from hosts.render import haproxy, jsonschemas, nginx, traefik
 from hosts.render.context import PROXY_PROTOCOL_PORTS
 from tests.helpers import self_signed
 from tests.render_world import (
@@ -422,7 +422,6 @@ def test_it_mounts_what_traefik_yml_names(world):
 
 
 def test_it_mounts_the_wkd_files_where_the_nginx_renderer_expects_them(world):
-    nginx = pytest.importorskip("hosts.render.nginx")
     _, _, compose = documents(world)
     service = compose["services"][nginx.CONTAINER]
     assert service["image"] == nginx.CONTAINER_IMAGE
@@ -720,7 +719,6 @@ def test_it_proves_its_own_checks_catch_a_broken_file(world, tmp_path, flavour, 
 
 
 def test_it_shares_no_path_with_the_wkd_nginx_unit(world):
-    nginx = pytest.importorskip("hosts.render.nginx")
     for gateway_proxy in ("traefik-haproxy", "haproxy"):
         world["vps"].gateway_proxy = gateway_proxy
         ctx = context(world, "vps")

@@ -112,10 +112,10 @@ class Lookup:
             )
         except (dns.exception.DNSException, OSError) as exc:
             return Answer(error=f"the question failed: {exc}")
-        return _answer(answer.response, answer.rrset, rtype)
+        return _answer(answer.response, answer.rrset)
 
 
-def _answer(response: dns.message.Message, rrset, rtype: str) -> Answer:
+def _answer(response: dns.message.Message, rrset) -> Answer:
     signed = any(r.rdtype == dns.rdatatype.RRSIG for r in response.answer)
     return Answer(
         values=tuple(found(rdata) for rdata in rrset) if rrset is not None else (),
@@ -152,4 +152,4 @@ def ask_server(address: str, port: int, name: str, rtype: str, timeout: float = 
         (r for r in response.answer if r.rdtype == wanted and r.name == query.question[0].name),
         None,
     )
-    return _answer(response, rrset, rtype)
+    return _answer(response, rrset)

@@ -303,7 +303,7 @@ def mailu_user(email: str, **fields) -> dict:
     return {"email": email, "password": HASH.removeprefix("{BLF-CRYPT}"), **fields}
 
 
-# --- a refused document (item 4 of issue 17: one transaction, Mailu's reason) -------------------
+# --- a refused document (one transaction, Mailu's reason) --------------------------------------
 
 # Faults Mailu's import refuses. A password hash is not one: Mailu 2024.06 "checks" a hash by
 # verifying the empty password, which User.check_password refuses before looking at the hash, so
@@ -571,7 +571,7 @@ def rspamd_configtest(
     )
 
 
-# --- a mailbox's own settings (issue 18.3): every field in the document, kept as rendered -----
+# --- a mailbox's own settings (docs/mailbox-features.md, Mailu): every field, kept as rendered -
 
 DEVICE_PASSWORDS = ("0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210")
 

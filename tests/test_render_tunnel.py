@@ -416,8 +416,8 @@ def test_it_enables_the_home_egress_for_its_own_postfix_once(namespace, tmp_path
 
 
 def test_postfix_beside_a_routed_subnet_sends_through_the_tunnel_too(namespace, tmp_path, world):
-    """Postfix + Dovecot with a routed subnet (issue 15): the host's own mail is marked as well
-    as the subnet's, and the gateway forwards both sources."""
+    """Postfix + Dovecot with a routed subnet (docs/reference-setups.md, "The home mail server"):
+    the host's own mail is marked as well as the subnet's, and the gateway forwards both sources."""
     assert_home_cycle(
         namespace, Egress(namespace, tmp_path, world, "home"), MAILU_RULES + LOCAL_RULES
     )

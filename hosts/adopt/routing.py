@@ -1,8 +1,8 @@
-"""Routing equivalence for Postfix + Dovecot (issue 19.4): every address the host's own lookup
-tables know is looked up, with ``postmap -q`` (a ``mysql:`` table with its own SQL query), in
-them and in the tables Mailgate renders, and each answer that differs is reported: a domain or
-mailbox that would no longer be served, an alias that would forward elsewhere, a sender that
-could no longer send as an address.
+"""Routing equivalence for Postfix + Dovecot (docs/adoption.md, "The report, then the plan": routing
+differences): every address the host's own lookup tables know is looked up, with ``postmap -q`` (a
+``mysql:`` table with its own SQL query), in them and in the tables Mailgate renders, and each
+answer that differs is reported: a domain or mailbox that would no longer be served, an alias that
+would forward elsewhere, a sender that could no longer send as an address.
 
 Postfix searches a parameter's tables in order and takes the first answer (postconf(5)); a
 domain or mailbox table is asked only whether it has the key, an alias or sender table what

@@ -1,6 +1,7 @@
-"""The gateway lab end to end: ``lab up`` builds the reference setup in network namespaces and
-deploys it through the engine, every check of ``lab verify`` passes on real programs, and
-``lab down`` leaves nothing behind, also after a failure halfway through ``up``."""
+"""The gateway lab end to end: ``lab up`` builds the reference setup (docs/reference-setups.md,
+"Tried here") in network namespaces and deploys it through the engine, every check of ``lab verify``
+passes on real programs, and ``lab down`` leaves nothing behind, also after a failure halfway
+through ``up``."""
 
 import pytest
 from django.core.management import CommandError, call_command

@@ -36,7 +36,8 @@ def carol(**settings):
 
 
 def world_with(*mailboxes):
-    """The reference world, its mailboxes replaced by ``mailboxes`` where the address matches."""
+    """The reference world (tests/render_world.py), its mailboxes replaced by ``mailboxes`` where
+    the address matches."""
     by_address = {box.address: box for box in mailboxes}
     boxes = tuple(by_address.get(box.address, box) for box in directory().mailboxes)
     return with_directory(context(hosts(), "home"), mailboxes=boxes)

@@ -1,6 +1,7 @@
-"""WireGuard and SMTP egress renderers: the reference's wg0.conf files and egress scripts, checked
-with the real wg-quick, wg, bash and shellcheck, and the scripts run for real in throwaway
-network namespaces (no database, no traffic: the namespaces have no link to anything)."""
+"""WireGuard and SMTP egress renderers: the wg0.conf files and egress scripts of the
+Mailu-behind-Traefik guide (docs/reference-setups.md), checked with the real wg-quick, wg, bash and
+shellcheck, and the scripts run for real in throwaway network namespaces (no database, no traffic:
+the namespaces have no link to anything)."""
 
 import os
 import re

@@ -93,9 +93,10 @@ def _answers(output: str) -> dict[str, str]:
 
 
 def _normal(role: str, key: str, value: str | None, caught: set[str]):
-    """An answer as routing sees it. An alias of an address to itself (the guide's
-    ``email2email`` map) is no alias, where no catch-all of its domain would take the address
-    instead (Postfix tries ``user@domain``, then ``@domain``: virtual(5))."""
+    """An answer as routing sees it. An alias of an address to itself (the ``email2email`` map of
+    the ISPmail guide, docs/reference-setups.md, which keeps the directory in MariaDB) is no alias,
+    where no catch-all of its domain would take the address instead (Postfix tries ``user@domain``,
+    then ``@domain``: virtual(5))."""
     if value is None:
         return None
     if role in PRESENCE:

@@ -5,8 +5,9 @@ plan made against the copy).
 
     .venv/bin/python bench/adopt.py [--mailboxes N] [--repeat N] [--mariadb]
 
-``--mariadb`` adds the submission guide's MariaDB tables and Dovecot SQL users (a database of its
-own on 127.0.0.1:3306 as root, dropped at the end), read with the ``mysql`` client.
+``--mariadb`` adds the submission guide's MariaDB tables (the ISPmail guide,
+docs/reference-setups.md) and Dovecot SQL users (a database of its own on 127.0.0.1:3306 as root,
+dropped at the end), read with the ``mysql`` client.
 
 Seeds a throwaway SQLite database and prints the best wall time of each adoption, rows written
 in one transaction. Goal: under 5 s each.

@@ -5,11 +5,11 @@ gateway succeeds, and an alias until mail to it is accepted, in the lab.
 
 Builds the lab (``lab.world``: a gateway, a Postfix + Dovecot home server and a relay in network
 namespaces), starts a real Celery worker on the embedded broker, and changes the directory as a
-family member would, through the API. Nothing else deploys: convergence (issue 20) notices the
-change after commit, renders, checks and applies it on the home server. Meanwhile a client on
-the lab's internet host tries, a new connection every 0.1 s, to log in over IMAPS at the
-gateway (or to have the gateway accept mail for the alias). Prints p50 and p95 of the seconds
-from the API's answer to the first success. Goal: p95 at most 3 s.
+family member would, through the API. Nothing else deploys: convergence (docs/architecture.md,
+"Convergence: changes go live by themselves") notices the change after commit, renders, checks and
+applies it on the home server. Meanwhile a client on the lab's internet host tries, a new connection
+every 0.1 s, to log in over IMAPS at the gateway (or to have the gateway accept mail for the alias).
+Prints p50 and p95 of the seconds from the API's answer to the first success. Goal: p95 at most 3 s.
 """
 
 import argparse

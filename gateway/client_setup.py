@@ -1,8 +1,8 @@
-"""How a mail program finds a mailbox's servers (issue 18.4), built as data and serialized:
-Thunderbird's autoconfig (``config-v1.1.xml``), Outlook's autodiscover answer (POX) and an Apple
-configuration profile (``.mobileconfig``). Both backends serve IMAP on 993 and submission on 465
-(implicit TLS) and 587 (STARTTLS) behind the gateway, at each domain's mail host name. No
-password is ever in them: the person types the mailbox's password or a device password.
+"""How a mail program finds a mailbox's servers (docs/mailbox-features.md, Client set-up), built as
+data and serialized: Thunderbird's autoconfig (``config-v1.1.xml``), Outlook's autodiscover answer
+(POX) and an Apple configuration profile (``.mobileconfig``). Both backends serve IMAP on 993 and
+submission on 465 (implicit TLS) and 587 (STARTTLS) behind the gateway, at each domain's mail host
+name. No password is ever in them: the person types the mailbox's password or a device password.
 
 Formats: Thunderbird's autoconfig (wiki.mozilla.org/Thunderbird:Autoconfiguration:ConfigFileFormat),
 Microsoft's POX autodiscover response schema (2006a), Apple's Configuration Profile Reference

@@ -320,17 +320,19 @@ class Host(models.Model):
         max_length=20,
         choices=MailBackend,
         blank=True,
-        help_text="For a mail server: Mailu in Docker (the reference guide's home server) or "
-        "Postfix with Dovecot installed on the host.",
+        help_text="For a mail server: the mail software Mailgate sets up on it, e.g. Mailu, which "
+        "runs in Docker as one Compose stack with its own Postfix, Dovecot and spam filter; or "
+        "Postfix with Dovecot installed on the host. Leave empty for other hosts.",
     )
     gateway_proxy = models.CharField(
         max_length=20,
         choices=GatewayProxy,
         blank=True,
-        help_text="For a gateway: the reference's Traefik (TLS passthrough by SNI) with "
-        "HAProxy for port 25, or HAProxy for every port. Both pass each connection on "
-        "through the tunnel with a PROXY v2 header, so the mail server sees the client's "
-        "address.",
+        help_text="For a gateway: the proxy that takes the ports the mail server serves on the "
+        "gateway's public address and passes each connection on through the tunnel with a PROXY "
+        "v2 header, so the mail server sees the client's address. E.g. Traefik + HAProxy in front "
+        "of Mailu (Traefik passes TLS through by server name, SNI; HAProxy takes port 25, where "
+        "the server speaks first), or HAProxy for every port. Leave empty for other hosts.",
     )
     relay = models.ForeignKey(
         Relay,

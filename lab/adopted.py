@@ -1,11 +1,11 @@
-"""Adoption proven in the lab (issue 19), after ``lab verify`` and the mailbox proofs: Mailgate
-forgets the family's mailboxes and aliases (their rows are deleted, as for a mail server that
-ran before Mailgate knew it), reads them back from the running home server over SSH
-(``hosts.adopt``: Postfix's tables and Dovecot's users, or Mailu's own export), and deploys it
-the normal way. Nothing is lost: every mailbox comes back with its password hash and quota,
-every alias with its destinations, the plan takes nothing away, every address routes where it
-routed before (the adoption's own comparison, made again after the deployment), and the main
-password still logs in over IMAP through the gateway."""
+"""Adoption proven in the lab (docs/adoption.md, "Proven in the lab"), after ``lab verify`` and the
+mailbox proofs: Mailgate forgets the family's mailboxes and aliases (their rows are deleted, as for
+a mail server that ran before Mailgate knew it), reads them back from the running home server over
+SSH (``hosts.adopt``: Postfix's tables and Dovecot's users, or Mailu's own export), and deploys it
+the normal way. Nothing is lost: every mailbox comes back with its password hash and quota, every
+alias with its destinations, the plan takes nothing away, every address routes where it routed
+before (the adoption's own comparison, made again after the deployment), and the main password still
+logs in over IMAP through the gateway."""
 
 from django.db import transaction
 

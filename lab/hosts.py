@@ -9,7 +9,8 @@ exec`` mounts) and its own syslog socket at ``/dev/log``, as a real server has, 
 and Dovecot log. Everything a lab host started is killed and removed by ``close()``, also from
 another process that only has its ``state()``.
 
-The gateway lab (``world.py``) builds several such hosts into the reference setup.
+The gateway lab (``world.py``) builds several such hosts into the reference setup
+(docs/reference-setups.md).
 """
 
 import contextlib

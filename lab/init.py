@@ -1,7 +1,7 @@
 """The lab hosts' ``systemctl``: systemd cannot run in a network namespace, so this stand-in,
-installed as /usr/local/sbin/systemctl (ahead of the real one in root's PATH), starts, reloads
-and stops the programs of the reference setup directly, the way their systemd units would.
-Mailgate's activation steps call it unchanged. Every call is logged to
+installed as /usr/local/sbin/systemctl (ahead of the real one in root's PATH), starts, reloads and
+stops the programs of the reference setup (docs/reference-setups.md) directly, the way their systemd
+units would. Mailgate's activation steps call it unchanged. Every call is logged to
 /var/log/mailgate-lab/systemctl.log; a unit it does not know fails loudly."""
 
 SYSTEMCTL = r"""#!/bin/bash

@@ -1,6 +1,6 @@
-"""A mailbox's own settings proven in the lab (issue 18), after ``lab verify``: each is changed
-in Mailgate's models as a family member would, the home server is deployed, and a client
-outside sees the effect through the gateway:
+"""A mailbox's own settings proven in the lab (docs/mailbox-features.md, "What the lab must prove"),
+after ``lab verify``: each is changed in Mailgate's models as a family member would, the home server
+is deployed, and a client outside sees the effect through the gateway:
 
 - a device password logs in over IMAP and SMTP submission, the mail server reports that use
   back as its last use, and it stops working once revoked;

@@ -173,8 +173,9 @@ class MailuAdmin:
 
 @pytest.fixture(name="mailu_admin_process", scope="session")
 def mailu_admin_process_fixture(tmp_path_factory):
-    """A scratch copy of Mailu's admin (Python writes caches beside the source, and shared/ is
-    read-only), its ``flask`` process, and a database migrated once for the session."""
+    """A scratch copy of Mailu's admin (Python writes caches beside the source, and the shared
+    directory, ``MAILGATE_SHARED_DIR``, is read-only), its ``flask`` process, and a database
+    migrated once for the session."""
     folder = tmp_path_factory.mktemp("mailu")
     shutil.copytree(oracle_core() / "admin", folder / "admin")
     process = AdminProcess(folder / "admin")

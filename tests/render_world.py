@@ -103,7 +103,8 @@ def context(world: dict, name: str, mail: MailDirectory | None = None) -> Render
 
 
 def mailu_world() -> dict:
-    """The guide's setup: the Traefik gateway in front of Mailu, which serves every port."""
+    """The Mailu-behind-Traefik guide's setup: the Traefik gateway in front of Mailu, which serves
+    every port."""
     world = hosts()
     world["home"].mail_backend = "mailu"
     return world
@@ -137,7 +138,7 @@ def with_directory(ctx: RenderContext, **changes) -> RenderContext:
 
 def assert_golden(content: bytes, name: str) -> None:
     """Compare with ``tests/golden/<name>``; MAILGATE_UPDATE_GOLDEN=1 rewrites it (review the
-    diff against the reference before committing)."""
+    diff against the guides before committing)."""
     path = GOLDEN / name
     if os.environ.get("MAILGATE_UPDATE_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ def owner_token(django_user_model, family, other):
 @schema.parametrize()
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_keeps_its_schema(case, owner_token):
-    # The bar: no server error, and every response as the schema documents it. (DRF
+    # The API's bar: no server error, and every response as the schema documents it. (DRF
     # lists tolerate a malformed ?offset= by ignoring it; that leniency is not checked.)
     case.call_and_validate(
         headers={"Authorization": f"Token {owner_token}"},

@@ -83,8 +83,8 @@ def pebble_fixture(tmp_path, zone):
 
 @pytest.fixture(name="world")
 def world_fixture(family, gateway):
-    """The reference infrastructure, the gateway reached over SSH in the lab host; no zone
-    has a push target."""
+    """The reference infrastructure (tests/certs_world.py), the gateway reached over SSH in the lab
+    host; no zone has a push target."""
     world = build_infrastructure()
     vps = world["vps"]
     vps.ssh_address, vps.ssh_host_key = gateway.address, gateway.host_key

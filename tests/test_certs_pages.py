@@ -20,7 +20,8 @@ from tests.certs_world import (  # noqa: F401 (fixtures)
 
 @pytest.fixture
 def certificates(world):
-    """The two certificates the reference setup needs: the mail server's and the gateway's."""
+    """The two certificates the reference setup (docs/reference-setups.md) needs: the mail server's
+    and the gateway's."""
     mail, gateway = sorted(services.certificates_sync(), key=lambda c: c.purpose != "mail")
     return mail, gateway
 

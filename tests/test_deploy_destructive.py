@@ -1,8 +1,8 @@
-"""The destructive-change guard (issue 19.3): a plan that takes away a domain, mailbox or alias
-the host holds, or a setting it has, is marked, and goes out only once a person has confirmed
-it: on the page (a checkbox), in the API (``confirm_destructive``), on the command line, and
-for an automatic deployment, which waits until the owner approves and confirms it. Against a
-real sshd and Postfix (a lab relay host) and what Mailgate renders for it."""
+"""The destructive-change guard (docs/adoption.md, "The destructive-change guard"): a plan that
+takes away a domain, mailbox or alias the host holds, or a setting it has, is marked, and goes out
+only once a person has confirmed it: on the page (a checkbox), in the API (``confirm_destructive``),
+on the command line, and for an automatic deployment, which waits until the owner approves and
+confirms it. Against a real sshd and Postfix (a lab relay host) and what Mailgate renders for it."""
 
 import json
 

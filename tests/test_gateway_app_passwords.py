@@ -1,6 +1,6 @@
-"""Device passwords (issue 18.2): a mailbox's user makes a named password for one device, shown
-once and kept only as a hash that Dovecot verifies (``doveadm pw -t``), listed with its last use
-and revoked; nobody else's, never in the change log, never returned again."""
+"""Device passwords (docs/mailbox-features.md): a mailbox's user makes a named password for one
+device, shown once and kept only as a hash that Dovecot verifies (``doveadm pw -t``), listed with
+its last use and revoked; nobody else's, never in the change log, never returned again."""
 
 import subprocess
 

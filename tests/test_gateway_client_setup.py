@@ -1,5 +1,6 @@
-"""Client set-up (issue 18.4): Thunderbird's autoconfig and Outlook's autodiscover for every
-served domain, an Apple configuration profile and a "set up a phone" page for each mailbox."""
+"""Client set-up (docs/mailbox-features.md, Client set-up): Thunderbird's autoconfig and Outlook's
+autodiscover for every served domain, an Apple configuration profile and a "set up a phone" page for
+each mailbox."""
 
 import plistlib
 import xml.etree.ElementTree as ET

@@ -1,6 +1,7 @@
-"""A mailbox's own settings (issue 18.1): forwarding, auto-reply, spam and which protocols may
-log in, changed by the owner, the domain's managers and the mailbox's own user, through the API
-and the settings page alike; bad input is refused with a clear message and nothing is saved."""
+"""A mailbox's own settings (docs/mailbox-features.md): forwarding, auto-reply, spam and which
+protocols may log in, changed by the owner, the domain's managers and the mailbox's own user,
+through the API and the settings page alike; bad input is refused with a clear message and nothing
+is saved."""
 
 import pytest
 from auditlog.models import LogEntry

@@ -1,9 +1,10 @@
-"""Adopting a Mailu (issue 19): Mailu's own admin (tests/mailu_oracle.py), filled through its own
-import with several domains, users, alternatives, managers and aliases, is exported; Mailgate
-adopts the export, renders its import back, Mailu takes it (the full replace Mailgate deploys),
-and Mailu's export afterwards equals the one before for every field Mailgate models, and for
-what Mailu keeps through the import. What Mailgate does not model is listed in the report with
-its line; bad input is refused with its line and writes nothing."""
+"""Adopting a Mailu (docs/adoption.md, "Mailu round trip"): Mailu's own admin
+(tests/mailu_oracle.py), filled through its own import with several domains, users, alternatives,
+managers and aliases, is exported; Mailgate adopts the export, renders its import back, Mailu takes
+it (the full replace Mailgate deploys), and Mailu's export afterwards equals the one before for
+every field Mailgate models, and for what Mailu keeps through the import. What Mailgate does not
+model is listed in the report with its line; bad input is refused with its line and writes
+nothing."""
 
 import datetime
 import json

@@ -1,5 +1,5 @@
-"""Adopting a Postfix + Dovecot home server and its gateway built by hand (issue 19): a copy of
-their /etc, the tables made with the real ``postmap`` (hash and lmdb), Dovecot's passwd-file
+"""Adopting a Postfix + Dovecot home server and its gateway built by hand (docs/adoption.md): a copy
+of their /etc, the tables made with the real ``postmap`` (hash and lmdb), Dovecot's passwd-file
 users, WireGuard's wg0.conf on both ends and HAProxy's file. The tunnel keeps its keys; every
 domain, mailbox (with its hash and quota), alias (the catch-all, one allowed as a sender) and the
 relay with its password come in; the password is encrypted at rest; every address routes where

@@ -1,11 +1,13 @@
-"""Adopting a Postfix + Dovecot home server whose directory is in MariaDB, as the submission
-guide keeps it (issue 19): its ``mysql:`` tables (``virtual_domains``, ``virtual_users``,
-``virtual_aliases``, the ``email2email`` map that lets a user send as itself) and Dovecot's SQL
-users, in a real MariaDB (127.0.0.1:3306 here; each test makes its own database and user, and
-drops them), read with the ``mysql`` client and the credentials of the host's own ``.cf`` files:
-from a copy of the files and over SSH. Every row comes in, every address routes where it did
-(the tables' own queries against Mailgate's maps), the password of the database is in no output,
-and what cannot be read or expressed is refused with its line, nothing written."""
+"""Adopting a Postfix + Dovecot home server whose directory is in MariaDB, as the submission guide
+keeps it (docs/adoption.md, SQL tables and users; the guide is the ISPmail guide's "Relaying
+outgoing emails through Postfix", docs/reference-setups.md): its ``mysql:`` tables
+(``virtual_domains``, ``virtual_users``, ``virtual_aliases``, the ``email2email`` map that lets a
+user send as itself) and Dovecot's SQL users, in a real MariaDB (127.0.0.1:3306 here; each test
+makes its own database and user, and drops them), read with the ``mysql`` client and the credentials
+of the host's own ``.cf`` files: from a copy of the files and over SSH. Every row comes in, every
+address routes where it did (the tables' own queries against Mailgate's maps), the password of the
+database is in no output, and what cannot be read or expressed is refused with its line, nothing
+written."""
 
 import secrets
 import subprocess

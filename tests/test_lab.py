@@ -1,6 +1,7 @@
-"""The gateway lab end to end: ``lab up`` builds the reference setup in network namespaces and
-deploys it through the engine, every check of ``lab verify`` passes on real programs, and
-``lab down`` leaves nothing behind, also after a failure halfway through ``up``."""
+"""The gateway lab end to end: ``lab up`` builds the reference setup (docs/reference-setups.md,
+"Tried here") in network namespaces and deploys it through the engine, every check of ``lab verify``
+passes on real programs, and ``lab down`` leaves nothing behind, also after a failure halfway
+through ``up``."""
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -42,8 +43,9 @@ def test_it_deploys_the_reference_setup_and_proves_that_mail_flows(folder, capsy
         assert "connect from unknown[203.0.113.1]" in evidence["Inbound"]
         assert "from 203.0.113.10" in evidence["Outbound"]
         assert any("553 5.7.1" in r.evidence for r in results)  # the spoofed sender
-        # The mail server attacked directly (issue 14): every port, every forged claim, from
-        # the internet on three paths and from the gateway as an unprivileged program.
+        # The mail server attacked directly (docs/proxy-trust.md, "How it is proven"): every port,
+        # every forged claim, from the internet on three paths and from the gateway as an
+        # unprivileged program.
         attack = evidence["Direct attack"].splitlines()
         assert sum("connected: none" in line for line in attack) == 18, attack
         assert sum("relayed for none" in line for line in attack) == 18, attack
@@ -53,7 +55,7 @@ def test_it_deploys_the_reference_setup_and_proves_that_mail_flows(folder, capsy
         assert "refuses ['TLS 1.1', 'TLS 1.2 CBC', 'TLS 1.2 anonymous']" in evidence["TLS"]
         second = evidence["Second mail host name"]
         assert "presents CN=mail.friends.example: message found" in second
-        # A mailbox's own settings (issue 18), each deployed and seen from outside.
+        # A mailbox's own settings, each deployed and seen from outside (docs/mailbox-features.md).
         proofs = mailbox.prove_all(lab)
         report = "\n".join(f"{r.ok} {r.name}\n{r.evidence}" for r in proofs)
         print(report)
@@ -61,12 +63,14 @@ def test_it_deploys_the_reference_setup_and_proves_that_mail_flows(folder, capsy
         call_command("lab", "status", folder=folder)
         assert "ssh" in capsys.readouterr().out
         assert_status_is_green(folder)
-        # Every certificate from the lab's ACME server, and a forced renewal is served (issue 21).
+        # Every certificate from the lab's ACME server, and a forced renewal is served
+        # (docs/certificates.md, "The lab: Pebble on the internet host").
         assert "issuer Pebble Intermediate CA" in evidence["Certificates"]
         assert_a_forced_renewal_is_served(lab, verify.MAIL_TLS_PORTS)
         assert_http01_through_the_gateway(lab)
         # Last, since it deletes rows (the mailboxes' keys with them, which the gateway still
-        # serves): the home server adopted back over SSH and deployed, nothing lost (issue 19).
+        # serves): the home server adopted back over SSH and deployed, nothing lost
+        # (docs/adoption.md, "Proven in the lab").
         adopted = adopted_lab.prove_adoption(lab)
         print(f"{adopted.ok} {adopted.name}\n{adopted.evidence}")
         assert adopted.ok, adopted.evidence

@@ -1,9 +1,10 @@
-"""The Mailu home server in the lab (issue 17): ``lab up --mail-backend mailu`` behind the main
-reference gateway (Traefik, HAProxy for 25) runs Mailu's containers natively in the home
-server's namespaces with Mailu's own start scripts and templates (``lab.mailu``), deployed by
-the engine: the directory is applied by Mailu's admin, every check of ``lab verify`` passes
-through Mailu's front, Postfix, Dovecot and rspamd, and the front presents the certificate
-Mailgate got from the lab's Pebble (issue 21)."""
+"""The Mailu home server in the lab: ``lab up --mail-backend mailu`` behind the main reference
+gateway (Traefik, HAProxy for 25; docs/reference-setups.md, "Tried here") runs Mailu's containers
+natively in the home server's namespaces with Mailu's own start scripts and templates
+(``lab.mailu``), deployed by the engine: the directory is applied by Mailu's admin, every check of
+``lab verify`` passes through Mailu's front, Postfix, Dovecot and rspamd, and the front presents the
+certificate Mailgate got from the lab's Pebble (docs/certificates.md, "The lab: Pebble on the
+internet host")."""
 
 import subprocess
 
@@ -86,22 +87,24 @@ def test_mailu_behind_the_reference_gateway_passes_every_check(folder):
         assert "opendkim-testmsg: exit 0" in evidence["DKIM"]
         assert "the same bytes" in evidence["WKD"]
         assert "Local mail" not in evidence  # no mail server on a Mailu host itself
-        # Mailu's one certificate for all of HOSTNAMES comes from the lab's Pebble through
-        # Mailgate (issue 21): every name on 443, 465, 587 and 993, and a forced renewal is
-        # served once the deployment restarted the front; the names Traefik terminates come
-        # from the same Pebble through Traefik's own ACME (issue 22).
+        # Mailu's one certificate for all of HOSTNAMES comes from the lab's Pebble through Mailgate
+        # (docs/certificates.md, the lab): every name on 443, 465, 587 and 993, and a forced renewal
+        # is served once the deployment restarted the front; the names Traefik terminates come from
+        # the same Pebble through Traefik's own ACME (docs/traefik.md, "In the lab: Traefik asks
+        # Pebble").
         served = evidence["Certificates"].splitlines()
         assert all("issuer Pebble Intermediate CA" in line for line in served), served
         home = [line for line in served if "(lab-home)" in line]
         traefiks = [line for line in served if "(Traefik's own ACME on " in line]
         assert (len(home), len(traefiks), len(served)) == (8, 8, 16), served
         assert_a_forced_renewal_is_served(lab, verify.MAILU_TLS_PORTS)
-        # A mailbox's own settings (issue 18) through Mailu's import, seen from outside.
+        # A mailbox's own settings through Mailu's import, seen from outside
+        # (docs/mailbox-features.md).
         proofs = mailbox.prove_all(lab)
         report = "\n".join(f"{r.ok} {r.name}\n{r.evidence}" for r in proofs)
         print(report)
         assert [r.name for r in proofs if not r.ok] == [], report
-        # The home server adopted back over SSH and deployed, nothing lost (issue 19).
+        # The home server adopted back over SSH and deployed, nothing lost (docs/adoption.md).
         adopted = adopted_lab.prove_adoption(lab)
         print(f"{adopted.ok} {adopted.name}\n{adopted.evidence}")
         assert adopted.ok, adopted.evidence

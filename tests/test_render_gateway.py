@@ -1,6 +1,7 @@
 """The gateway's proxies: HAProxy (alone, or for port 25 beside Traefik) and Traefik with its
-compose file. The files match the reference guide, pass `haproxy -c` and the JSON schemas, and
-those validators (and Mailgate's own cross-reference checks) really catch mistakes."""
+compose file. The files match the Mailu-behind-Traefik guide (docs/reference-setups.md, "The guides
+these setups follow"), pass `haproxy -c` and the JSON schemas, and those validators (and Mailgate's
+own cross-reference checks) really catch mistakes."""
 
 import copy
 import dataclasses
@@ -65,7 +66,7 @@ def haproxy_check(tmp_path, content: bytes) -> subprocess.CompletedProcess:
     return subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
 
 
-# --- golden files, reviewed against the reference ------------------------------------------------
+# --- golden files, reviewed against the guide ----------------------------------------------------
 
 
 def test_it_renders_the_all_haproxy_gateway_as_reviewed(haproxy_world):
@@ -333,7 +334,7 @@ def test_it_finds_a_tls_router_on_port_25(world):
     dynamic["tcp"]["routers"]["mailu-imaps"]["entryPoints"] = ["mailu-smtp"]
     (problem,) = traefik.problems(static, dynamic)
     assert problem.startswith("tcp router 'mailu-imaps' is on port 25 ('mailu-smtp')")
-    # The reference's own (commented out) port-25 router is plain TCP: that one is allowed.
+    # The guide's own (commented out) port-25 router is plain TCP: that one is allowed.
     dynamic["tcp"]["routers"]["mailu-imaps"]["entryPoints"] = ["mailu-imaps"]
     dynamic["tcp"]["routers"]["mailu-sieve"]["entryPoints"] = ["mailu-smtp"]
     assert traefik.problems(static, dynamic) == []
@@ -370,7 +371,7 @@ def test_it_refuses_to_render_what_has_a_cross_reference_problem(world, monkeypa
         traefik.units(context(world, "vps"))
 
 
-# --- Traefik: what the reference's choices become ------------------------------------------------
+# --- Traefik: what the guide's choices become ----------------------------------------------------
 
 
 def test_it_sends_proxy_v2_through_a_servers_transport_only(world):

@@ -1,7 +1,8 @@
-"""A mailbox's own settings on Postfix + Dovecot (issue 18.3), proven with the real tools:
-Pigeonhole runs each rendered Sieve script (``sievec``, ``sieve-test -e`` with a stand-in
-sendmail), a running Dovecot authenticates against the rendered passdbs (``doveadm auth test``
-per service), and Postfix gets postsrsd's SRS lookups where mail is forwarded out."""
+"""A mailbox's own settings on Postfix + Dovecot (docs/mailbox-features.md, "Postfix + Dovecot"),
+proven with the real tools: Pigeonhole runs each rendered Sieve script (``sievec``,
+``sieve-test -e`` with a stand-in sendmail), a running Dovecot authenticates against the rendered
+passdbs (``doveadm auth test`` per service), and Postfix gets postsrsd's SRS lookups where mail is
+forwarded out."""
 
 import dataclasses
 import datetime
@@ -35,7 +36,8 @@ def carol(**settings):
 
 
 def world_with(*mailboxes):
-    """The reference world, its mailboxes replaced by ``mailboxes`` where the address matches."""
+    """The reference world (tests/render_world.py), its mailboxes replaced by ``mailboxes`` where
+    the address matches."""
     by_address = {box.address: box for box in mailboxes}
     boxes = tuple(by_address.get(box.address, box) for box in directory().mailboxes)
     return with_directory(context(hosts(), "home"), mailboxes=boxes)

@@ -1,5 +1,6 @@
-"""Postfix + Dovecot on the home server and Postfix relaying through the Proton Bridge: the
-files match the reference guides, pass the real tools, and the tools really catch mistakes."""
+"""Postfix + Dovecot on the home server and Postfix relaying through the Proton Bridge: the files
+match the ISPmail and Proton Bridge guides (docs/reference-setups.md), pass the real tools, and the
+tools really catch mistakes."""
 
 import base64
 import datetime

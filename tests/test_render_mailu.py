@@ -1,6 +1,6 @@
 """Mailu on the home server: mailu.env, the Compose stack and the config-import file match the
-reference guide and docs/facts.md §3, pass the Compose schema (and docker compose where it
-runs), and refuse what Mailu or docker compose would misread."""
+Mailu-behind-Traefik guide (docs/reference-setups.md) and docs/facts.md §3, pass the Compose schema
+(and docker compose where it runs), and refuse what Mailu or docker compose would misread."""
 
 import dataclasses
 import os

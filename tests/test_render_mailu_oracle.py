@@ -96,7 +96,8 @@ def alias(address: str, *targets: str) -> AliasEntry:
 
 
 def world_with(**changes):
-    """The reference world on Mailu, its directory changed by ``changes`` (see with_directory)."""
+    """The reference world (tests/render_world.py) on Mailu, its directory changed by ``changes``
+    (see with_directory)."""
     world = mailu_world()
     return world, with_directory(context(world, "home"), **changes)
 
@@ -256,8 +257,9 @@ def test_mailu_verifies_the_passwords_mailgate_hashes(mailu_admin, settings):
 
 
 def test_a_full_import_replaces_what_was_made_in_mailu(mailu_admin):
-    """An admin account, a relayed domain, a domain and a forward made in Mailu (the reference's
-    first steps) are gone after Mailgate's import, and a user's own settings are reset."""
+    """An admin account, a relayed domain, a domain and a forward made in Mailu (the first steps of
+    the Mailu-behind-Traefik guide, docs/reference-setups.md) are gone after Mailgate's import, and
+    a user's own settings are reset."""
     _, ctx = world_with()
     admin = mailu_admin(settings_of(ctx))
     made_in_mailu = {
@@ -303,7 +305,7 @@ def mailu_user(email: str, **fields) -> dict:
     return {"email": email, "password": HASH.removeprefix("{BLF-CRYPT}"), **fields}
 
 
-# --- a refused document (item 4 of issue 17: one transaction, Mailu's reason) -------------------
+# --- a refused document (one transaction, Mailu's reason) --------------------------------------
 
 # Faults Mailu's import refuses. A password hash is not one: Mailu 2024.06 "checks" a hash by
 # verifying the empty password, which User.check_password refuses before looking at the hash, so
@@ -571,7 +573,7 @@ def rspamd_configtest(
     )
 
 
-# --- a mailbox's own settings (issue 18.3): every field in the document, kept as rendered -----
+# --- a mailbox's own settings (docs/mailbox-features.md, Mailu): every field, kept as rendered -
 
 DEVICE_PASSWORDS = ("0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210")
 

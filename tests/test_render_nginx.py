@@ -1,5 +1,6 @@
-"""The gateway's nginx for the Web Key Directory: both flavours against the reference guide, real
-``nginx -t`` through the unit's own check, and a real nginx serving keys over both WKD methods."""
+"""The gateway's nginx for the Web Key Directory: both flavours against the Mailu-behind-Traefik
+guide (docs/reference-setups.md), real ``nginx -t`` through the unit's own check, and a real nginx
+serving keys over both WKD methods."""
 
 import os
 import socket

@@ -1,6 +1,7 @@
-"""WireGuard and SMTP egress renderers: the reference's wg0.conf files and egress scripts, checked
-with the real wg-quick, wg, bash and shellcheck, and the scripts run for real in throwaway
-network namespaces (no database, no traffic: the namespaces have no link to anything)."""
+"""WireGuard and SMTP egress renderers: the wg0.conf files and egress scripts of the
+Mailu-behind-Traefik guide (docs/reference-setups.md), checked with the real wg-quick, wg, bash and
+shellcheck, and the scripts run for real in throwaway network namespaces (no database, no traffic:
+the namespaces have no link to anything)."""
 
 import os
 import re
@@ -416,8 +417,8 @@ def test_it_enables_the_home_egress_for_its_own_postfix_once(namespace, tmp_path
 
 
 def test_postfix_beside_a_routed_subnet_sends_through_the_tunnel_too(namespace, tmp_path, world):
-    """Postfix + Dovecot with a routed subnet (issue 15): the host's own mail is marked as well
-    as the subnet's, and the gateway forwards both sources."""
+    """Postfix + Dovecot with a routed subnet (docs/reference-setups.md, "The home mail server"):
+    the host's own mail is marked as well as the subnet's, and the gateway forwards both sources."""
     assert_home_cycle(
         namespace, Egress(namespace, tmp_path, world, "home"), MAILU_RULES + LOCAL_RULES
     )

@@ -1,6 +1,6 @@
-"""Issue 14, item 5: a value that would change a map line's meaning (a ``#`` local part, a space
-in a destination, an unnormalized domain) is refused or stored in its one form, in the model
-layer that the forms and the API share; the map writers refuse such a key as well."""
+"""A value that would change a map line's meaning (a ``#`` local part, a space in a destination, an
+unnormalized domain) is refused or stored in its one form, in the model layer that the forms and the
+API share; the map writers refuse such a key as well."""
 
 import pytest
 from django.core.exceptions import ValidationError

@@ -1,5 +1,5 @@
-"""Issue 14, item 8: no HTTP 500 from bad input. Each hostile value gets a clear 400 (or an
-empty list, for a filter that names nothing) and nothing is saved."""
+"""No HTTP 500 from bad input. Each hostile value gets a clear 400 (or an empty list, for a filter
+that names nothing) and nothing is saved."""
 
 import json
 import socket

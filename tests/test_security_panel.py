@@ -1,7 +1,7 @@
-"""The panel's smaller holes (issue 14, item 7): status checks are the owner's and rate
-limited, the DNS push target's server and port are the owner's, managers see no other accounts
-and not the owner's smarthost, a domain-limited token cannot hand a domain to others, the
-schema needs a login, and the pages send CSP, HSTS and Secure cookies over HTTPS."""
+"""The panel's smaller holes closed: status checks are the owner's and rate limited, the DNS push
+target's server and port are the owner's, managers see no other accounts and not the owner's
+smarthost, a domain-limited token cannot hand a domain to others, the schema needs a login, and the
+pages send CSP, HSTS and Secure cookies over HTTPS."""
 
 import os
 import subprocess

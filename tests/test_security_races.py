@@ -1,6 +1,6 @@
-"""Issue 14, item 6: one address is one thing, enforced by the database. Requests that create a
-mailbox and an alias (or two mailboxes) with one address at the same moment, in real threads
-against PostgreSQL: exactly one is saved, every other answers 400 saying why, never 500."""
+"""One address is one thing, enforced by the database. Requests that create a mailbox and an alias
+(or two mailboxes) with one address at the same moment, in real threads against PostgreSQL: exactly
+one is saved, every other answers 400 saying why, never 500."""
 
 import threading
 

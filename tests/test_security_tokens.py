@@ -1,5 +1,5 @@
-"""A token limited to domains stays limited forever: once its domains are deleted it reaches
-nothing (not everything), and deleting a token's last domain says so first (issue 14, item 4)."""
+"""A token limited to domains stays limited forever: once its domains are deleted it reaches nothing
+(not everything), and deleting a token's last domain says so first (README.md, API tokens)."""
 
 import pytest
 from django.apps import apps

@@ -1,6 +1,6 @@
-"""Two-factor authentication cannot be skipped: every way in asks for the code once an account
-has a confirmed authenticator, a session without it is logged out, and turning two-factor off or
-making an API token asks again for the password or a current code (issue 14, item 3)."""
+"""Two-factor authentication cannot be skipped: every way in asks for the code once an account has a
+confirmed authenticator, a session without it is logged out, and turning two-factor off or making an
+API token asks again for the password or a current code (README.md, Logging in)."""
 
 import pytest
 from django.urls import reverse

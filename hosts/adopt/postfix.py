@@ -3,12 +3,13 @@ and sender login tables it names, Dovecot's passwd-file users with their hashes,
 ``relayhost``, SASL password table and canonical sender rewrite.
 
 A table named ``hash:`` or ``lmdb:`` (``btree:``, ``cdb:``) is read as Postfix reads it, from its
-database, with ``postmap -s`` (postmap(1)); ``texthash:`` and an inline ``{ ... }`` list are read
-as text; a ``mysql:`` table (the submission guide's) row by row with the database client and the
-table's own credentials (``hosts.adopt.sql``), as are Dovecot's SQL users. A table that cannot be
-read (LDAP, PostgreSQL, a database out of reach) is refused, so that nothing is adopted without
-it. A table line Mailgate cannot express (a pipe, a file or an ``:include:`` as a destination, a
-key without a domain) is refused with its line: the mail it routes would be lost.
+database, with ``postmap -s`` (postmap(1)); ``texthash:`` and an inline ``{ ... }`` list are read as
+text; a ``mysql:`` table (the submission guide's: the ISPmail guide, docs/reference-setups.md) row
+by row with the database client and the table's own credentials (``hosts.adopt.sql``), as are
+Dovecot's SQL users. A table that cannot be read (LDAP, PostgreSQL, a database out of reach) is
+refused, so that nothing is adopted without it. A table line Mailgate cannot express (a pipe, a file
+or an ``:include:`` as a destination, a key without a domain) is refused with its line: the mail it
+routes would be lost.
 
 Sieve scripts (a user's own, or Dovecot's ``sieve_before``/``sieve_after``) cannot be adopted in
 general: each one found is reported with what it does (a vacation, a redirect), never dropped.

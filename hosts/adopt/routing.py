@@ -1,8 +1,8 @@
-"""Routing equivalence for Postfix + Dovecot (issue 19.4): every address the host's own lookup
-tables know is looked up, with ``postmap -q`` (a ``mysql:`` table with its own SQL query), in
-them and in the tables Mailgate renders, and each answer that differs is reported: a domain or
-mailbox that would no longer be served, an alias that would forward elsewhere, a sender that
-could no longer send as an address.
+"""Routing equivalence for Postfix + Dovecot (docs/adoption.md, "The report, then the plan": routing
+differences): every address the host's own lookup tables know is looked up, with ``postmap -q`` (a
+``mysql:`` table with its own SQL query), in them and in the tables Mailgate renders, and each
+answer that differs is reported: a domain or mailbox that would no longer be served, an alias that
+would forward elsewhere, a sender that could no longer send as an address.
 
 Postfix searches a parameter's tables in order and takes the first answer (postconf(5)); a
 domain or mailbox table is asked only whether it has the key, an alias or sender table what
@@ -93,9 +93,10 @@ def _answers(output: str) -> dict[str, str]:
 
 
 def _normal(role: str, key: str, value: str | None, caught: set[str]):
-    """An answer as routing sees it. An alias of an address to itself (the guide's
-    ``email2email`` map) is no alias, where no catch-all of its domain would take the address
-    instead (Postfix tries ``user@domain``, then ``@domain``: virtual(5))."""
+    """An answer as routing sees it. An alias of an address to itself (the ``email2email`` map of
+    the ISPmail guide, docs/reference-setups.md, which keeps the directory in MariaDB) is no alias,
+    where no catch-all of its domain would take the address instead (Postfix tries ``user@domain``,
+    then ``@domain``: virtual(5))."""
     if value is None:
         return None
     if role in PRESENCE:

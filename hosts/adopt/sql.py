@@ -1,9 +1,10 @@
 """Lookup tables and Dovecot users in MySQL / MariaDB, as the submission guide keeps them (the
-ISPmail schema: ``virtual_domains.name``, ``virtual_users.email`` and ``password``,
-``virtual_aliases.source`` and ``destination``), read with the database client where the tree
-is: ``mysql`` on the host over SSH, or on this machine for a copy of the files (``--from DIR``),
-with the credentials of the table's own ``.cf`` file (mysql_table(5)) or of Dovecot's
-``connect`` line. The credentials go to the client on its standard input as an option file
+ISPmail guide's "Relaying outgoing emails through Postfix", docs/reference-setups.md; the ISPmail
+schema: ``virtual_domains.name``, ``virtual_users.email`` and ``password``,
+``virtual_aliases.source`` and ``destination``), read with the database client where the tree is:
+``mysql`` on the host over SSH, or on this machine for a copy of the files (``--from DIR``), with
+the credentials of the table's own ``.cf`` file (mysql_table(5)) or of Dovecot's ``connect`` line.
+The credentials go to the client on its standard input as an option file
 (``--defaults-extra-file=/dev/stdin``), so no password is in a command line, a log or the report.
 
 Every row is enumerated from the lookup's own query: ``SELECT <result> FROM <tables> WHERE

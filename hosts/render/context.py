@@ -26,9 +26,9 @@ SERVED_PORTS = {
     MailBackend.POSTFIX_DOVECOT: (25, 465, 587, 993),
 }
 
-# Where the gateway's nginx serves the Web Key Directory: on the all-HAProxy gateway, nginx on
-# the host behind HAProxy's SNI routing; on the Traefik gateway, an nginx container beside
-# Traefik (as in the reference guide) whose document root is this folder.
+# Where the gateway's nginx serves the Web Key Directory: on the all-HAProxy gateway, nginx on the
+# host behind HAProxy's SNI routing; on the Traefik gateway, an nginx container beside Traefik (as
+# in the Mailu-behind-Traefik guide, docs/reference-setups.md) whose document root is this folder.
 WKD_ROOTS = {
     GatewayProxy.HAPROXY: "/var/lib/mailgate/wkd",
     GatewayProxy.TRAEFIK_HAPROXY: "/opt/traefik/wkd/public",

@@ -6,24 +6,24 @@ Both sides get the same two files: ``/usr/local/sbin/mailgate-smtp-egress``
 (``enable|disable|status|verify``, idempotent) and a oneshot systemd unit that runs it after the
 tunnel comes up, so the rules survive a reboot.
 
-- **Home (a spoke with ``egress_via_hub``)**: tcp/25 is marked (fwmark 0x19) and a policy rule
-  sends marked packets to table 100, whose only route is the tunnel; mail to a private address
-  (a relay host on the LAN) keeps the main table's route. The sources are the spoke's routed
-  subnet (Mailu's containers: marked as they are forwarded, with the reference's Docker
-  exceptions) and the host's own Postfix where it runs one (Postfix + Dovecot, a relay host, or
-  any spoke without a subnet: marked as it leaves, then given the tunnel address as source).
+- **Home (a spoke with ``egress_via_hub``)**: tcp/25 is marked (fwmark 0x19) and a policy rule sends
+  marked packets to table 100, whose only route is the tunnel; mail to a private address (a relay
+  host on the LAN) keeps the main table's route. The sources are the spoke's routed subnet (Mailu's
+  containers: marked as they are forwarded, with the Docker exceptions of the Mailu-behind-Traefik
+  guide, docs/reference-setups.md) and the host's own Postfix where it runs one (Postfix + Dovecot,
+  a relay host, or any spoke without a subnet: marked as it leaves, then given the tunnel address as
+  source).
 - **Gateway (a hub with such spokes)**: forwards those sources' tcp/25 to the internet and
   translates them to its public IPv4.
 
 The scripts follow the Mailu-behind-Traefik guide's ``smtp-egress-home-via-vps.sh`` and
-``smtp-egress-vps.sh`` (``docs/reference-setups.md``) with these deliberate differences: each
-rule is written once (``each_rule``), and enable, disable and verify all walk that one list, so
-they cannot drift apart; the policy rule is looked up by its selectors (the reference greps ``ip
-rule`` for ``fwmark 25``, which never matches the ``0x19`` that ``ip`` prints, so a second
-``enable`` failed on the duplicate rule); a sysctl's original value is saved only by the first
-``enable`` (a second one would save our own values); and ``enable`` first undoes what an
-earlier, different version of the script enabled, so a changed subnet or interface leaves no
-stale rules behind.
+``smtp-egress-vps.sh`` with these deliberate differences: each rule is written once (``each_rule``),
+and enable, disable and verify all walk that one list, so they cannot drift apart; the policy rule
+is looked up by its selectors (the guide greps ``ip rule`` for ``fwmark 25``, which never matches
+the ``0x19`` that ``ip`` prints, so a second ``enable`` failed on the duplicate rule); a sysctl's
+original value is saved only by the first ``enable`` (a second one would save our own values); and
+``enable`` first undoes what an earlier, different version of the script enabled, so a changed
+subnet or interface leaves no stale rules behind.
 
 The bash lives in ``scripts/``: ``egress-common.sh`` for both sides (there a rule is given as
 ``TABLE -A|-I CHAIN MATCH...``: ``-A`` appends it, ``-I`` puts it at the top of its chain, before

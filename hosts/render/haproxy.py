@@ -9,8 +9,9 @@ Two uses share one writer, ``haproxy_cfg``:
   (``/.well-known/acme-challenge/``) go to the gateway's nginx, which answers Mailgate's own and
   passes the others on, and every other request goes to the mail server (no PROXY header), so
   that a certbot there keeps working;
-- the Traefik gateway: the reference guide's ``haproxy25`` container for port 25 alone (Traefik
-  cannot serve server-first SMTP); its file is written here, its unit lives in ``traefik``.
+- the Traefik gateway: the Mailu-behind-Traefik guide's ``haproxy25`` container
+  (docs/reference-setups.md, "The guides these setups follow") for port 25 alone (Traefik cannot
+  serve server-first SMTP); its file is written here, its unit lives in ``traefik``.
 
 HAProxy reads a line format, so every value passes ``one_line`` and then a narrow pattern: a
 space would start a new keyword on the same line.
@@ -55,7 +56,7 @@ HOST_USER = "haproxy"
 CONTAINER_UID = 99
 SERVICES = {**MAIL_PORTS, SIEVE_PORT: "sieve", HTTPS_PORT: "https", HTTP_PORT: "http"}
 # One health check per mail server, on its SMTP port, once a minute; every other backend of
-# that server tracks its result. The reference checks each port every 5 s, and each check is a
+# that server tracks its result. The guide checks each port every 5 s, and each check is a
 # connection without a PROXY header that the mail server logs as an error: with five ports that
 # is 86,000 log lines a day. With send-proxy-v2, HAProxy's checks would open with a PROXY
 # "LOCAL" header instead, which makes Postfix's smtpd die ("smtpd_peer_hostaddr_to_sockaddr:
@@ -68,7 +69,7 @@ CHECKED_PORT = 25
 # the gateway's own nginx for them: it runs beside HAProxy, and an order it fails says so.
 UNCHECKED_PORTS = (HTTP_PORT, ACME_CHALLENGE_BACKEND[1])
 # IMAP IDLE leaves a connection silent for up to 29 minutes (RFC 2177), and Dovecot's "still
-# here" comes every 2 minutes, exactly the reference's client/server timeout: give IMAP room.
+# here" comes every 2 minutes, exactly the guide's client/server timeout: give IMAP room.
 IMAP_TUNNEL_TIMEOUT = "timeout tunnel 30m"
 # Port 80 is read as HTTP: a client gets 10 s for its request's headers, not the 2 minutes a
 # mail connection has, so slow half-requests cannot hold HAProxy's connections.
@@ -146,7 +147,7 @@ def units(ctx: RenderContext) -> list[Unit]:
 
 
 def smtp_only_cfg(home: Peer, *, ipv6: bool) -> bytes:
-    """The reference's ``haproxy25`` file: port 25 to the mail server, nothing else. The
+    """The guide's ``haproxy25`` file: port 25 to the mail server, nothing else. The
     container runs on the host's network, so it binds IPv6 itself where the gateway has it."""
     return haproxy_cfg([_forward(home, 25)], ipv6=ipv6, run_as=CONTAINER_UID)
 

@@ -11,11 +11,12 @@ The same server answers ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` (MT
 from ``<root>/mta-sts/<domain>/mta-sts.txt``, a folder the WKD locations never reach; the policy
 files themselves are added by the zones app.
 
-It also answers mail programs that look for their settings (issue 18, docs/mailbox-features.md):
-Thunderbird's ``GET /mail/config-v1.1.xml`` on ``autoconfig.<domain>`` (and
-``/.well-known/autoconfig/mail/config-v1.1.xml`` on the domain) from ``<root>/client-setup/
-<domain>/config-v1.1.xml``, and Outlook's ``POST /autodiscover/autodiscover.xml`` on
-``autodiscover.<domain>`` (or the domain): nginx takes the address out of the request body
+It also answers mail programs that look for their settings (docs/mailbox-features.md, Client
+set-up): Thunderbird's ``GET /mail/config-v1.1.xml`` on ``autoconfig.<domain>`` (and
+``/.well-known/autoconfig/mail/config-v1.1.xml`` on the domain) from
+``<root>/client-setup/ <domain>/config-v1.1.xml``, and Outlook's
+``POST /autodiscover/autodiscover.xml`` on ``autodiscover.<domain>`` (or the domain): nginx takes
+the address out of the request body
 (only letters, digits and ``._+-`` in its local part, of a domain it serves), asks a loopback
 server of its own for that domain's answer, ``<root>/client-setup/<domain>/autodiscover.xml``,
 and puts the address into it as the login. The files come from ``gateway.client_setup``, the

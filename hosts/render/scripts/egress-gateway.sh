@@ -28,7 +28,8 @@ case "${1:-}" in
   enable)
     mkdir -p "$STATE_DIR"
     retire_previous
-    # Left on by disable, as in the reference: the hub routes between its spokes as well.
+    # Left on by disable, as in the Mailu-behind-Traefik guide's script (docs/reference-setups.md):
+    # the hub routes between its spokes as well.
     echo 1 >/proc/sys/net/ipv4/ip_forward
     each_rule add_rule
     remember_applied

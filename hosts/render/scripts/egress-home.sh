@@ -62,7 +62,8 @@ del_routing() {
 }
 
 # The bridge (or other link) the source subnet is attached to, e.g. Mailu's br-... network; by
-# its route, so that any prefix length works (the reference matched the first three octets).
+# its route, so that any prefix length works (the Mailu-behind-Traefik guide's script,
+# docs/reference-setups.md, matched the first three octets).
 source_link() {
   ip -4 -o route show exact "$SOURCE_NET" 2>/dev/null |
     awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }'

@@ -1,6 +1,6 @@
-"""``python manage.py lab up|down|status|verify`` (as root): the reference setup in network
-namespaces on this machine, deployed by Mailgate and checked end to end (``lab.world``,
-``lab.verify``)."""
+"""``python manage.py lab up|down|status|verify`` (as root): the reference setup
+(docs/reference-setups.md, "Tried here") in network namespaces on this machine, deployed by Mailgate
+and checked end to end (``lab.world``, ``lab.verify``)."""
 
 import os
 from pathlib import Path

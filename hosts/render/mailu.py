@@ -154,8 +154,8 @@ COMMENTS = {
     "replaces Mailu's copy, so changes made in Mailu's admin UI would not last.",
     "DISABLE_STATISTICS": "Do not report this installation to Mailu's statistics server.",
     "REAL_IP_FROM": "The gateway's public and tunnel addresses: the proxies Mailu trusts.",
-    "PROXY_PROTOCOL": "Every port the gateway forwards with a PROXY v2 header. 443 too, unlike "
-    "the guide's mailu.env line: its own Traefik service sends the header to 443. "
+    "PROXY_PROTOCOL": "Every port the gateway forwards with a PROXY v2 header, 443 too: the "
+    "gateway's Traefik sends the header to 443 as well. "
     "REAL_IP_HEADER stays unset, as Mailu requires with PROXY_PROTOCOL.",
     "OUTBOUND_TLS_LEVEL": "Postfix's smtp_tls_security_level toward the relay: may for a relay "
     "without a password (a relay host on the LAN), else at least encrypt.",

@@ -31,8 +31,8 @@ class Command(BaseCommand):
             "--gateway",
             choices=sorted(GATEWAYS),
             default="haproxy",
-            help="up: HAProxy for every port (default), or the main reference shape: Traefik "
-            "with HAProxy for port 25.",
+            help="up: HAProxy for every port (default), or Traefik with HAProxy for port 25 "
+            "(the Mailu-behind-Traefik setup of docs/reference-setups.md).",
         )
         parser.add_argument(
             "--mail-backend",

@@ -4,7 +4,6 @@ deployment history, a deployment's live log, rollback and "deploy all"."""
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -81,8 +80,7 @@ def _plan_page(request, host, plan, *, error="", changed="", status=200):
 @owner_required
 @require_POST
 def deploy_all(request):
-    with transaction.atomic():
-        deployments = services.deploy_all(trigger=DeploymentTrigger.UI, user=request.user)
+    deployments = services.deploy_all(trigger=DeploymentTrigger.UI, user=request.user)
     messages.success(request, f"{len(deployments)} deployment(s) queued, one per host.")
     return redirect("hosts:deployment-list")
 
@@ -145,10 +143,9 @@ def deployment_approve(request, pk):
 def deployment_rollback(request, pk):
     deployment = get_object_or_404(Deployment, pk=pk)
     try:
-        with transaction.atomic():
-            rollback = services.deployment_rollback(
-                deployment=deployment, trigger=DeploymentTrigger.UI, user=request.user
-            )
+        rollback = services.deployment_rollback(
+            deployment=deployment, trigger=DeploymentTrigger.UI, user=request.user
+        )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("hosts:deployment-detail", pk=pk)

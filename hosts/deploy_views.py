@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from gateway.bundle import RenderError
 from gateway.scoping import owner_required
 from hosts import services
-from hosts.choices import DeploymentStatus, DeploymentTrigger
+from hosts.choices import DeploymentStatus, DeploymentTrigger, FileChange
 from hosts.models import Deployment, Host
 from hosts.plan import PlanChanged, RemovalsUnconfirmed
 from hosts.transport import TransportError
@@ -103,11 +103,12 @@ def deployment_list(request):
 def deployment_detail(request, pk):
     deployments = Deployment.objects.select_related("host", "triggered_by", "approved_by")
     deployment = get_object_or_404(deployments, pk=pk)
-    files = deployment.files.exclude(change="unchanged")
+    files = deployment.files.exclude(change=FileChange.UNCHANGED)
     context = {
         "deployment": deployment,
         "files": files,
         "unchanged": deployment.files.count() - len(files),
+        "statuses": DeploymentStatus,
     }
     return render(request, "hosts/deployment_detail.html", context)
 
@@ -117,7 +118,7 @@ def deployment_log(request, pk):
     """The log and status as an htmx fragment, polled while the deployment runs."""
     deployment = get_object_or_404(Deployment, pk=pk)
     response = render(request, "hosts/includes/deployment_log.html", {"deployment": deployment})
-    if deployment.status not in ("pending", "running"):
+    if not deployment.in_progress:
         response["HX-Refresh"] = "true"  # once it ends, the whole page (its files) is current
     return response
 

@@ -620,6 +620,8 @@ class Deployment(models.Model):
         DeploymentStatus.FAILED: {DeploymentStatus.ROLLED_BACK},
         DeploymentStatus.AWAITING: {DeploymentStatus.PENDING, DeploymentStatus.SUPERSEDED},
     }
+    # Not ended yet: a worker will still change its status and log.
+    IN_PROGRESS = (DeploymentStatus.PENDING, DeploymentStatus.RUNNING)
 
     host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="deployments")
     status = models.CharField(
@@ -694,6 +696,11 @@ class Deployment(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+    @property
+    def in_progress(self) -> bool:
+        """Pending or running: its outcome is not known yet."""
+        return self.status in self.IN_PROGRESS
 
     @property
     def by_the_owner(self) -> bool:

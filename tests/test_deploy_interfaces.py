@@ -7,6 +7,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from hosts.choices import DeploymentStatus
 from hosts.models import Deployment, Host, Relay
 from tests.deploy_world import relay_host
 
@@ -112,6 +113,11 @@ def test_the_pages_confirm_the_key_plan_and_deploy(client, owner, host, lab):
     deployed = client.post(reverse("hosts:host-deploy", args=[host.pk]))
     deployment = Deployment.objects.get()
     assert deployed.url == reverse("hosts:deployment-detail", args=[deployment.pk])
+
+
+@pytest.mark.parametrize("status", DeploymentStatus)
+def test_a_deployment_is_in_progress_until_it_ends(status):
+    assert Deployment(status=status).in_progress is (status in {"pending", "running"})
 
 
 def test_the_log_fragment_polls_only_while_the_deployment_runs(client, owner, host):

@@ -14,7 +14,7 @@ from gateway.api.schema import errors
 from gateway.bundle import RenderError
 from gateway.scoping import acts_as_owner
 from hosts import services
-from hosts.choices import DeploymentTrigger
+from hosts.choices import DeploymentTrigger, FileChange
 from hosts.models import Deployment, DeploymentFile
 from hosts.plan import PlanChanged, RemovalsUnconfirmed
 from hosts.transport import TransportError
@@ -136,7 +136,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
         ]
 
     def get_files(self, deployment) -> list[dict]:
-        changed = [row for row in deployment.files.all() if row.change != "unchanged"]
+        changed = [row for row in deployment.files.all() if row.change != FileChange.UNCHANGED]
         return DeploymentFileSerializer(changed, many=True).data
 
 

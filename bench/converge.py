@@ -36,7 +36,6 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from gateway.models import Domain
-from hosts.choices import DeploymentStatus
 from hosts.models import Deployment
 from lab import world
 from lab.world import DOMAIN, MAIL_HOST, VPS_PUBLIC
@@ -45,13 +44,12 @@ WAIT = 60  # seconds a client tries before the bench gives up
 # The addresses the IMAP client logs in from, one after another (lab.probe.until_login): added
 # to the internet host beside its own for the bench.
 SOURCES = "203.0.113.128/26"
-BUSY = (DeploymentStatus.PENDING, DeploymentStatus.RUNNING)
 
 
 def settled(timeout: float = 120) -> None:
     """Until no deployment is pending or running (a change before the bench's own)."""
     deadline = time.monotonic() + timeout
-    while Deployment.objects.filter(status__in=BUSY).exists():
+    while Deployment.objects.filter(status__in=Deployment.IN_PROGRESS).exists():
         if time.monotonic() > deadline:
             raise SystemExit("deployments did not settle")
         time.sleep(0.1)

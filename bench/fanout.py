@@ -36,7 +36,6 @@ from lab.hosts import LabHost
 PRIVATE = ("/etc/postfix", "/var/spool/postfix", "/var/lib/mailgate", "/usr/local/sbin")
 RELOAD = 0.5  # seconds the stand-in systemctl takes
 SYSTEMCTL = f"#!/bin/sh\nsleep {RELOAD}\n"
-DONE = (DeploymentStatus.PENDING, DeploymentStatus.RUNNING)
 
 
 def lab_host(number: int) -> LabHost:
@@ -74,7 +73,7 @@ def finished(deployments: list[Deployment], timeout: float = 300) -> float:
     """Seconds until every deployment has ended (from the earliest creation), each succeeded."""
     ids = [deployment.pk for deployment in deployments]
     deadline = time.monotonic() + timeout
-    while Deployment.objects.filter(pk__in=ids, status__in=DONE).exists():
+    while Deployment.objects.filter(pk__in=ids, status__in=Deployment.IN_PROGRESS).exists():
         if time.monotonic() > deadline:
             raise SystemExit("deployments did not finish in time")
         time.sleep(0.02)

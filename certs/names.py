@@ -56,17 +56,17 @@ def wanted(hosts, domains) -> list[Wanted]:
 
 
 def _mail(host, domains) -> list[Wanted]:
-    names = {host.public_name(domains[0].mail_hostname)} | {d.mail_hostname for d in domains}
+    names = {host.public_name(domains)} | {d.mail_hostname for d in domains}
     return [Wanted(host.pk, Purpose.MAIL, name, (name,)) for name in sorted(names)]
 
 
 def _mailu(host, domains) -> Wanted:
-    own = host.public_name(domains[0].mail_hostname)
+    own = host.public_name(domains)
     names = mailu.hostnames(own, (d.mail_hostname for d in domains))
     return Wanted(host.pk, Purpose.MAILU, names[0], tuple(names))
 
 
 def _gateway(host, domains) -> Wanted:
-    own = host.public_name(domains[0].mail_hostname)
+    own = host.public_name(domains)
     names = sorted({prefix + domain.name for domain in domains for prefix in GATEWAY_PREFIXES})
     return Wanted(host.pk, Purpose.GATEWAY, own, (own, *[n for n in names if n != own]))

@@ -4,15 +4,13 @@ newest first (keys left unread), and what the models need that has no row yet.""
 from certs import names
 from certs.choices import Outcome
 from certs.models import Certificate, Issuance
-from gateway.models import Domain
+from gateway.selectors import mail_domains
 from hosts.models import Host
 
 
 def wanted_now() -> list[names.Wanted]:
     """Every certificate the hosts and enabled domains need now (``certs.names``)."""
-    return names.wanted(
-        Host.objects.order_by("pk"), Domain.objects.filter(enabled=True).order_by("name")
-    )
+    return names.wanted(Host.objects.order_by("pk"), mail_domains())
 
 
 def certificates_with_history() -> list[tuple[Certificate, list[Issuance]]]:

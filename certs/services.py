@@ -17,8 +17,8 @@ from django.utils import timezone
 from certs import issuer, names
 from certs.choices import Outcome, Trigger
 from certs.models import AcmeAccount, Certificate, Issuance
-from gateway.models import Domain
 from gateway.queueing import after_commit
+from gateway.selectors import mail_domains
 from hosts.models import Host
 from hosts.services import change_committed
 from zones.models import PushTarget
@@ -31,9 +31,7 @@ def certificates_sync() -> list[Certificate]:
     """Make the certificate rows match what the models need now (``certs.names``): new ones
     are added, changed name lists updated (the next run reissues them), unneeded ones removed
     (the next deployment removes their files)."""
-    wanted = names.wanted(
-        Host.objects.order_by("pk"), Domain.objects.filter(enabled=True).order_by("name")
-    )
+    wanted = names.wanted(Host.objects.order_by("pk"), mail_domains())
     kept = []
     with transaction.atomic():
         for item in wanted:

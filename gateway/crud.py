@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import ProtectedError
 from django.shortcuts import redirect
 from django.urls import path, reverse
@@ -193,11 +192,10 @@ class CrudDelete(CrudMixin, generic.DeleteView):
     def form_valid(self, form):
         name, effects = str(self.object), self._effects()
         try:
-            with transaction.atomic():
-                if self.crud.delete_service:
-                    self.crud.delete_service(self.object)
-                else:
-                    self.object.delete()
+            if self.crud.delete_service:
+                self.crud.delete_service(self.object)
+            else:
+                self.object.delete()
         except ProtectedError as exc:
             used_by = ", ".join(sorted({str(obj) for obj in exc.protected_objects})[:5])
             messages.error(self.request, f"{name} is still in use by {used_by}.")

@@ -81,13 +81,15 @@ class MailDirectory:
     mailboxes: tuple[MailboxEntry, ...]
     aliases: tuple[AliasEntry, ...]
 
-    @property
-    def primary_hostname(self) -> str:
-        return self.domains[0].mail_hostname if self.domains else ""
+
+def mail_domains() -> tuple[DomainEntry, ...]:
+    """The enabled domains in name order: the mail directory's, and those a host's public name
+    comes from (``Host.public_name``)."""
+    enabled = Domain.objects.filter(enabled=True).order_by("name")
+    return tuple(DomainEntry(*row) for row in enabled.values_list("name", "mail_hostname"))
 
 
 def mail_directory() -> MailDirectory:
-    domains = Domain.objects.filter(enabled=True).order_by("name")
     mailboxes = (
         Mailbox.objects.filter(enabled=True, domain__enabled=True)
         .order_by("domain__name", "local_part")
@@ -112,9 +114,7 @@ def mail_directory() -> MailDirectory:
         .values_list("local_part", "domain__name", "destinations", "allowed_as_sender")
     )
     return MailDirectory(
-        domains=tuple(
-            DomainEntry(name, host) for name, host in domains.values_list("name", "mail_hostname")
-        ),
+        domains=mail_domains(),
         mailboxes=tuple(
             MailboxEntry(
                 f"{local}@{domain}",

@@ -4,14 +4,13 @@ deployment history, a deployment's live log, rollback and "deploy all"."""
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from gateway.bundle import RenderError
 from gateway.scoping import owner_required
 from hosts import services
-from hosts.choices import DeploymentStatus, DeploymentTrigger
+from hosts.choices import DeploymentStatus, DeploymentTrigger, FileChange
 from hosts.models import Deployment, Host
 from hosts.plan import PlanChanged, RemovalsUnconfirmed
 from hosts.transport import TransportError
@@ -81,8 +80,7 @@ def _plan_page(request, host, plan, *, error="", changed="", status=200):
 @owner_required
 @require_POST
 def deploy_all(request):
-    with transaction.atomic():
-        deployments = services.deploy_all(trigger=DeploymentTrigger.UI, user=request.user)
+    deployments = services.deploy_all(trigger=DeploymentTrigger.UI, user=request.user)
     messages.success(request, f"{len(deployments)} deployment(s) queued, one per host.")
     return redirect("hosts:deployment-list")
 
@@ -105,11 +103,12 @@ def deployment_list(request):
 def deployment_detail(request, pk):
     deployments = Deployment.objects.select_related("host", "triggered_by", "approved_by")
     deployment = get_object_or_404(deployments, pk=pk)
-    files = deployment.files.exclude(change="unchanged")
+    files = deployment.files.exclude(change=FileChange.UNCHANGED)
     context = {
         "deployment": deployment,
         "files": files,
         "unchanged": deployment.files.count() - len(files),
+        "statuses": DeploymentStatus,
     }
     return render(request, "hosts/deployment_detail.html", context)
 
@@ -119,7 +118,7 @@ def deployment_log(request, pk):
     """The log and status as an htmx fragment, polled while the deployment runs."""
     deployment = get_object_or_404(Deployment, pk=pk)
     response = render(request, "hosts/includes/deployment_log.html", {"deployment": deployment})
-    if deployment.status not in ("pending", "running"):
+    if not deployment.in_progress:
         response["HX-Refresh"] = "true"  # once it ends, the whole page (its files) is current
     return response
 
@@ -145,10 +144,9 @@ def deployment_approve(request, pk):
 def deployment_rollback(request, pk):
     deployment = get_object_or_404(Deployment, pk=pk)
     try:
-        with transaction.atomic():
-            rollback = services.deployment_rollback(
-                deployment=deployment, trigger=DeploymentTrigger.UI, user=request.user
-            )
+        rollback = services.deployment_rollback(
+            deployment=deployment, trigger=DeploymentTrigger.UI, user=request.user
+        )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("hosts:deployment-detail", pk=pk)

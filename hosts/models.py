@@ -4,6 +4,7 @@ and the history of deployments to them."""
 import ipaddress
 import posixpath
 import secrets
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -13,6 +14,7 @@ from django.db import models
 from gateway import crypto
 from gateway.fields import AddressField, DomainNameField, EncryptedTextField, HostField
 from gateway.scoping import ScopedQuerySet
+from gateway.selectors import DomainEntry
 from gateway.validators import (
     reject_control_characters,
     validate_cidr,
@@ -373,9 +375,10 @@ class Host(models.Model):
     def __str__(self):
         return self.name
 
-    def public_name(self, first_mail_hostname: str) -> str:
+    def public_name(self, domains: Sequence[DomainEntry]) -> str:
         """The name the host greets with and is known by (Postfix myhostname, HELO, its
         certificate): ``fqdn``, else the first enabled domain's mail host name."""
+        first_mail_hostname = domains[0].mail_hostname if domains else ""
         return self.fqdn or first_mail_hostname or f"{self.name}.invalid"
 
     def clean(self):
@@ -622,6 +625,8 @@ class Deployment(models.Model):
         DeploymentStatus.FAILED: {DeploymentStatus.ROLLED_BACK},
         DeploymentStatus.AWAITING: {DeploymentStatus.PENDING, DeploymentStatus.SUPERSEDED},
     }
+    # Not ended yet: a worker will still change its status and log.
+    IN_PROGRESS = (DeploymentStatus.PENDING, DeploymentStatus.RUNNING)
 
     host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="deployments")
     status = models.CharField(
@@ -696,6 +701,11 @@ class Deployment(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+    @property
+    def in_progress(self) -> bool:
+        """Pending or running: its outcome is not known yet."""
+        return self.status in self.IN_PROGRESS
 
     @property
     def by_the_owner(self) -> bool:

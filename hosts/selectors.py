@@ -70,7 +70,7 @@ def liveness(changed: dict[int, datetime | None]) -> dict[int, Liveness]:
     recent = (
         list(
             Deployment.objects.filter(host__in=hosts, started_at__gte=since)
-            .exclude(status__in=(DeploymentStatus.PENDING, DeploymentStatus.RUNNING))
+            .exclude(status__in=Deployment.IN_PROGRESS)
             .order_by("started_at")
             .values_list("pk", "host_id", "status", "started_at")
         )

@@ -138,6 +138,7 @@ def deploy_all(*, trigger: DeploymentTrigger, user=None) -> list[Deployment]:
         return deployments_queue(hosts=hosts, trigger=trigger, user=user)
 
 
+@transaction.atomic
 def deployment_rollback(
     *, deployment: Deployment, trigger: DeploymentTrigger, user=None
 ) -> Deployment:

@@ -183,6 +183,7 @@ def trust_anchor_fetch_protonca(*, url: str | None = None) -> TrustAnchor:
     return trust_anchor_import(key_data=_fetch(PROTONCA_ADDRESS, url=url), name="ProtonCA")
 
 
+@transaction.atomic
 def trust_anchor_delete(*, anchor: TrustAnchor) -> None:
     keyring = Keyring.default()
     with keyring.locked():

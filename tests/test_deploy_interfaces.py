@@ -119,6 +119,11 @@ def test_the_pages_confirm_the_key_plan_and_deploy(client, owner, host, lab):
     assert deployed.url == reverse("hosts:deployment-detail", args=[deployment.pk])
 
 
+@pytest.mark.parametrize("status", DeploymentStatus)
+def test_a_deployment_is_in_progress_until_it_ends(status):
+    assert Deployment(status=status).in_progress is (status in {"pending", "running"})
+
+
 def test_the_log_fragment_polls_only_while_the_deployment_runs(client, owner, host):
     client.force_login(owner)
     deployment = Deployment.objects.create(host=host, trigger="ui", status="running")

@@ -4,7 +4,9 @@ setup records for the ports the gateway forwards, and what changes with a relay 
 
 import pytest
 
-from hosts.render.context import SERVED_PORTS
+from gateway.models import Domain
+from hosts.models import Host
+from hosts.render.context import SERVED_PORTS, load_context
 from tests.world import build_infrastructure
 from zones.models import DkimKey, ZoneSettings
 from zones.records import DomainFacts, Facts, expected_records, zone_of, zone_records
@@ -139,3 +141,13 @@ def test_the_deployed_backend_decides_what_is_advertised(family):
     world["home"].mail_backend = "mailu"
     world["home"].save()
     assert 995 in dns_facts().offered_ports and 4190 in dns_facts().offered_ports
+
+
+@pytest.mark.django_db
+def test_the_helo_name_is_the_name_the_mail_server_is_rendered_with(family, other):
+    world = build_infrastructure()
+    Domain.objects.filter(pk=family.pk).update(enabled=False)
+    assert dns_facts().helo_name == load_context(world["home"]).hostname == "mail.other.example"
+    Host.objects.filter(pk=world["home"].pk).update(fqdn="mx.family.example")
+    world["home"].refresh_from_db()
+    assert dns_facts().helo_name == load_context(world["home"]).hostname == "mx.family.example"

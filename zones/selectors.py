@@ -6,6 +6,7 @@ import ipaddress
 from django.db.models import OuterRef, Subquery
 
 from gateway.models import Domain
+from gateway.selectors import mail_domains
 from hosts.models import Host, TunnelPeer
 from hosts.render.context import SERVED_PORTS, RenderContext
 from zones.models import CheckRun, DkimKey, PushTarget, ZoneSettings
@@ -64,7 +65,7 @@ def dns_facts() -> Facts:
         ),
         gateway_ipv4=str(gateway.public_ipv4 or "") if gateway else "",
         gateway_ipv6=str(gateway.public_ipv6 or "") if gateway else "",
-        helo_name=_helo_name(mailserver, domains) if mailserver else "",
+        helo_name=mailserver.public_name(mail_domains()) if mailserver else "",
         relay_host=_relay_host(mailserver),
         offered_ports=_offered_ports(mailserver),
         problems=tuple(_problems(mailserver, gateway)),
@@ -87,13 +88,6 @@ def _mail_hosts() -> tuple[Host | None, Host | None]:
     )
     gateway = peer.tunnel.hub if peer else Host.objects.filter(is_gateway=True).first()
     return mailserver, gateway
-
-
-def _helo_name(mailserver: Host, domains: list[Domain]) -> str:
-    """The name the mail server greets with: its renderers take the first enabled domain's mail
-    host name, in name order, as ``dns_facts`` reads them."""
-    first = next((domain.mail_hostname for domain in domains if domain.enabled), "")
-    return mailserver.public_name(first)
 
 
 def _offered_ports(mailserver: Host | None) -> frozenset[int]:

@@ -3,7 +3,6 @@ its log, and rollback. Long work is queued (202); a plan is read from the host a
 
 from contextlib import contextmanager
 
-from django.db import transaction
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
@@ -15,7 +14,7 @@ from gateway.api.schema import errors
 from gateway.bundle import RenderError
 from gateway.scoping import acts_as_owner
 from hosts import services
-from hosts.choices import DeploymentTrigger
+from hosts.choices import DeploymentTrigger, FileChange
 from hosts.models import Deployment, DeploymentFile
 from hosts.plan import PlanChanged, RemovalsUnconfirmed
 from hosts.transport import TransportError
@@ -137,7 +136,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
         ]
 
     def get_files(self, deployment) -> list[dict]:
-        changed = [row for row in deployment.files.all() if row.change != "unchanged"]
+        changed = [row for row in deployment.files.all() if row.change != FileChange.UNCHANGED]
         return DeploymentFileSerializer(changed, many=True).data
 
 
@@ -203,8 +202,7 @@ class HostDeployMixin:
         """Queue one deployment per host with a confirmed key; they run in parallel."""
         if not acts_as_owner(request.user):
             raise exceptions.PermissionDenied("Only the owner deploys.")
-        with transaction.atomic():
-            deployments = services.deploy_all(trigger=DeploymentTrigger.API, user=request.user)
+        deployments = services.deploy_all(trigger=DeploymentTrigger.API, user=request.user)
         data = DeploymentSerializer(deployments, many=True).data
         return Response(data, status=status.HTTP_202_ACCEPTED)
 
@@ -292,10 +290,9 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
         """Deploy this (successful) deployment's files again, as they were."""
-        with transaction.atomic():
-            rollback = services.deployment_rollback(
-                deployment=self.get_object(), trigger=DeploymentTrigger.API, user=request.user
-            )
+        rollback = services.deployment_rollback(
+            deployment=self.get_object(), trigger=DeploymentTrigger.API, user=request.user
+        )
         return Response(DeploymentSerializer(rollback).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=DeploymentApproveSerializer, responses={202: DeploymentSerializer})

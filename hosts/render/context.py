@@ -71,7 +71,7 @@ class RenderContext:
     @property
     def hostname(self) -> str:
         """The host's public name (myhostname, HELO, certificate name)."""
-        return self.host.public_name(self.directory.primary_hostname)
+        return self.host.public_name(self.directory.domains)
 
     @property
     def certificate(self) -> str:

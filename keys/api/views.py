@@ -1,4 +1,3 @@
-from django.db import transaction
 from django_filters import rest_framework as django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -27,8 +26,7 @@ class ImportViewSet(ScopedViewSet):
         return super().get_serializer_class()
 
     def perform_destroy(self, instance):
-        with transaction.atomic():
-            self.delete_service(instance)
+        self.delete_service(instance)
 
     def delete_service(self, instance):
         instance.delete()

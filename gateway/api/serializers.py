@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.serializers import as_serializer_error
 
 from gateway import liveness, passwords, services, totp
-from gateway.api.base import ModelCleanSerializer
+from gateway.api.base import ModelCleanSerializer, ScopedChoicesMixin
 from gateway.models import (
     Alias,
     ApiToken,
@@ -231,7 +231,7 @@ class AliasSerializer(AddressSerializer):
         fields = ["id", *Alias.EDITABLE_FIELDS, "address", "created_at", *LIVENESS_FIELDS]
 
 
-class ApiTokenSerializer(serializers.ModelSerializer):
+class ApiTokenSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
     """A token as listed; on creation the response also carries ``token``, that once."""
 
     domains = serializers.PrimaryKeyRelatedField(
@@ -265,13 +265,6 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["limited", "hint", "created_at", "last_used_at"]
 
-    def get_fields(self):
-        fields = super().get_fields()
-        request = self.context.get("request")
-        if request is not None:
-            fields["domains"].child_relation.queryset = Domain.objects.visible_to(request.user)
-        return fields
-
     def validate(self, attrs):
         totp.reauthenticate(
             self.context["request"],
@@ -292,7 +285,7 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         return data
 
 
-class AppPasswordSerializer(serializers.ModelSerializer):
+class AppPasswordSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
     """A device password as listed; on creation the response also carries ``password``, that
     once."""
 
@@ -302,13 +295,6 @@ class AppPasswordSerializer(serializers.ModelSerializer):
         model = AppPassword
         fields = ["id", "mailbox", "name", "created_at", "last_used_at"]
         validators = []  # AppPassword.issue() cleans the row, with the page's messages
-
-    def get_fields(self):
-        fields = super().get_fields()
-        request = self.context.get("request")
-        if request is not None:
-            fields["mailbox"].queryset = Mailbox.objects.visible_to(request.user)
-        return fields
 
     def create(self, validated_data):
         try:

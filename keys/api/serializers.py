@@ -6,7 +6,7 @@ import binascii
 
 from rest_framework import serializers
 
-from gateway.api.base import ModelCleanSerializer
+from gateway.api.base import ModelCleanSerializer, ScopedChoicesMixin
 from gateway.models import Mailbox
 from keys import services
 from keys.models import CertificationAlert, ContactKey, OpenPGPKey, TrustAnchor
@@ -70,18 +70,7 @@ class OpenPGPKeySerializer(ModelCleanSerializer):
         read_only_fields = ["mailbox"]
 
 
-class MailboxScopedMixin:
-    """The mailbox field offers only the mailboxes the caller owns or manages."""
-
-    def get_fields(self):
-        fields = super().get_fields()
-        request = self.context.get("request")
-        if request is not None:
-            fields["mailbox"].queryset = Mailbox.objects.visible_to(request.user)
-        return fields
-
-
-class OpenPGPKeyUploadSerializer(MailboxScopedMixin, KeySourceSerializer):
+class OpenPGPKeyUploadSerializer(ScopedChoicesMixin, KeySourceSerializer):
     """Publish a public key for a mailbox the caller owns or manages."""
 
     mailbox = serializers.PrimaryKeyRelatedField(queryset=Mailbox.objects.all())
@@ -95,7 +84,7 @@ class OpenPGPKeyUploadSerializer(MailboxScopedMixin, KeySourceSerializer):
         return OpenPGPKeySerializer(instance, context=self.context).data
 
 
-class OpenPGPKeyGenerateSerializer(MailboxScopedMixin, serializers.Serializer):
+class OpenPGPKeyGenerateSerializer(ScopedChoicesMixin, serializers.Serializer):
     mailbox = serializers.PrimaryKeyRelatedField(queryset=Mailbox.objects.all())
     passphrase = serializers.CharField(
         write_only=True,

@@ -99,7 +99,8 @@ class DomainCreateForm(PanelForm):
 
     class Meta:
         model = Domain
-        fields = ["name", "mail_hostname", "enabled"]
+        # The page names a new domain's managers afterwards, on its edit page (DomainForm).
+        fields = [name for name in Domain.EDITABLE_FIELDS if name != "managers"]
 
     def clean_first_mailbox(self):
         local_part = self.cleaned_data["first_mailbox"]
@@ -280,7 +281,7 @@ class ApiTokenForm(ReauthenticationForm, forms.ModelForm):
 
     class Meta:
         model = ApiToken
-        fields = ["name", "domains", "read_only"]
+        fields = ApiToken.EDITABLE_FIELDS
         widgets = {"domains": forms.CheckboxSelectMultiple}
 
     def __init__(self, *args, request, **kwargs):

@@ -244,10 +244,8 @@ class ApiTokenSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
         model = ApiToken
         fields = [
             "id",
-            "name",
-            "domains",
+            *ApiToken.EDITABLE_FIELDS,
             "limited",
-            "read_only",
             "hint",
             "created_at",
             "last_used_at",

@@ -59,7 +59,7 @@ class OpenPGPKeySerializer(ModelCleanSerializer):
             "user_id",
             "public_key",
             "expires_at",
-            "published",
+            *OpenPGPKey.EDITABLE_FIELDS,
             "wkd_status",
             "wkd_url",
             "wkd_direct_url",
@@ -109,7 +109,15 @@ class GeneratedKeySerializer(OpenPGPKeySerializer):
 class TrustAnchorSerializer(ModelCleanSerializer):
     class Meta:
         model = TrustAnchor
-        fields = ["id", "name", "fingerprint", "user_id", "public_key", "expires_at", "created_at"]
+        fields = [
+            "id",
+            *TrustAnchor.EDITABLE_FIELDS,
+            "fingerprint",
+            "user_id",
+            "public_key",
+            "expires_at",
+            "created_at",
+        ]
 
 
 class TrustAnchorImportSerializer(KeySourceSerializer):
@@ -131,7 +139,7 @@ class ContactKeySerializer(ModelCleanSerializer):
         model = ContactKey
         fields = [
             "id",
-            "label",
+            *ContactKey.EDITABLE_FIELDS,
             "fingerprint",
             "user_ids",
             "validity",

@@ -99,19 +99,17 @@ class DomainCreateForm(PanelForm):
 
     class Meta:
         model = Domain
-        fields = ["name", "mail_hostname", "enabled"]
+        # The page names a new domain's managers afterwards, on its edit page (DomainForm).
+        fields = [name for name in Domain.EDITABLE_FIELDS if name != "managers"]
 
     def clean_first_mailbox(self):
         local_part = self.cleaned_data["first_mailbox"]
         return to_local_part(local_part) if local_part else local_part
 
     def clean(self):
+        # services.domain_create refuses both or neither of aliases_to and first_mailbox, on
+        # saving; the page shows it beside aliases_to (gateway.crud).
         cleaned = super().clean()
-        if bool(cleaned.get("aliases_to")) == bool(cleaned.get("first_mailbox")):
-            raise ValidationError(
-                "Choose the mailbox for the standard aliases or name a first mailbox "
-                "(one of the two)."
-            )
         if cleaned.get("first_mailbox"):
             try:
                 passwords.validate_mailbox_password(cleaned.get("first_mailbox_password", ""))
@@ -178,8 +176,7 @@ class MailboxForm(PasswordPairMixin, AddressForm):
 
     def clean(self):
         cleaned = super().clean()
-        if not self.instance.pk and not cleaned.get("password"):
-            self.add_error("password", "A new mailbox needs a password.")
+        services.mailbox_require_password(mailbox=self.instance, password=cleaned.get("password"))
         return cleaned
 
     def _post_clean(self):
@@ -284,7 +281,7 @@ class ApiTokenForm(ReauthenticationForm, forms.ModelForm):
 
     class Meta:
         model = ApiToken
-        fields = ["name", "domains", "read_only"]
+        fields = ApiToken.EDITABLE_FIELDS
         widgets = {"domains": forms.CheckboxSelectMultiple}
 
     def __init__(self, *args, request, **kwargs):

@@ -508,6 +508,8 @@ class ApiToken(models.Model):
     only compared, so a digest (which no key can reverse) is safer than encryption."""
 
     PREFIX = "mg_"
+    # What the page and the API set on a new token, listed once for its form and its serializer.
+    EDITABLE_FIELDS = ("name", "domains", "read_only")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"

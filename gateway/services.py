@@ -1,6 +1,7 @@
 """Workflows on the mail directory that touch several rows, and the status page's refresh."""
 
 import time
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.conf import settings
@@ -33,17 +34,23 @@ def domain_create(
     aliases_to: Mailbox | None = None,
     first_mailbox: str = "",
     first_mailbox_password: str = "",
+    managers: Iterable = (),
 ) -> Domain:
-    """Create a domain and its standard aliases (RFC 2142), delivered to ``aliases_to`` or to a
-    first mailbox created in the new domain."""
+    """Create a domain, with its managers, and its standard aliases (RFC 2142), delivered to
+    ``aliases_to`` or to a first mailbox created in the new domain. The page and the API show
+    its refusals as they are, so the rule for the standard aliases is said here alone."""
     if (aliases_to is None) == (not first_mailbox):
         raise ValidationError(
-            "Choose the mailbox that receives abuse@, postmaster@ and the other standard "
-            "aliases, or name a first mailbox to create in this domain (one of the two)."
+            {
+                "aliases_to": "Choose the mailbox that receives abuse@, postmaster@ and the other "
+                "standard aliases, or name a first mailbox to create in this domain (one of the "
+                "two)."
+            }
         )
     domain = Domain(name=name, mail_hostname=mail_hostname, enabled=enabled)
     domain.full_clean()
     domain.save()
+    domain.managers.set(managers)
     if first_mailbox:
         aliases_to = mailbox_create(
             domain=domain, local_part=first_mailbox, password=first_mailbox_password
@@ -63,6 +70,13 @@ def mailbox_create(*, domain: Domain, local_part: str, password: str, **fields) 
     mailbox.full_clean()
     address_save(mailbox)
     return mailbox
+
+
+def mailbox_require_password(*, mailbox: Mailbox, password: str | None) -> None:
+    """Refuse a new mailbox without a password, for its page and the API alike. A service's
+    rule, not the model's: adoption takes in a mailbox the host had without one."""
+    if mailbox.pk is None and not password:
+        raise ValidationError({"password": "A new mailbox needs a password."})
 
 
 def address_save(row: Mailbox | Alias) -> None:

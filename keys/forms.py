@@ -62,7 +62,7 @@ class OpenPGPKeyUploadForm(KeySourceMixin, PanelForm):
 class OpenPGPKeyForm(PanelForm):
     class Meta:
         model = OpenPGPKey
-        fields = ["published"]
+        fields = OpenPGPKey.EDITABLE_FIELDS
 
 
 class OpenPGPKeyGenerateForm(forms.Form):
@@ -122,7 +122,7 @@ def _fetch_protonca(name: str) -> TrustAnchor:
 class TrustAnchorForm(PanelForm):
     class Meta:
         model = TrustAnchor
-        fields = ["name"]
+        fields = TrustAnchor.EDITABLE_FIELDS
 
 
 class ContactKeyImportForm(KeySourceMixin, PanelForm):
@@ -153,4 +153,4 @@ class ContactKeyImportForm(KeySourceMixin, PanelForm):
 class ContactKeyForm(PanelForm):
     class Meta:
         model = ContactKey
-        fields = ["label"]
+        fields = ContactKey.EDITABLE_FIELDS

@@ -37,6 +37,9 @@ class OpenPGPKeyQuerySet(DomainScopedQuerySet):
 class OpenPGPKey(models.Model):
     """A mailbox's public OpenPGP key, published by WKD with the mailbox's user ID only."""
 
+    # What the page and the API change, listed once for its form and its serializer.
+    EDITABLE_FIELDS = ("published",)
+
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="openpgp_keys")
     fingerprint = models.CharField(max_length=64, validators=[validate_fingerprint], editable=False)
     user_id = models.TextField(
@@ -115,6 +118,9 @@ class OpenPGPKey(models.Model):
 class TrustAnchor(models.Model):
     """A certification authority whose certifications make contact keys valid (ProtonCA)."""
 
+    # What the page and the API change, listed once for its form and its serializer.
+    EDITABLE_FIELDS = ("name",)
+
     name = models.CharField(
         max_length=100, validators=[reject_control_characters], help_text="e.g. ProtonCA."
     )
@@ -137,6 +143,9 @@ class TrustAnchor(models.Model):
 
 class ContactKey(models.Model):
     """A correspondent's public key (a Proton user's, say) in Mailgate's keyring."""
+
+    # What the page and the API change, listed once for its form and its serializer.
+    EDITABLE_FIELDS = ("label",)
 
     label = models.CharField(
         max_length=200,

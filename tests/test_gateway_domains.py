@@ -67,3 +67,28 @@ def test_it_saves_nothing_when_the_first_mailbox_is_invalid(db):
             first_mailbox_password="short",
         )
     assert not Domain.objects.exists()
+
+
+def test_it_sets_the_managers_of_a_new_domain(family, alice):
+    domain = services.domain_create(
+        name="second.example",
+        mail_hostname="mail.family.example",
+        aliases_to=family.mailboxes.get(local_part="alice"),
+        managers=[alice],
+    )
+    assert list(domain.managers.all()) == [alice]
+
+
+def test_the_api_creates_a_domain_with_its_managers(api, owner, family, alice):
+    response = api(owner).post(
+        "/api/domains/",
+        {
+            "name": "second.example",
+            "mail_hostname": "mail.family.example",
+            "managers": [alice.pk],
+            "aliases_to": family.mailboxes.get(local_part="alice").pk,
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    assert list(Domain.objects.get(name="second.example").managers.all()) == [alice]

@@ -176,7 +176,7 @@ def as_form_data(payload: dict, model) -> dict:
             data[name] = "\n".join(value)
         else:
             data[name] = value
-    if model is Mailbox:
+    if model is Mailbox and "password" in data:
         data["password_again"] = data["password"]
     return data
 
@@ -320,3 +320,43 @@ def test_it_explains_what_is_wrong_in_the_api(api, owner, world, payload_fn, fie
     assert response.status_code == 400
     assert message in str(response.json())
     assert model.objects.count() == before
+
+
+ONE_OF_THE_TWO = (
+    "Choose the mailbox that receives abuse@, postmaster@ and the other standard aliases, or "
+    "name a first mailbox to create in this domain (one of the two)."
+)
+
+
+@pytest.mark.parametrize("both", [True, False], ids=["both", "neither"])
+def test_the_form_and_the_api_refuse_both_or_neither_alias_target_alike(
+    client, api, owner, world, both
+):
+    _, url_name, url, payload = domain_payload(world)
+    if both:
+        payload["aliases_to"] = world["family"].mailboxes.get(local_part="alice").pk
+    else:
+        del payload["first_mailbox"], payload["first_mailbox_password"]
+    response = api(owner).post(url, payload, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"aliases_to": [ONE_OF_THE_TWO]}
+    client.force_login(owner)
+    response = client.post(reverse(url_name), as_form_data(payload, Domain))
+    assert response.status_code == 200
+    assert response.context["form"].errors == {"aliases_to": [ONE_OF_THE_TWO]}
+    assert not Domain.objects.filter(name=payload["name"]).exists()
+
+
+def test_the_form_and_the_api_refuse_a_new_mailbox_without_a_password_alike(
+    client, api, owner, world
+):
+    _, url_name, url, payload = mailbox_payload(world)
+    del payload["password"]
+    response = api(owner).post(url, payload, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"password": ["A new mailbox needs a password."]}
+    client.force_login(owner)
+    response = client.post(reverse(url_name), as_form_data(payload, Mailbox))
+    assert response.status_code == 200
+    assert response.context["form"].errors == {"password": ["A new mailbox needs a password."]}
+    assert not Mailbox.objects.filter(local_part=payload["local_part"]).exists()

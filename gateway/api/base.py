@@ -1,5 +1,5 @@
 """Shared API building blocks: serializers that run the model's own validation, secrets that are
-write-only, and viewsets scoped exactly like the UI (``gateway.scoping``)."""
+write-only, related fields and viewsets scoped exactly like the UI (``gateway.scoping``)."""
 
 from django.core.exceptions import FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -10,19 +10,31 @@ from gateway.fields import EncryptedTextField
 from gateway.scoping import acts_as_owner, choices_for
 
 
-class ModelCleanSerializer(serializers.ModelSerializer):
+class ScopedChoicesMixin:
+    """Each related field offers only the rows the caller may pick, as the forms' choices do
+    (``gateway.scoping.choices_for``)."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is None:
+            return fields
+        for field in fields.values():
+            # A many-to-many field's choices are its child's (Domain.managers).
+            relation = getattr(field, "child_relation", field)
+            queryset = getattr(relation, "queryset", None)
+            if isinstance(relation, serializers.RelatedField) and queryset is not None:
+                relation.queryset = choices_for(queryset, request.user)
+        return fields
+
+
+class ModelCleanSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
     """Validates through the model's ``full_clean()`` so that the API refuses exactly what the
     forms refuse; encrypted fields are write-only and reported as ``<name>_set``."""
 
     def get_fields(self):
         fields = super().get_fields()
-        request = self.context.get("request")
-        for name, field in list(fields.items()):
-            # A many-to-many field's choices are its child's (Domain.managers).
-            relation = getattr(field, "child_relation", field)
-            queryset = getattr(relation, "queryset", None)
-            if isinstance(relation, serializers.RelatedField) and queryset is not None and request:
-                relation.queryset = choices_for(queryset, request.user)
+        for name, field in fields.items():
             model_field = _model_field(self.Meta.model, name)
             if isinstance(model_field, EncryptedTextField):
                 field.write_only = True

@@ -6,7 +6,7 @@ import binascii
 
 from rest_framework import serializers
 
-from gateway.api.base import ModelCleanSerializer
+from gateway.api.base import ModelCleanSerializer, ScopedChoicesMixin
 from gateway.models import Mailbox
 from keys import services
 from keys.models import CertificationAlert, ContactKey, OpenPGPKey, TrustAnchor
@@ -59,7 +59,7 @@ class OpenPGPKeySerializer(ModelCleanSerializer):
             "user_id",
             "public_key",
             "expires_at",
-            "published",
+            *OpenPGPKey.EDITABLE_FIELDS,
             "wkd_status",
             "wkd_url",
             "wkd_direct_url",
@@ -70,18 +70,7 @@ class OpenPGPKeySerializer(ModelCleanSerializer):
         read_only_fields = ["mailbox"]
 
 
-class MailboxScopedMixin:
-    """The mailbox field offers only the mailboxes the caller owns or manages."""
-
-    def get_fields(self):
-        fields = super().get_fields()
-        request = self.context.get("request")
-        if request is not None:
-            fields["mailbox"].queryset = Mailbox.objects.visible_to(request.user)
-        return fields
-
-
-class OpenPGPKeyUploadSerializer(MailboxScopedMixin, KeySourceSerializer):
+class OpenPGPKeyUploadSerializer(ScopedChoicesMixin, KeySourceSerializer):
     """Publish a public key for a mailbox the caller owns or manages."""
 
     mailbox = serializers.PrimaryKeyRelatedField(queryset=Mailbox.objects.all())
@@ -95,7 +84,7 @@ class OpenPGPKeyUploadSerializer(MailboxScopedMixin, KeySourceSerializer):
         return OpenPGPKeySerializer(instance, context=self.context).data
 
 
-class OpenPGPKeyGenerateSerializer(MailboxScopedMixin, serializers.Serializer):
+class OpenPGPKeyGenerateSerializer(ScopedChoicesMixin, serializers.Serializer):
     mailbox = serializers.PrimaryKeyRelatedField(queryset=Mailbox.objects.all())
     passphrase = serializers.CharField(
         write_only=True,
@@ -120,7 +109,15 @@ class GeneratedKeySerializer(OpenPGPKeySerializer):
 class TrustAnchorSerializer(ModelCleanSerializer):
     class Meta:
         model = TrustAnchor
-        fields = ["id", "name", "fingerprint", "user_id", "public_key", "expires_at", "created_at"]
+        fields = [
+            "id",
+            *TrustAnchor.EDITABLE_FIELDS,
+            "fingerprint",
+            "user_id",
+            "public_key",
+            "expires_at",
+            "created_at",
+        ]
 
 
 class TrustAnchorImportSerializer(KeySourceSerializer):
@@ -142,7 +139,7 @@ class ContactKeySerializer(ModelCleanSerializer):
         model = ContactKey
         fields = [
             "id",
-            "label",
+            *ContactKey.EDITABLE_FIELDS,
             "fingerprint",
             "user_ids",
             "validity",

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from gateway.api.base import ModelCleanSerializer
+from gateway.api.base import ModelCleanSerializer, ScopedChoicesMixin
 from gateway.models import Domain
 from zones import services
 from zones.models import CheckResult, CheckRun, DkimKey, PushTarget, ZoneSettings, validate_selector
@@ -97,7 +97,7 @@ class PushSerializer(serializers.Serializer):
     digest = serializers.CharField(required=False, allow_blank=True)
 
 
-class DkimKeySerializer(serializers.ModelSerializer):
+class DkimKeySerializer(ScopedChoicesMixin, serializers.ModelSerializer):
     selector = serializers.CharField(
         required=False, allow_blank=True, validators=[validate_selector], max_length=63
     )
@@ -117,13 +117,6 @@ class DkimKeySerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["state", "active", "retired_at", "created_at"]
         validators = []  # the selector may be left out; dkim_key_generate checks uniqueness
-
-    def get_fields(self):
-        fields = super().get_fields()
-        request = self.context.get("request")
-        if request is not None:
-            fields["domain"].queryset = Domain.objects.visible_to(request.user)
-        return fields
 
     def get_record(self, key) -> str:
         from zones.records import dkim_text

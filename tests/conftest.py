@@ -29,7 +29,7 @@ MARKED_FIXTURES = {
     "slow": {"pebble"},
 }
 MARKED_MODULES = {
-    "netns": {"test_lab"},
+    "netns": {"test_lab_reference"},
     "browser": {"test_project_browser"},
     # schemathesis; bin/run sets up a venv; Postfix and OpenDKIM signing through a key rotation;
     # Mailu's own admin and its containers' tools (~50 s); a fresh clone and the panel's

@@ -15,5 +15,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # share the status check's cooldown between tests and with other runs.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Changes queue no deployments by themselves, except in the tests of convergence
-# (tests/test_converge.py): a task queued by one test would run in a later test's worker.
+# (tests/test_converge_worker.py): a task queued by one test would run in a later test's worker.
 MAILGATE_CONVERGE = False

@@ -211,11 +211,15 @@ class LabHost:
 
     def _prepare_private(self, path: str) -> None:
         copy = self.root / "private" / path.strip("/")
-        # A folder another lab host made is a mount point, not the machine's: share it.
-        if Path(path).is_dir() and path not in _mount_points():
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            sh("cp", "-a", path, str(copy))  # owners too: Postfix checks its queue's
-        else:
+        # A folder another lab host made is a mount point, not the machine's: share it. The
+        # machine's own is copied under the registry's lock: another lab host that made or
+        # removed a mount point inside it (/etc/letsencrypt in /etc) would break the copy.
+        with _mount_point_users() as users:
+            copied = Path(path).is_dir() and path not in users
+            if copied:
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                sh("cp", "-a", path, str(copy))  # owners too: Postfix checks its queue's
+        if not copied:
             copy.mkdir(parents=True)
             _claim_mount_point(Path(path), self.root, lambda made: made.mkdir(parents=True))
             self._made_dirs.append(path)

@@ -1,5 +1,6 @@
 """Checks the lab tests share: nothing of a lab is left after ``lab down``, the status page
-is green against a running lab, and a forced renewal of the mail server's certificate is served."""
+is green against a running lab, a forced renewal of the mail server's certificate is served, and
+the home server is adopted back with nothing lost."""
 
 import subprocess
 import time
@@ -13,12 +14,22 @@ from hosts import services as host_services
 from hosts.choices import DeploymentTrigger
 from hosts.models import Host, Relay, Tunnel
 from lab import acme, world
+from lab import adopted as adopted_lab
 from lab.hosts import LabHost
 
 
 def namespaces(prefix: str) -> list[str]:
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return [line.split()[0] for line in listed.splitlines() if line.startswith(f"{prefix}-")]
+
+
+def assert_adopted(lab) -> None:
+    """The home server adopted back over SSH and deployed, nothing lost (docs/adoption.md,
+    "Proven in the lab"). It deletes rows (the mailboxes' keys with them, which the gateway
+    still serves): a lab test runs it last."""
+    adopted = adopted_lab.prove_adoption(lab)
+    print(f"{adopted.ok} {adopted.name}\n{adopted.evidence}")
+    assert adopted.ok, adopted.evidence
 
 
 def assert_nothing_left(folder, prefix: str) -> None:

@@ -13,10 +13,13 @@ import yaml
 
 from hosts.choices import GatewayProxy, MailBackend
 from hosts.models import Deployment
-from lab import adopted as adopted_lab
 from lab import mailbox, verify, world
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
-from tests.lab_helpers import assert_a_forced_renewal_is_served, assert_nothing_left
+from tests.lab_helpers import (
+    assert_a_forced_renewal_is_served,
+    assert_adopted,
+    assert_nothing_left,
+)
 from tests.mailu_oracle import oracle_core, oracle_python
 from tests.shared import unavailable
 
@@ -104,10 +107,7 @@ def test_mailu_behind_the_reference_gateway_passes_every_check(folder):
         report = "\n".join(f"{r.ok} {r.name}\n{r.evidence}" for r in proofs)
         print(report)
         assert [r.name for r in proofs if not r.ok] == [], report
-        # The home server adopted back over SSH and deployed, nothing lost (docs/adoption.md).
-        adopted = adopted_lab.prove_adoption(lab)
-        print(f"{adopted.ok} {adopted.name}\n{adopted.evidence}")
-        assert adopted.ok, adopted.evidence
+        assert_adopted(lab)  # last: it deletes rows
     finally:
         world.down(folder=folder, say=print)
     assert_nothing_left(folder, PREFIX)

@@ -9,11 +9,11 @@ from django.core.management import CommandError, call_command
 from hosts.models import Deployment, Host
 from hosts.render.context import ACME_CHALLENGE_PATH, ACME_CHALLENGE_ROOT
 from lab import acme, mailbox, verify, world
-from lab import adopted as adopted_lab
 from lab.hosts import LabError, LabHost, _free_block
 from tests.keys_world import keyring_fixture  # noqa: F401 (fixture)
 from tests.lab_helpers import (
     assert_a_forced_renewal_is_served,
+    assert_adopted,
     assert_nothing_left,
     assert_status_is_green,
     namespaces,
@@ -68,12 +68,7 @@ def test_it_deploys_the_reference_setup_and_proves_that_mail_flows(folder, capsy
         assert "issuer Pebble Intermediate CA" in evidence["Certificates"]
         assert_a_forced_renewal_is_served(lab, verify.MAIL_TLS_PORTS)
         assert_http01_through_the_gateway(lab)
-        # Last, since it deletes rows (the mailboxes' keys with them, which the gateway still
-        # serves): the home server adopted back over SSH and deployed, nothing lost
-        # (docs/adoption.md, "Proven in the lab").
-        adopted = adopted_lab.prove_adoption(lab)
-        print(f"{adopted.ok} {adopted.name}\n{adopted.evidence}")
-        assert adopted.ok, adopted.evidence
+        assert_adopted(lab)  # last: it deletes rows
     finally:
         world.down(folder=folder, say=print)
     assert_nothing_left(folder, prefix)

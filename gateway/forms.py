@@ -3,7 +3,6 @@ limited to what the user may manage, and the mail-directory forms."""
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.exceptions import ValidationError
 from django_otp.forms import OTPAuthenticationFormMixin
 
 from gateway import passwords, services, totp
@@ -81,6 +80,10 @@ class PasswordPairMixin(forms.Form):
 
 
 class DomainCreateForm(PanelForm):
+    """A new domain through services.domain_create, which refuses both or neither of
+    aliases_to and first_mailbox, and a first mailbox without a good password, on saving; the
+    page shows each refusal beside its field (gateway.crud)."""
+
     aliases_to = forms.ModelChoiceField(
         Mailbox.objects.all(),
         required=False,
@@ -105,17 +108,6 @@ class DomainCreateForm(PanelForm):
     def clean_first_mailbox(self):
         local_part = self.cleaned_data["first_mailbox"]
         return to_local_part(local_part) if local_part else local_part
-
-    def clean(self):
-        # services.domain_create refuses both or neither of aliases_to and first_mailbox, on
-        # saving; the page shows it beside aliases_to (gateway.crud).
-        cleaned = super().clean()
-        if cleaned.get("first_mailbox"):
-            try:
-                passwords.validate_mailbox_password(cleaned.get("first_mailbox_password", ""))
-            except ValidationError as exc:
-                self.add_error("first_mailbox_password", exc)
-        return cleaned
 
     def save(self, commit=True):
         return services.domain_create(

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from gateway import status
+from gateway import passwords, status
 from gateway.models import (
     STANDARD_ALIASES,
     Alias,
@@ -38,7 +38,8 @@ def domain_create(
 ) -> Domain:
     """Create a domain, with its managers, and its standard aliases (RFC 2142), delivered to
     ``aliases_to`` or to a first mailbox created in the new domain. The page and the API show
-    its refusals as they are, so the rule for the standard aliases is said here alone."""
+    its refusals as they are, so the rules for the standard aliases and the first mailbox's
+    password are said here alone."""
     if (aliases_to is None) == (not first_mailbox):
         raise ValidationError(
             {
@@ -47,6 +48,11 @@ def domain_create(
                 "two)."
             }
         )
+    if first_mailbox:
+        try:
+            passwords.validate_mailbox_password(first_mailbox_password)
+        except ValidationError as exc:
+            raise ValidationError({"first_mailbox_password": exc.messages}) from None
     domain = Domain(name=name, mail_hostname=mail_hostname, enabled=enabled)
     domain.full_clean()
     domain.save()

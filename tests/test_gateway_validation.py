@@ -360,3 +360,21 @@ def test_the_form_and_the_api_refuse_a_new_mailbox_without_a_password_alike(
     assert response.status_code == 200
     assert response.context["form"].errors == {"password": ["A new mailbox needs a password."]}
     assert not Mailbox.objects.filter(local_part=payload["local_part"]).exists()
+
+
+@pytest.mark.parametrize("password", ["", "short"], ids=["none", "too short"])
+def test_the_form_and_the_api_refuse_a_first_mailbox_without_a_good_password_alike(
+    client, api, owner, world, password
+):
+    _, url_name, url, payload = domain_payload(world)
+    payload["first_mailbox_password"] = password
+    response = api(owner).post(url, payload, format="json")
+    assert response.status_code == 400
+    refused = response.json()["errors"]
+    assert list(refused) == ["first_mailbox_password"]
+    assert "needs at least" in refused["first_mailbox_password"][0]
+    client.force_login(owner)
+    response = client.post(reverse(url_name), as_form_data(payload, Domain))
+    assert response.status_code == 200
+    assert response.context["form"].errors == refused
+    assert not Domain.objects.filter(name=payload["name"]).exists()

@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.views import generic
 
 from gateway import liveness
+from gateway.forms import add_refusal
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ class CrudFormMixin(CrudMixin):
         try:
             response = super().form_valid(form)
         except ValidationError as exc:  # refused on saving, e.g. an address taken a moment ago
-            form.add_error(None, exc)
+            add_refusal(form, exc)
             return self.form_invalid(form)
         messages.success(self.request, f"Saved {self.object}.")
         return response

@@ -3,6 +3,7 @@ limited to what the user may manage, and the mail-directory forms."""
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django_otp.forms import OTPAuthenticationFormMixin
 
 from gateway import passwords, services, totp
@@ -12,6 +13,17 @@ from gateway.validators import to_local_part
 
 SECRET_SET = "Set. Leave empty to keep it, or enter a new value to replace it."  # noqa: S105 (help text, not a password)
 SECRET_UNSET = "Not set."  # noqa: S105
+
+
+def add_refusal(form: forms.BaseForm, refusal: ValidationError) -> None:
+    """Show a refusal that came on saving (from a service or the model) beside the field it
+    names, or above the form where the form has no such field: the standard aliases a new
+    domain creates can be refused for their destinations, which the page does not ask for."""
+    if not hasattr(refusal, "error_dict"):
+        form.add_error(None, refusal)
+        return
+    for name, errors in refusal.error_dict.items():
+        form.add_error(name if name in form.fields else NON_FIELD_ERRORS, errors)
 
 
 class SecretField(forms.CharField):

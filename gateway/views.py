@@ -17,6 +17,7 @@ from gateway.forms import (
     MailboxPasswordForm,
     MailboxSettingsForm,
     ReauthenticationForm,
+    add_refusal,
 )
 from gateway.models import ApiToken, AppPassword, Domain, Mailbox
 from gateway.totp import base32_secret, qr_svg, verify_new_device
@@ -68,7 +69,7 @@ def app_passwords(request, pk):
         try:
             _, created = AppPassword.issue(mailbox=mailbox, name=form.cleaned_data["name"])
         except ValidationError as exc:
-            form.add_error(None, exc)
+            add_refusal(form, exc)
         else:
             form = AppPasswordForm()
     context = {"mailbox": mailbox, "rows": rows, "form": form, "created": created}

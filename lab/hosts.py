@@ -228,8 +228,9 @@ class LabHost:
         """``ip netns exec`` mounts the host's own resolv.conf; a host whose whole /etc is
         private has it in its copy instead (the copy is mounted over those mounts)."""
         text = f"nameserver {self.nameserver}\n"
-        self.netns_etc.mkdir(parents=True, exist_ok=True)
-        (self.netns_etc / "resolv.conf").write_text(text)
+        with _mount_point_users():  # not while another lab host copies the machine's /etc
+            self.netns_etc.mkdir(parents=True, exist_ok=True)
+            (self.netns_etc / "resolv.conf").write_text(text)
         private_etc = self.root / "private/etc"
         if private_etc.is_dir():
             (private_etc / "resolv.conf").unlink(missing_ok=True)
@@ -400,7 +401,8 @@ class LabHost:
             self.sshd.wait(timeout=10)
         sh("ip", "netns", "del", self.name, check=False)
         sh("ip", "link", "del", self.veth, check=False)
-        shutil.rmtree(self.netns_etc, ignore_errors=True)
+        with _mount_point_users():  # not while another lab host copies the machine's /etc
+            shutil.rmtree(self.netns_etc, ignore_errors=True)
         for path in (*self._made_dirs, *self._made_files):
             _release_mount_point(Path(path), self.root)
         if getattr(self, "root", None):
@@ -410,7 +412,8 @@ class LabHost:
 @contextlib.contextmanager
 def _mount_point_users():
     """The registry of mount points (``MOUNT_POINTS``), locked while it is read and written:
-    {path: [the root folder of each lab host using it]}."""
+    {path: [the root folder of each lab host using it]}. Its lock is also held while a lab host
+    copies a machine folder or changes the machine's /etc, so that neither happens mid-copy."""
     with open(f"{MOUNT_POINTS}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         users = _mount_points()

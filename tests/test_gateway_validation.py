@@ -378,3 +378,26 @@ def test_the_form_and_the_api_refuse_a_first_mailbox_without_a_good_password_ali
     assert response.status_code == 200
     assert response.context["form"].errors == refused
     assert not Domain.objects.filter(name=payload["name"]).exists()
+
+
+def test_a_refusal_of_a_field_the_page_does_not_ask_for_is_shown_above_the_form(
+    client, api, owner, world
+):
+    """alice forwards to postmaster@ of the domain about to be made: its standard aliases,
+    delivered to alice, would loop, and are refused for their destinations."""
+    _, url_name, url, payload = domain_payload(world)
+    alice = world["family"].mailboxes.get(local_part="alice")
+    Mailbox.objects.filter(pk=alice.pk).update(
+        forward_to=[f"postmaster@{payload['name']}"], forward_keep_copy=True
+    )
+    del payload["first_mailbox"], payload["first_mailbox_password"]
+    payload["aliases_to"] = alice.pk
+    refused = api(owner).post(url, payload, format="json")
+    assert refused.status_code == 400 and list(refused.json()["errors"]) == ["destinations"]
+    client.force_login(owner)
+    response = client.post(reverse(url_name), as_form_data(payload, Domain))
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert list(errors) == ["__all__"]
+    assert errors["__all__"] == refused.json()["errors"]["destinations"]
+    assert not Domain.objects.filter(name=payload["name"]).exists()

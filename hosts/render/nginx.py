@@ -14,7 +14,7 @@ files themselves are added by the zones app.
 It also answers mail programs that look for their settings (docs/mailbox-features.md, Client
 set-up): Thunderbird's ``GET /mail/config-v1.1.xml`` on ``autoconfig.<domain>`` (and
 ``/.well-known/autoconfig/mail/config-v1.1.xml`` on the domain) from
-``<root>/client-setup/ <domain>/config-v1.1.xml``, and Outlook's
+``<root>/client-setup/<domain>/config-v1.1.xml``, and Outlook's
 ``POST /autodiscover/autodiscover.xml`` on ``autodiscover.<domain>`` (or the domain): nginx takes
 the address out of the request body
 (only letters, digits and ``._+-`` in its local part, of a domain it serves), asks a loopback
